@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * `loupe` — headless jobs over the same engine the desktop app uses.
+ *
+ *   loupe serve   [--port 0] [--host 127.0.0.1] [--token T]   serve the workbench to a browser
+ *   loupe run     --model ID --dataset ID|PATH [--limit N] [--dtype float16|float32]
+ *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
+ *   loupe cancel  --run ID
+ *   loupe info | models | datasets | runs
+ *   loupe import-dataset PATH | import-model PATH
+ * Common: --data-dir DIR (default $LOUPE_DATA_DIR or ~/.local/share/loupe), --provider cpu|webgpu|cuda|…
+ */
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ExecutionProvider } from '../../src-shared/contract/domain.ts';
+import { LoupeError, toErrorPayload } from '../../src-shared/contract/errors.ts';
+import { dispatch } from '../engine/dispatcher.ts';
+import { Engine } from '../engine/engine.ts';
+import { RENDERER_DIST, RESOURCES_DIR, appVersion, defaultDataDir } from '../paths.ts';
+import { newToken } from '../server/security.ts';
+import { serve } from '../server/serve.ts';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    'data-dir': { type: 'string' },
+    provider: { type: 'string' },
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    token: { type: 'string' },
+    model: { type: 'string' },
+    dataset: { type: 'string' },
+    run: { type: 'string' },
+    limit: { type: 'string', default: '0' },
+    dtype: { type: 'string', default: 'float16' },
+  },
+});
+
+const [command = 'help', arg] = positionals;
+const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
+
+async function call(engine: Engine, method: string, params: unknown): Promise<unknown> {
+  const { response } = await dispatch(engine.handlers, { t: 'req', id: 1, method, params });
+  if (!response.ok) throw LoupeError.from(response.error);
+  return response.result;
+}
+
+async function main(): Promise<void> {
+  if (command === 'help') {
+    process.stdout.write('usage: loupe serve|run|resume|cancel|info|models|datasets|runs|import-dataset|import-model (see src-main/cli/loupe.ts)\n');
+    return;
+  }
+  const provider = values.provider ? ExecutionProvider.parse(values.provider) : undefined;
+  const engine = await Engine.start({ dataDir: values['data-dir'] ?? defaultDataDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: appVersion(), ...(provider && { provider }) });
+  // Progress goes to stdout as JSON lines, so scripts (and the kill-and-resume test) can follow a run.
+  engine.onEvent((name, payload) => {
+    if (command !== 'serve') print({ event: name, ...(payload as object) });
+  });
+  const stop = async () => {
+    await engine.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  switch (command) {
+    case 'serve': {
+      if (!existsSync(RENDERER_DIST)) throw new LoupeError('not-found', `the renderer is not built (${RENDERER_DIST}); run \`npm run build:renderer\` or \`npm start\``);
+      const s = await serve(engine, { host: values.host!, port: Number(values.port), token: values.token ?? newToken(), staticRoot: RENDERER_DIST });
+      process.stdout.write(`Loupe workbench: ${s.url}\n(execution provider: ${engine.compute.provider}; data: ${engine.options.dataDir})\n`);
+      return; // keep running
+    }
+    case 'run': {
+      if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe run needs --model and --dataset');
+      const datasetId = existsSync(values.dataset) ? engine.importDataset(values.dataset).id : values.dataset;
+      const run = (await call(engine, 'jobs/start', { kind: 'encode-images', modelId: values.model, datasetId, spec: { limit: Number(values.limit), storeDtype: values.dtype } })) as { id: string };
+      await engine.queue.drained();
+      print({ result: engine.store.runs.get(run.id) });
+      break;
+    }
+    case 'resume': {
+      if (values.run) await call(engine, 'jobs/resume', { runId: values.run });
+      await engine.queue.drained();
+      print({ result: engine.store.runs.list() });
+      break;
+    }
+    case 'cancel':
+      print(await call(engine, 'jobs/cancel', { runId: values.run }));
+      break;
+    case 'info':
+      print(await call(engine, 'app/info', {}));
+      break;
+    case 'models':
+      print(await call(engine, 'models/list', {}));
+      break;
+    case 'datasets':
+      print(await call(engine, 'datasets/list', {}));
+      break;
+    case 'runs':
+      print(await call(engine, 'runs/list', {}));
+      break;
+    case 'import-dataset':
+      print(await call(engine, 'datasets/import', { path: arg }));
+      break;
+    case 'import-model':
+      print(engine.importModel(String(arg)));
+      break;
+    default:
+      throw new LoupeError('bad-input', `unknown command "${command}"`);
+  }
+  await engine.close();
+}
+
+main().catch((e) => {
+  const p = toErrorPayload(e);
+  process.stderr.write(`loupe: ${p.code}: ${p.message}\n`);
+  process.exit(1);
+});

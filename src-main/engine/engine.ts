@@ -1,0 +1,107 @@
+/**
+ * The engine: store + compute worker + job queue behind the contract's handlers.
+ * It is host-agnostic — the Electron utility process and `loupe serve` both construct it
+ * and attach their transports to `dispatch` and `onEvent`.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
+import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { ComputeClient } from '../compute/compute-client.ts';
+import { EncodeImagesRunner } from '../jobs/encode-images.ts';
+import { JobQueue } from '../jobs/queue.ts';
+import { Store } from '../store/store.ts';
+import { fingerprintFolder } from '../util/hash.ts';
+import { readDatasetFolder } from './dataset-folder.ts';
+import { type Handlers, createHandlers } from './handlers.ts';
+import { openModelFolder } from './model-folder.ts';
+
+export interface EngineOptions {
+  dataDir: string;
+  /** Folder with `models/` and `datasets/` shipped with the app. */
+  resourcesDir: string;
+  host: 'electron' | 'server';
+  version: string;
+  provider?: ExecutionProvider;
+  /** Compiled worker location for bundled builds; defaults to the TS source. */
+  workerUrl?: URL;
+}
+
+type Listener = (name: EventName, payload: unknown) => void;
+
+export class Engine {
+  readonly store: Store;
+  readonly compute: ComputeClient;
+  readonly queue: JobQueue;
+  readonly handlers: Handlers;
+  readonly options: EngineOptions;
+  private readonly listeners = new Set<Listener>();
+
+  private constructor(options: EngineOptions) {
+    this.options = options;
+    this.store = new Store(options.dataDir);
+    this.compute = new ComputeClient(options.workerUrl);
+    this.queue = new JobQueue(this.store, { 'encode-images': new EncodeImagesRunner(this.store, this.compute) }, (n, p) => this.emit(n, p));
+    this.handlers = createHandlers(this);
+  }
+
+  static async start(options: EngineOptions): Promise<Engine> {
+    const engine = new Engine(options);
+    await engine.compute.init(options.provider);
+    engine.registerBundled();
+    engine.queue.resumeInterrupted();
+    return engine;
+  }
+
+  onEvent(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit<E extends EventName>(name: E, payload: EventPayload<E>): void {
+    for (const l of this.listeners) l(name, payload);
+  }
+
+  importModel(path: string, bundled = false) {
+    const folder = openModelFolder(resolve(path));
+    const hash = fingerprintFolder(folder.path);
+    const id = bundled ? folder.name : `${folder.name}-${hash.slice(0, 8)}`;
+    return this.store.models.upsert({ id, name: folder.name, family: folder.family, path: folder.path, hash, bundled, config: folder.config });
+  }
+
+  importDataset(path: string, bundled = false) {
+    const { root, manifest } = readDatasetFolder(resolve(path));
+    const hash = fingerprintFolder(root);
+    const name = basename(root);
+    const id = bundled ? name : `${name}-${hash.slice(0, 8)}`;
+    return this.store.datasets.put(id, root, hash, bundled, manifest);
+  }
+
+  /** Registers shipped models and datasets; a broken one is reported and skipped, not fatal. */
+  private registerBundled(): void {
+    const scan = (dir: string, marker: string, add: (p: string) => void) => {
+      if (!existsSync(dir)) return;
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (!e.isDirectory() || !existsSync(join(dir, e.name, marker))) continue;
+        try {
+          add(join(dir, e.name));
+        } catch (err) {
+          console.error(`loupe: skipping bundled ${join(dir, e.name)}: ${(err as Error).message}`);
+        }
+      }
+    };
+    scan(join(this.options.resourcesDir, 'models'), 'config.json', (p) => this.importModel(p, true));
+    scan(join(this.options.resourcesDir, 'datasets'), 'dataset.json', (p) => this.importDataset(p, true));
+  }
+
+  async close(): Promise<void> {
+    await this.queue.stop();
+    await this.compute.close();
+    this.store.close();
+  }
+}
+
+export function notFound(what: string): never {
+  throw new LoupeError('not-found', what);
+}

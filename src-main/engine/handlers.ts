@@ -1,0 +1,62 @@
+/** One handler per contract method, typed from `src-shared/contract/methods.ts`. */
+import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
+import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import type { Engine } from './engine.ts';
+
+/** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
+export interface WithTensor<R> {
+  result: R;
+  tensor: HostTensor;
+}
+
+export type Handlers = {
+  [M in MethodName]: (params: ParsedParamsOf<M>) => Promise<ResultOf<M> | WithTensor<ResultOf<M>>>;
+};
+
+export function createHandlers(engine: Engine): Handlers {
+  const { store, queue } = engine;
+  return {
+    'app/info': async () => ({
+      version: engine.options.version,
+      executionProvider: engine.compute.provider,
+      availableProviders: engine.compute.available,
+      dataDir: engine.options.dataDir,
+      host: engine.options.host,
+    }),
+    'models/list': async () => store.models.list(),
+    'datasets/list': async () => store.datasets.list(),
+    'datasets/items': async ({ datasetId, offset, limit }) => {
+      const info = store.datasets.get(datasetId);
+      const items = store.datasets.items(datasetId, offset, limit);
+      return { total: info.itemCount, items: items.map((i) => ({ id: i.id, prompt: i.prompt ?? null, answer: i.answer ?? null, images: i.images })) };
+    },
+    'datasets/import': async ({ path }) => engine.importDataset(path),
+    'jobs/start': async ({ kind, modelId, datasetId, name, spec }) => {
+      const model = store.models.get(modelId);
+      const dataset = store.datasets.get(datasetId);
+      const ids = store.datasets.items(datasetId, 0, spec.limit || dataset.itemCount || 1).map((i) => i.id);
+      const run = store.runs.create(
+        {
+          kind,
+          name: name ?? `${kind} · ${model.name} · ${dataset.name}`,
+          modelId,
+          datasetId,
+          spec,
+          provenance: { modelHash: model.hash, datasetHash: dataset.hash, executionProvider: engine.compute.provider, appVersion: engine.options.version },
+        },
+        ids,
+      );
+      return queue.enqueue(run.id);
+    },
+    'jobs/cancel': async ({ runId }) => queue.cancel(runId),
+    'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
+    'runs/list': async ({ status }) => store.runs.list(status),
+    'runs/get': async ({ runId }) => ({ run: store.runs.get(runId), results: store.runs.results(runId) }),
+    'tensors/get': async ({ tensorId }) => {
+      const meta = store.runs.tensor(tensorId);
+      const tensor = store.blobs.getTensors(meta.blob)[meta.name];
+      if (!tensor) throw new Error(`blob ${meta.blob} lacks tensor ${meta.name}`);
+      return { result: meta, tensor };
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * The job queue: runs execute one at a time, item by item, each item committed before the
+ * next starts. Cancel takes effect between items; resume (also after a crash) continues
+ * with the items still pending, so finished work is never redone.
+ */
+import type { JobKind, RunInfo } from '../../src-shared/contract/domain.ts';
+import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
+import type { Store } from '../store/store.ts';
+import type { JobRunner } from './job-runner.ts';
+import type { NewTensor } from '../store/repos/runs.ts';
+
+export type Emit = <E extends EventName>(name: E, payload: EventPayload<E>) => void;
+
+export class JobQueue {
+  private readonly store: Store;
+  private readonly runners: Record<JobKind, JobRunner>;
+  private readonly emit: Emit;
+  private readonly waiting: string[] = [];
+  private readonly cancelRequested = new Set<string>();
+  private current: string | null = null;
+  private idle: Promise<void> = Promise.resolve();
+  private wake: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(store: Store, runners: Record<JobKind, JobRunner>, emit: Emit) {
+    this.store = store;
+    this.runners = runners;
+    this.emit = emit;
+    this.idle = this.loop();
+  }
+
+  /** Re-queues runs a previous process left queued or running (it was killed or crashed). */
+  resumeInterrupted(): string[] {
+    const runs = [...this.store.runs.list('running'), ...this.store.runs.list('queued')].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const r of runs) this.enqueue(r.id);
+    return runs.map((r) => r.id);
+  }
+
+  enqueue(runId: string): RunInfo {
+    const run = this.store.runs.setStatus(runId, 'queued');
+    if (!this.waiting.includes(runId) && this.current !== runId) this.waiting.push(runId);
+    this.cancelRequested.delete(runId);
+    this.emit('job/state', run);
+    this.wake?.();
+    return run;
+  }
+
+  cancel(runId: string): RunInfo {
+    const run = this.store.runs.get(runId);
+    if (run.status === 'done' || run.status === 'cancelled' || run.status === 'failed') throw new LoupeError('conflict', `run ${runId} is already ${run.status}`);
+    const at = this.waiting.indexOf(runId);
+    if (at >= 0) this.waiting.splice(at, 1);
+    if (this.current === runId) {
+      this.cancelRequested.add(runId);
+      return run;
+    }
+    const cancelled = this.store.runs.setStatus(runId, 'cancelled');
+    this.emit('job/state', cancelled);
+    return cancelled;
+  }
+
+  snapshot(): { current: string | null; waiting: string[] } {
+    return { current: this.current, waiting: [...this.waiting] };
+  }
+
+  /** Stops after the current item; the run stays `running` in the store and resumes next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.idle;
+  }
+
+  /** Resolves when nothing is running or waiting. */
+  async drained(): Promise<void> {
+    while (this.current || this.waiting.length) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const next = this.waiting.shift();
+      if (!next) {
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = null;
+        continue;
+      }
+      this.current = next;
+      try {
+        await this.execute(next);
+      } finally {
+        this.current = null;
+      }
+    }
+  }
+
+  private async execute(runId: string): Promise<void> {
+    let run = this.store.runs.setStatus(runId, 'running');
+    this.emit('job/state', run);
+    const started = Date.now();
+    let processed = 0;
+    let prepared;
+    try {
+      prepared = await this.runners[run.kind].prepare(run);
+    } catch (e) {
+      this.emit('job/state', this.store.runs.setStatus(runId, 'failed', (e as Error).message));
+      return;
+    }
+    try {
+      for (const itemId of this.store.runs.pendingItems(runId)) {
+        if (this.stopped) return;
+        if (this.cancelRequested.delete(runId)) {
+          this.emit('job/state', this.store.runs.setStatus(runId, 'cancelled'));
+          return;
+        }
+        try {
+          const out = await prepared.processItem(itemId);
+          const tensors: NewTensor[] = [];
+          if (Object.keys(out.tensors).length) {
+            const blob = this.store.blobs.putTensors(out.tensors, { run: runId, item: itemId });
+            for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
+          }
+          this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
+        } catch (e) {
+          // Storage failures stop the run (retrying would fail the same way); item failures are recorded and skipped.
+          if (e instanceof LoupeError && e.code === 'storage') throw e;
+          this.store.runs.failItem(runId, itemId, (e as Error).message);
+        }
+        processed++;
+        run = this.store.runs.get(runId);
+        const rate = processed / (Date.now() - started);
+        const left = run.total - run.done - run.failed;
+        this.emit('job/progress', { runId, done: run.done, failed: run.failed, total: run.total, etaMs: rate > 0 ? Math.round(left / rate) : null, itemId });
+      }
+      this.emit('job/state', this.store.runs.setStatus(runId, 'done'));
+    } catch (e) {
+      this.emit('job/state', this.store.runs.setStatus(runId, 'failed', (e as Error).message));
+    } finally {
+      await prepared.dispose?.();
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Runs, their per-item ledger and results. The ledger (`run_items`) is what makes resume
+ * exact: an item's result, its tensors and its `done` mark are committed in one transaction,
+ * so after a crash every item is either fully saved or still pending — never half.
+ */
+import { randomUUID } from 'node:crypto';
+import type { JobKind, RunInfo, RunResult, RunStatus, TensorMeta } from '../../../src-shared/contract/domain.ts';
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import { type Db, json, now } from '../database.ts';
+
+interface Row {
+  id: string;
+  kind: string;
+  name: string;
+  status: string;
+  model_id: string;
+  dataset_id: string;
+  spec: string;
+  provenance: string;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+  total: number;
+  done: number;
+  failed: number;
+}
+
+const SELECT = `SELECT r.*,
+  (SELECT COUNT(*) FROM run_items x WHERE x.run_id = r.id) AS total,
+  (SELECT COUNT(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'done') AS done,
+  (SELECT COUNT(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'failed') AS failed
+  FROM runs r`;
+
+const toInfo = (r: Row): RunInfo => ({
+  id: r.id,
+  kind: r.kind as JobKind,
+  name: r.name,
+  status: r.status as RunStatus,
+  modelId: r.model_id,
+  datasetId: r.dataset_id,
+  spec: json(r.spec),
+  provenance: json(r.provenance),
+  total: r.total,
+  done: r.done,
+  failed: r.failed,
+  error: r.error,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export interface NewTensor {
+  name: string;
+  dtype: TensorMeta['dtype'];
+  shape: number[];
+  blob: string;
+}
+
+export class RunsRepo {
+  private readonly db: Db;
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  create(run: Pick<RunInfo, 'kind' | 'name' | 'modelId' | 'datasetId' | 'spec' | 'provenance'>, itemIds: string[]): RunInfo {
+    const id = `run-${now().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+    const insertItem = this.db.prepare(`INSERT INTO run_items (run_id, item_id, ord, status) VALUES (?, ?, ?, 'pending')`);
+    this.db.transaction(() => {
+      const t = now();
+      this.db
+        .prepare(`INSERT INTO runs (id, kind, name, status, model_id, dataset_id, spec, provenance, created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`)
+        .run(id, run.kind, run.name, run.modelId, run.datasetId, JSON.stringify(run.spec), JSON.stringify(run.provenance), t, t);
+      itemIds.forEach((item, ord) => insertItem.run(id, item, ord));
+    })();
+    return this.get(id);
+  }
+
+  get(id: string): RunInfo {
+    const row = this.db.prepare(`${SELECT} WHERE r.id = ?`).get(id) as Row | undefined;
+    if (!row) throw new LoupeError('not-found', `no run with id ${id}`);
+    return toInfo(row);
+  }
+
+  list(status?: RunStatus): RunInfo[] {
+    const rows = status ? this.db.prepare(`${SELECT} WHERE r.status = ? ORDER BY r.created_at DESC`).all(status) : this.db.prepare(`${SELECT} ORDER BY r.created_at DESC`).all();
+    return (rows as Row[]).map(toInfo);
+  }
+
+  setStatus(id: string, status: RunStatus, error: string | null = null): RunInfo {
+    this.db.prepare('UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?').run(status, error, now(), id);
+    return this.get(id);
+  }
+
+  pendingItems(runId: string): string[] {
+    return (this.db.prepare(`SELECT item_id FROM run_items WHERE run_id = ? AND status = 'pending' ORDER BY ord`).all(runId) as { item_id: string }[]).map((r) => r.item_id);
+  }
+
+  /** Result, tensors and the done mark in one transaction. */
+  completeItem(runId: string, itemId: string, result: { metrics: Record<string, number>; values: Record<string, unknown> }, tensors: NewTensor[]): void {
+    const insertTensor = this.db.prepare('INSERT INTO tensors (id, run_id, item_id, name, dtype, shape, blob, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    this.db.transaction(() => {
+      const t = now();
+      this.db.prepare('INSERT OR REPLACE INTO results (run_id, item_id, metrics, value) VALUES (?, ?, ?, ?)').run(runId, itemId, JSON.stringify(result.metrics), JSON.stringify(result.values));
+      this.db.prepare('DELETE FROM tensors WHERE run_id = ? AND item_id = ?').run(runId, itemId);
+      for (const x of tensors) insertTensor.run(`t-${randomUUID()}`, runId, itemId, x.name, x.dtype, JSON.stringify(x.shape), x.blob, t);
+      this.db.prepare(`UPDATE run_items SET status = 'done', attempts = attempts + 1, finished_at = ?, error = NULL WHERE run_id = ? AND item_id = ?`).run(t, runId, itemId);
+      this.db.prepare('UPDATE runs SET updated_at = ? WHERE id = ?').run(t, runId);
+    })();
+  }
+
+  failItem(runId: string, itemId: string, error: string): void {
+    this.db.prepare(`UPDATE run_items SET status = 'failed', attempts = attempts + 1, finished_at = ?, error = ? WHERE run_id = ? AND item_id = ?`).run(now(), error, runId, itemId);
+  }
+
+  results(runId: string): RunResult[] {
+    const rows = this.db
+      .prepare('SELECT r.item_id, r.metrics, r.value FROM results r JOIN run_items i ON i.run_id = r.run_id AND i.item_id = r.item_id WHERE r.run_id = ? ORDER BY i.ord')
+      .all(runId) as { item_id: string; metrics: string; value: string }[];
+    const tensors = this.db.prepare('SELECT * FROM tensors WHERE run_id = ? AND item_id = ? ORDER BY name');
+    return rows.map((r) => ({
+      itemId: r.item_id,
+      metrics: json(r.metrics),
+      values: json(r.value),
+      tensors: (tensors.all(runId, r.item_id) as TensorRow[]).map(toTensorMeta),
+    }));
+  }
+
+  /** Finish timestamps per item, used by tests to prove resumed runs did not redo work. */
+  itemLedger(runId: string): { itemId: string; status: string; attempts: number; finishedAt: string | null }[] {
+    return (this.db.prepare('SELECT item_id, status, attempts, finished_at FROM run_items WHERE run_id = ? ORDER BY ord').all(runId) as {
+      item_id: string;
+      status: string;
+      attempts: number;
+      finished_at: string | null;
+    }[]).map((r) => ({ itemId: r.item_id, status: r.status, attempts: r.attempts, finishedAt: r.finished_at }));
+  }
+
+  tensor(id: string): TensorMeta {
+    const row = this.db.prepare('SELECT * FROM tensors WHERE id = ?').get(id) as TensorRow | undefined;
+    if (!row) throw new LoupeError('not-found', `no tensor with id ${id}`);
+    return toTensorMeta(row);
+  }
+}
+
+interface TensorRow {
+  id: string;
+  run_id: string | null;
+  item_id: string | null;
+  name: string;
+  dtype: string;
+  shape: string;
+  blob: string;
+}
+
+const toTensorMeta = (r: TensorRow): TensorMeta => ({ id: r.id, runId: r.run_id, itemId: r.item_id, name: r.name, dtype: r.dtype as TensorMeta['dtype'], shape: json(r.shape), blob: r.blob });

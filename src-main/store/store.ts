@@ -1,0 +1,27 @@
+/** The store facade: one database, one blob folder, the repositories over them. */
+import { join } from 'node:path';
+import { BlobStore } from './blob-store.ts';
+import { type Db, openDatabase } from './database.ts';
+import { DatasetsRepo } from './repos/datasets.ts';
+import { ModelsRepo } from './repos/models.ts';
+import { RunsRepo } from './repos/runs.ts';
+
+export class Store {
+  readonly db: Db;
+  readonly blobs: BlobStore;
+  readonly models: ModelsRepo;
+  readonly datasets: DatasetsRepo;
+  readonly runs: RunsRepo;
+
+  constructor(dataDir: string) {
+    this.db = openDatabase(join(dataDir, 'loupe.sqlite'));
+    this.blobs = new BlobStore(join(dataDir, 'blobs'));
+    this.models = new ModelsRepo(this.db);
+    this.datasets = new DatasetsRepo(this.db);
+    this.runs = new RunsRepo(this.db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

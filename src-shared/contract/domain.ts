@@ -1,0 +1,78 @@
+/** Domain records the engine returns: models, datasets, runs, tensors. Plain data, schema-checked. */
+import { z } from 'zod';
+
+export const Id = z.string().min(1).max(200);
+
+export const ExecutionProvider = z.enum(['cuda', 'webgpu', 'dml', 'coreml', 'cpu']);
+export type ExecutionProvider = z.infer<typeof ExecutionProvider>;
+
+export const ModelInfo = z.object({
+  id: Id,
+  name: z.string(),
+  family: z.string(),
+  path: z.string(),
+  /** Content hash of the model files, recorded with every run for reproducibility. */
+  hash: z.string(),
+  bundled: z.boolean(),
+  addedAt: z.string(),
+  config: z.record(z.string(), z.unknown()),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const DatasetInfo = z.object({
+  id: Id,
+  name: z.string(),
+  task: z.string(),
+  description: z.string(),
+  path: z.string(),
+  hash: z.string(),
+  itemCount: z.number().int().nonnegative(),
+  bundled: z.boolean(),
+  addedAt: z.string(),
+});
+export type DatasetInfo = z.infer<typeof DatasetInfo>;
+
+export const RunStatus = z.enum(['queued', 'running', 'paused', 'cancelled', 'failed', 'done']);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+export const JobKind = z.enum(['encode-images']);
+export type JobKind = z.infer<typeof JobKind>;
+
+export const RunInfo = z.object({
+  id: Id,
+  kind: JobKind,
+  name: z.string(),
+  status: RunStatus,
+  modelId: Id,
+  datasetId: Id,
+  spec: z.record(z.string(), z.unknown()),
+  /** What reproduces the run: model and dataset hashes, provider, app version. */
+  provenance: z.object({ modelHash: z.string(), datasetHash: z.string(), executionProvider: z.string(), appVersion: z.string() }),
+  total: z.number().int().nonnegative(),
+  done: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  error: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type RunInfo = z.infer<typeof RunInfo>;
+
+export const TensorMeta = z.object({
+  id: Id,
+  runId: Id.nullable(),
+  itemId: z.string().nullable(),
+  name: z.string(),
+  dtype: z.enum(['float32', 'float16', 'int64', 'int32', 'uint8', 'bool']),
+  shape: z.array(z.number().int().nonnegative()),
+  /** sha256 of the safetensors blob that holds it. */
+  blob: z.string(),
+});
+export type TensorMeta = z.infer<typeof TensorMeta>;
+
+export const RunResult = z.object({
+  itemId: z.string(),
+  metrics: z.record(z.string(), z.number()),
+  values: z.record(z.string(), z.unknown()),
+  tensors: z.array(TensorMeta),
+});
+export type RunResult = z.infer<typeof RunResult>;

@@ -1,0 +1,16 @@
+/** Events the engine pushes to every connected client. */
+import { z } from 'zod';
+import { Id, RunInfo } from './domain.ts';
+
+export const events = {
+  /** Per-item progress of a running job; `etaMs` is null until there is a rate to extrapolate. */
+  'job/progress': z.object({ runId: Id, done: z.number().int(), failed: z.number().int(), total: z.number().int(), etaMs: z.number().nullable(), itemId: z.string().nullable() }),
+  /** A run changed status (queued → running → done/cancelled/failed). */
+  'job/state': RunInfo,
+  /** The engine process died and was restarted; in-flight requests failed, runs resume. */
+  'engine/restarted': z.object({ reason: z.string(), restarts: z.number().int() }),
+} as const;
+
+export type Events = typeof events;
+export type EventName = keyof Events;
+export type EventPayload<E extends EventName> = z.output<Events[E]>;
