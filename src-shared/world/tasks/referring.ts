@@ -1,0 +1,95 @@
+/**
+ * referring: four objects carry letter markers; "which marker is on {expression} ?" → the letter
+ * on the referred object. The expression and the referred object's visible box are the grounding
+ * ground truth (expression → box); the letters make it a four-choice question a VLM can answer.
+ */
+import { COLOURS, SHAPES, type Colour, type Shape } from '../attributes.ts';
+import { LETTERS } from '../markers.ts';
+import { render } from '../raster.ts';
+import { expressionText, resolveExpression, type Expression } from '../refer.ts';
+import type { Rng } from '../rng.ts';
+import { sampleScene, type ObjectSpec } from '../sample.ts';
+import { boxLabel, classLabel, describeScene, pickOnObject, pointLabel, visibleBox, withMarks, type Mark, type Pixel } from './common.ts';
+import type { TaskContext, TaskDef, TaskItem } from './types.ts';
+
+const OBJECTS = 4;
+
+function otherPair(rng: Rng, c: Colour, s: Shape): ObjectSpec {
+  for (;;) {
+    const colour = rng.pick(COLOURS);
+    const shape = rng.pick(SHAPES);
+    if (colour !== c || shape !== s) return { colour, shape };
+  }
+}
+
+/** Specs (target first) and the expression meant to pick the target. */
+function plan(rng: Rng): { specs: ObjectSpec[]; expression: Expression } {
+  const kind = rng.pick(['colour-shape', 'size', 'position'] as const);
+  const c = rng.pick(COLOURS);
+  const s = rng.pick(SHAPES);
+  if (kind === 'colour-shape') {
+    const specs: ObjectSpec[] = [{ colour: c, shape: s }];
+    while (specs.length < OBJECTS) specs.push(otherPair(rng, c, s));
+    return { specs, expression: { kind, colour: c, shape: s } };
+  }
+  if (kind === 'size') {
+    const size = rng.pick(['small', 'large'] as const);
+    const big: ObjectSpec = { colour: c, shape: s, size: [10, 12], z: [0, 0.4] };
+    const small: ObjectSpec = { colour: c, shape: s, size: [6.5, 8], z: [0.4, 1] };
+    const specs = size === 'large' ? [big, small] : [small, big];
+    while (specs.length < OBJECTS) specs.push(otherPair(rng, c, s));
+    return { specs, expression: { kind, size, colour: c, shape: s } };
+  }
+  const side = rng.pick(['leftmost', 'rightmost'] as const);
+  const same = rng.int(1, 2);
+  const specs: ObjectSpec[] = [{ shape: s, x: side === 'leftmost' ? [0, 30] : [34, 64] }];
+  for (let i = 0; i < same; i++) specs.push({ shape: s });
+  while (specs.length < OBJECTS) specs.push({ shapes: SHAPES.filter((x) => x !== s) });
+  return { specs, expression: { kind, side, shape: s } };
+}
+
+export const referring: TaskDef = {
+  name: 'referring',
+  description: 'Four lettered objects; which letter marks the object the expression refers to? (expression → box ground truth)',
+  choices: LETTERS,
+  imagesPerItem: 1,
+  generate({ rng, answer }: TaskContext): TaskItem {
+    for (;;) {
+      const { specs, expression } = plan(rng);
+      const order = rng.shuffled([...specs.keys()]);
+      const scene = sampleScene(
+        rng,
+        order.map((k) => specs[k]!),
+        { minVisible: 0.6 },
+      );
+      const targetId = order.indexOf(0) + 1;
+      if (resolveExpression(scene, expression) !== targetId) continue;
+      const clean = render(scene);
+      // Letters: the answer letter on the target, the rest on the other objects in random order.
+      const others = rng.shuffled(scene.objects.map((o) => o.id).filter((id) => id !== targetId));
+      const marks: Mark[] = [];
+      const taken: Pixel[] = [];
+      let ok = true;
+      for (const letter of LETTERS) {
+        const id = letter === answer ? targetId : others.shift()!;
+        const at = pickOnObject(rng, clean, id, letter, taken, 6);
+        if (!at) {
+          ok = false;
+          break;
+        }
+        taken.push(at);
+        marks.push({ at, kind: letter });
+      }
+      if (!ok) continue;
+      const text = expressionText(expression);
+      return {
+        prompt: `which marker is on ${text} ?`,
+        answer,
+        images: [withMarks(clean, marks)],
+        labels: [boxLabel(0, visibleBox(clean, targetId), text), ...marks.map((m) => pointLabel(0, m.at, m.kind)), classLabel(answer)],
+        maskIds: [[targetId]],
+        meta: { expression: text, expressionKind: expression.kind, targetId, objects: describeScene(scene, clean) },
+      };
+    }
+  },
+};
