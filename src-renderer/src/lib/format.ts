@@ -1,0 +1,14 @@
+/** Small display helpers shared by views. */
+export function duration(ms: number | null): string {
+  if (ms === null) return '—';
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${s % 60}s`;
+}
+
+export function shortHash(hash: string): string {
+  return hash.slice(0, 10);
+}
+
+export function when(iso: string): string {
+  return new Date(iso).toLocaleString();
+}

@@ -1,0 +1,13 @@
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+/** The renderer alone, for `loupe serve` and browser tests (Electron builds it through electron.vite.config.ts). */
+export const rendererConfig = {
+  root: fileURLToPath(new URL('./src-renderer', import.meta.url)),
+  base: './',
+  plugins: [svelte()],
+  build: { outDir: fileURLToPath(new URL('./out/renderer', import.meta.url)), emptyOutDir: true },
+};
+
+export default defineConfig(rendererConfig);
