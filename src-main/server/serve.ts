@@ -3,7 +3,7 @@
  * unchanged renderer runs in any browser (tests here; a remote GPU box for users).
  * JSON control messages are text frames; tensors are binary frames (never JSON).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
@@ -28,7 +28,7 @@ export interface RunningServer {
 
 const MAX_BODY = 1 << 20;
 
-function refuse(res: import('node:http').ServerResponse, status: number, message: string): void {
+function refuse(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: new LoupeError('invalid-message', message).toPayload() }));
 }
 
