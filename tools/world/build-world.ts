@@ -181,6 +181,8 @@ function shippedReadme(o: Options, summaries: TaskSummary[]): string {
 function main(): void {
   const o = parseOptions(process.argv.slice(2));
   mkdirSync(o.out, { recursive: true });
+  // Ignore the corpus before writing it, so a half-written corpus is never picked up by git.
+  if (o.corpus) writeFileSync(join(o.out, '.gitignore'), '*\n');
   const summaries: TaskSummary[] = [];
   for (const task of o.tasks) {
     const s = buildTask(task, o);
@@ -189,7 +191,6 @@ function main(): void {
   }
   writeFileSync(join(o.out, 'vocabulary.json'), vocabularyJson());
   if (o.corpus) {
-    writeFileSync(join(o.out, '.gitignore'), '*\n');
     const corpus = {
       generator: 'loupe-world',
       seed: o.seed,
