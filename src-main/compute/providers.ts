@@ -17,6 +17,8 @@ export function compiledProviders(): ExecutionProvider[] {
   const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
   const out = PREFERENCE.filter((p) => listed.has(p));
   if (out.includes('cuda') && !cudaLibrariesPresent()) out.splice(out.indexOf('cuda'), 1);
+  // Dawn reaches the GPU through Vulkan on Linux; without the loader it can only fail (noisily).
+  if (out.includes('webgpu') && process.platform === 'linux' && !vulkanLoaderPresent()) out.splice(out.indexOf('webgpu'), 1);
   if (!out.includes('cpu')) out.push('cpu');
   return out;
 }
@@ -24,6 +26,11 @@ export function compiledProviders(): ExecutionProvider[] {
 function cudaLibrariesPresent(): boolean {
   const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
   return existsSync(join(pkg, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
+}
+
+function vulkanLoaderPresent(): boolean {
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+  return dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')));
 }
 
 /** Creates a probe session on each candidate in order and returns those that work. */

@@ -116,7 +116,8 @@ export class JobQueue {
           const out = await prepared.processItem(itemId);
           const tensors: NewTensor[] = [];
           if (Object.keys(out.tensors).length) {
-            const blob = this.store.blobs.putTensors(out.tensors, { run: runId, item: itemId });
+            // No run id in the blob: identical captures must hash identically (dedupe, and resumed runs equal fresh ones).
+            const blob = this.store.blobs.putTensors(out.tensors);
             for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
           }
           this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
