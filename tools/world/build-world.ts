@@ -8,7 +8,7 @@
  * the second a large corpus for tools/micro-vlm with raw uint8 arrays beside the dataset files.
  * Layout and formats: tools/world/README.md.
  */
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DatasetManifest, type DatasetItem } from '../../src-shared/dataset/format.ts';
@@ -178,6 +178,24 @@ function shippedReadme(o: Options, summaries: TaskSummary[]): string {
   ].join('\n');
 }
 
+/**
+ * Task entries of corpus.json: a `--tasks` subset rebuild replaces only its own entries and keeps
+ * the others already in DIR, so the index always describes every task folder present.
+ */
+function mergeTasks(path: string, fresh: Omit<TaskSummary, 'ms'>[]): Omit<TaskSummary, 'ms'>[] {
+  let old: Omit<TaskSummary, 'ms'>[] = [];
+  if (existsSync(path)) {
+    try {
+      old = (JSON.parse(readFileSync(path, 'utf8')) as { tasks?: Omit<TaskSummary, 'ms'>[] }).tasks ?? [];
+    } catch {
+      old = [];
+    }
+  }
+  const byName = new Map(old.map((t) => [t.task, t]));
+  for (const t of fresh) byName.set(t.task, t);
+  return TASKS.map((t) => byName.get(t.name)).filter((t) => t !== undefined);
+}
+
 function main(): void {
   const o = parseOptions(process.argv.slice(2));
   mkdirSync(o.out, { recursive: true });
@@ -197,7 +215,7 @@ function main(): void {
       command: commandLine(o),
       image: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 },
       files: { images: 'images.u8 uint8 [rows,64,64,3]', masks: 'masks.u8 uint8 [rows,64,64]', items: 'items.jsonl' },
-      tasks: summaries.map(({ ms: _ms, ...s }) => s),
+      tasks: mergeTasks(join(o.out, 'corpus.json'), summaries.map(({ ms: _ms, ...s }) => s)),
     };
     writeFileSync(join(o.out, 'corpus.json'), `${JSON.stringify(corpus, null, 2)}\n`);
   } else if (o.tasks.length === TASKS.length) {
