@@ -1,4 +1,9 @@
-/** The engine's handle on the compute worker: typed calls, transferable tensors, crash detection. */
+/**
+ * The engine's handle on the compute worker: typed calls, transferable tensors, and
+ * supervision — if the worker dies (a native crash in ORT, out of memory), pending calls
+ * fail with `engine-crashed`, a fresh worker is started with the same provider and
+ * sessions, and `onRestart` tells the engine (which tells the UI).
+ */
 import { Worker } from 'node:worker_threads';
 import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
@@ -9,44 +14,81 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export class ComputeClient {
-  private readonly worker: Worker;
+  private worker!: Worker;
+  private ready: Promise<void> = Promise.resolve();
   private readonly pending = new Map<number, Pending>();
+  /** Sessions to reload into a restarted worker. */
+  private readonly sessions = new Map<string, string>();
+  private readonly workerUrl: URL;
   private nextId = 1;
+  private closing = false;
+  private override: ExecutionProvider | undefined;
+  restarts = 0;
   provider: ExecutionProvider = 'cpu';
   available: ExecutionProvider[] = ['cpu'];
+  onRestart: (reason: string, restarts: number) => void = () => {};
 
   /** `workerUrl` lets a bundled build (Electron) point at its compiled worker file. */
   constructor(workerUrl: URL = new URL('./worker.ts', import.meta.url)) {
-    this.worker = new Worker(workerUrl);
-    this.worker.on('message', (m: ComputeResponse) => {
+    this.workerUrl = workerUrl;
+    this.spawn();
+  }
+
+  async init(override?: ExecutionProvider): Promise<void> {
+    this.override = override;
+    const r = (await this.send(override ? { op: 'init', override } : { op: 'init' })) as { provider: ExecutionProvider; available: ExecutionProvider[] };
+    this.provider = r.provider;
+    this.available = r.available;
+  }
+
+  async load(key: string, path: string): Promise<SessionInfo> {
+    await this.ready;
+    const info = (await this.send({ op: 'load', key, path })) as SessionInfo;
+    this.sessions.set(key, path);
+    return info;
+  }
+
+  async run(key: string, feeds: Record<string, HostTensor>, fetches?: string[]): Promise<Record<string, HostTensor>> {
+    await this.ready;
+    // Feeds are transferred, not copied: callers must not reuse their buffers afterwards.
+    const transfer = Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer);
+    return this.send(fetches ? { op: 'run', key, feeds, fetches } : { op: 'run', key, feeds }, transfer) as Promise<Record<string, HostTensor>>;
+  }
+
+  /** Replaces the worker (also what happens after a crash); sessions are reloaded. */
+  async restart(): Promise<void> {
+    await this.worker.terminate();
+    await this.ready;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
+
+  private spawn(): void {
+    const worker = new Worker(this.workerUrl);
+    worker.on('message', (m: ComputeResponse) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
       if (m.ok) p.resolve(m.result);
       else p.reject(new LoupeError('internal', m.error.message));
     });
-    this.worker.on('error', (e) => this.failAll(`compute worker crashed: ${e.message}`));
-    this.worker.on('exit', (code) => this.failAll(`compute worker exited with code ${code}`));
+    worker.on('error', (e) => this.failAll(`compute worker crashed: ${e.message}`));
+    worker.on('exit', (code) => {
+      this.failAll(`compute worker exited with code ${code}`);
+      if (this.closing) return;
+      this.restarts++;
+      this.spawn();
+      this.ready = this.revive().then(() => this.onRestart(`compute worker exited with code ${code}`, this.restarts));
+    });
+    this.worker = worker;
   }
 
-  async init(override?: ExecutionProvider): Promise<void> {
-    const r = (await this.send(override ? { op: 'init', override } : { op: 'init' })) as { provider: ExecutionProvider; available: ExecutionProvider[] };
-    this.provider = r.provider;
-    this.available = r.available;
-  }
-
-  load(key: string, path: string): Promise<SessionInfo> {
-    return this.send({ op: 'load', key, path }) as Promise<SessionInfo>;
-  }
-
-  run(key: string, feeds: Record<string, HostTensor>, fetches?: string[]): Promise<Record<string, HostTensor>> {
-    // Feeds are transferred, not copied: callers must not reuse their buffers afterwards.
-    const transfer = Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer);
-    return this.send(fetches ? { op: 'run', key, feeds, fetches } : { op: 'run', key, feeds }, transfer) as Promise<Record<string, HostTensor>>;
-  }
-
-  async close(): Promise<void> {
-    await this.worker.terminate();
+  private async revive(): Promise<void> {
+    await this.init(this.override);
+    for (const [key, path] of this.sessions) await this.send({ op: 'load', key, path });
   }
 
   private send(req: DistributiveOmit<ComputeRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<unknown> {

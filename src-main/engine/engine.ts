@@ -44,6 +44,7 @@ export class Engine {
     this.compute = new ComputeClient(options.workerUrl);
     this.queue = new JobQueue(this.store, { 'encode-images': new EncodeImagesRunner(this.store, this.compute) }, (n, p) => this.emit(n, p));
     this.handlers = createHandlers(this);
+    this.compute.onRestart = (reason, restarts) => this.emit('engine/restarted', { reason, restarts });
   }
 
   static async start(options: EngineOptions): Promise<Engine> {

@@ -7,7 +7,7 @@ import type { JobKind, RunInfo } from '../../src-shared/contract/domain.ts';
 import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { Store } from '../store/store.ts';
-import type { JobRunner } from './job-runner.ts';
+import type { JobRunner, PreparedRun } from './job-runner.ts';
 import type { NewTensor } from '../store/repos/runs.ts';
 
 export type Emit = <E extends EventName>(name: E, payload: EventPayload<E>) => void;
@@ -93,12 +93,23 @@ export class JobQueue {
     }
   }
 
+  private async processOne(runId: string, itemId: string, prepared: PreparedRun): Promise<void> {
+    const out = await prepared.processItem(itemId);
+    const tensors: NewTensor[] = [];
+    if (Object.keys(out.tensors).length) {
+      // No run id in the blob: identical captures must hash identically (dedupe, and resumed runs equal fresh ones).
+      const blob = this.store.blobs.putTensors(out.tensors);
+      for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
+    }
+    this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
+  }
+
   private async execute(runId: string): Promise<void> {
     let run = this.store.runs.setStatus(runId, 'running');
     this.emit('job/state', run);
     const started = Date.now();
     let processed = 0;
-    let prepared;
+    let prepared: PreparedRun;
     try {
       prepared = await this.runners[run.kind].prepare(run);
     } catch (e) {
@@ -112,19 +123,18 @@ export class JobQueue {
           this.emit('job/state', this.store.runs.setStatus(runId, 'cancelled'));
           return;
         }
-        try {
-          const out = await prepared.processItem(itemId);
-          const tensors: NewTensor[] = [];
-          if (Object.keys(out.tensors).length) {
-            // No run id in the blob: identical captures must hash identically (dedupe, and resumed runs equal fresh ones).
-            const blob = this.store.blobs.putTensors(out.tensors);
-            for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.processOne(runId, itemId, prepared);
+            break;
+          } catch (e) {
+            // The compute worker died under this item: it is restarted by ComputeClient; try the item again once.
+            if (e instanceof LoupeError && e.code === 'engine-crashed' && attempt < 2) continue;
+            // Storage failures stop the run (retrying would fail the same way); item failures are recorded and skipped.
+            if (e instanceof LoupeError && e.code === 'storage') throw e;
+            this.store.runs.failItem(runId, itemId, (e as Error).message);
+            break;
           }
-          this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
-        } catch (e) {
-          // Storage failures stop the run (retrying would fail the same way); item failures are recorded and skipped.
-          if (e instanceof LoupeError && e.code === 'storage') throw e;
-          this.store.runs.failItem(runId, itemId, (e as Error).message);
         }
         processed++;
         run = this.store.runs.get(runId);

@@ -28,6 +28,7 @@ export class Workbench {
       this.progressEvents++;
     });
     client.on('job/state', (run) => this.upsertRun(run));
+    client.on('engine/restarted', (r) => (this.error = `engine-crashed: ${r.reason}; restarted (${r.restarts}×), interrupted items are retried`));
   }
 
   get running(): RunInfo[] {
