@@ -22,3 +22,15 @@ export const BRIDGE_CHANNELS = {
 /** The custom scheme the desktop app serves its renderer from (never file://). */
 export const APP_SCHEME = 'loupe';
 export const APP_ORIGIN = `${APP_SCHEME}://app`;
+
+/** True only for URLs of our own app origin (parsed, never prefix-matched: `loupe://app.evil` must fail). */
+export function isAppUrl(raw: string): boolean {
+  try {
+    // Compare scheme and host, not `.origin`: WHATWG URL (Node, Electron main) reports the
+    // origin of a non-special scheme as "null", so an origin check would refuse everything.
+    const url = new URL(raw);
+    return url.protocol === `${APP_SCHEME}:` && url.host === 'app';
+  } catch {
+    return false;
+  }
+}

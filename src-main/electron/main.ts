@@ -4,10 +4,10 @@
  */
 import { app, ipcMain } from 'electron';
 import { join } from 'node:path';
-import { BRIDGE_CHANNELS } from '../../src-shared/bridge.ts';
+import { BRIDGE_CHANNELS, isAppUrl } from '../../src-shared/bridge.ts';
 import { EngineSupervisor } from './engine-supervisor.ts';
 import { registerSchemeAsPrivileged, serveRenderer } from './protocol.ts';
-import { createMainWindow, denyAllPermissions, isAppUrl } from './window.ts';
+import { createMainWindow, denyAllPermissions } from './window.ts';
 
 registerSchemeAsPrivileged();
 

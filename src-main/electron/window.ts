@@ -1,14 +1,6 @@
 /** The window factory: every window gets the same locked-down defaults. */
 import { BrowserWindow, session, shell } from 'electron';
-import { APP_ORIGIN } from '../../src-shared/bridge.ts';
-
-export function isAppUrl(raw: string): boolean {
-  try {
-    return new URL(raw).origin === APP_ORIGIN;
-  } catch {
-    return false;
-  }
-}
+import { APP_ORIGIN, isAppUrl } from '../../src-shared/bridge.ts';
 
 export function createMainWindow(preload: string): BrowserWindow {
   const win = new BrowserWindow({
