@@ -9,6 +9,7 @@ import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeRequest, ComputeResponse, SessionInfo } from './protocol.ts';
+import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './vlm/types.ts';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -19,6 +20,7 @@ export class ComputeClient {
   private readonly pending = new Map<number, Pending>();
   /** Sessions to reload into a restarted worker. */
   private readonly sessions = new Map<string, string>();
+  private readonly vlms = new Map<string, VlmOpenRequest>();
   private readonly workerUrl: URL;
   private nextId = 1;
   private closing = false;
@@ -55,6 +57,18 @@ export class ComputeClient {
     return this.send(fetches ? { op: 'run', key, feeds, fetches } : { op: 'run', key, feeds }, transfer) as Promise<Record<string, HostTensor>>;
   }
 
+  async openVlm(open: VlmOpenRequest): Promise<void> {
+    await this.ready;
+    await this.send({ op: 'vlm-open', ...open });
+    this.vlms.set(open.key, open);
+  }
+
+  async runVlm(request: VlmRunRequest): Promise<VlmRunResult> {
+    await this.ready;
+    const transfer = [request.inputIds.data.buffer as ArrayBuffer, ...(request.pixelValues ? [request.pixelValues.data.buffer as ArrayBuffer] : [])];
+    return this.send({ op: 'vlm-run', ...request }, transfer) as Promise<VlmRunResult>;
+  }
+
   /** Replaces the worker (also what happens after a crash); sessions are reloaded. */
   async restart(): Promise<void> {
     await this.worker.terminate();
@@ -89,6 +103,7 @@ export class ComputeClient {
   private async revive(): Promise<void> {
     await this.init(this.override);
     for (const [key, path] of this.sessions) await this.send({ op: 'load', key, path });
+    for (const open of this.vlms.values()) await this.send({ op: 'vlm-open', ...open });
   }
 
   private send(req: DistributiveOmit<ComputeRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<unknown> {

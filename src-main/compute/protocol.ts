@@ -1,12 +1,15 @@
 /** Messages between the engine and its compute worker thread (ORT lives only there). */
 import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './vlm/types.ts';
 
 export type ComputeRequest =
   | { id: number; op: 'init'; override?: ExecutionProvider }
   | { id: number; op: 'load'; key: string; path: string }
   | { id: number; op: 'run'; key: string; feeds: Record<string, HostTensor>; fetches?: string[] }
-  | { id: number; op: 'release'; key: string };
+  | { id: number; op: 'release'; key: string }
+  | ({ id: number; op: 'vlm-open' } & VlmOpenRequest)
+  | ({ id: number; op: 'vlm-run' } & VlmRunRequest);
 
 export interface SessionInfo {
   inputs: { name: string; dtype: string; shape: (number | string)[] }[];
@@ -17,6 +20,7 @@ export type ComputeResult =
   | { provider: ExecutionProvider; available: ExecutionProvider[] }
   | SessionInfo
   | Record<string, HostTensor>
+  | VlmRunResult
   | null;
 
 export type ComputeResponse = { id: number; ok: true; result: ComputeResult } | { id: number; ok: false; error: { code: string; message: string } };

@@ -9,11 +9,13 @@ import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { chooseProvider, compiledProviders, workingProviders } from './providers.ts';
 import type { ComputeRequest, ComputeResponse, ComputeResult, SessionInfo } from './protocol.ts';
+import { type OpenVlm, openVlm, runVlm } from './vlm/pipeline.ts';
 
 const port = parentPort;
 if (!port) throw new Error('compute worker must run in a worker thread');
 
 const sessions = new Map<string, ort.InferenceSession>();
+const vlms = new Map<string, OpenVlm>();
 let provider: ExecutionProvider = 'cpu';
 
 const ORT_TO_HOST: Record<string, HostTensor['dtype']> = { float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', uint8: 'uint8', bool: 'bool' };
@@ -27,6 +29,23 @@ function fromOrt(t: ort.Tensor): HostTensor {
   if (!dtype) throw new Error(`output tensor type ${t.type} is not supported`);
   const data = t.type === 'bool' ? new Uint8Array((t.data as Uint8Array).buffer.slice(0)) : (t.data as HostTensor['data']);
   return { dtype, shape: [...t.dims], data };
+}
+
+function sessionOptions(): ort.InferenceSession.SessionOptions {
+  return { executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'], graphOptimizationLevel: 'all' };
+}
+
+/** Buffers of every tensor in a result, so they are transferred to the engine thread, not copied. */
+function transferables(result: ComputeResult): ArrayBuffer[] {
+  if (!result || typeof result !== 'object') return [];
+  const out = new Set<ArrayBuffer>();
+  const visit = (v: unknown, depth: number) => {
+    if (depth > 3 || !v || typeof v !== 'object') return;
+    if (ArrayBuffer.isView(v)) out.add(v.buffer as ArrayBuffer);
+    else for (const x of Object.values(v)) visit(x, depth + 1);
+  };
+  visit(result, 0);
+  return [...out];
 }
 
 function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): SessionInfo['inputs'] {
@@ -43,7 +62,7 @@ async function handle(req: ComputeRequest): Promise<ComputeResult> {
     case 'load': {
       const old = sessions.get(req.key);
       if (old) return { inputs: describe(old.inputMetadata), outputs: describe(old.outputMetadata) };
-      const s = await ort.InferenceSession.create(req.path, { executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'], graphOptimizationLevel: 'all' });
+      const s = await ort.InferenceSession.create(req.path, sessionOptions());
       sessions.set(req.key, s);
       return { inputs: describe(s.inputMetadata), outputs: describe(s.outputMetadata) };
     }
@@ -57,7 +76,21 @@ async function handle(req: ComputeRequest): Promise<ComputeResult> {
     case 'release': {
       await sessions.get(req.key)?.release();
       sessions.delete(req.key);
+      const vlm = vlms.get(req.key);
+      if (vlm) await Promise.all([vlm.vision.release(), vlm.embed.release(), vlm.decoder.release()]);
+      vlms.delete(req.key);
       return null;
+    }
+    case 'vlm-open': {
+      const { id: _id, op: _op, ...open } = req;
+      if (!vlms.has(req.key)) vlms.set(req.key, await openVlm(open, sessionOptions()));
+      return null;
+    }
+    case 'vlm-run': {
+      const vlm = vlms.get(req.key);
+      if (!vlm) throw new Error(`no VLM open for ${req.key}`);
+      const { id: _id, op: _op, ...run } = req;
+      return runVlm(vlm, run);
     }
   }
 }
@@ -65,8 +98,7 @@ async function handle(req: ComputeRequest): Promise<ComputeResult> {
 port.on('message', (req: ComputeRequest) => {
   handle(req).then(
     (result) => {
-      const transfer = result && typeof result === 'object' && !('provider' in result) && !('inputs' in result) ? Object.values(result as Record<string, HostTensor>).map((t) => t.data.buffer as ArrayBuffer) : [];
-      port.postMessage({ id: req.id, ok: true, result } satisfies ComputeResponse, transfer);
+      port.postMessage({ id: req.id, ok: true, result } satisfies ComputeResponse, transferables(result));
     },
     (e: Error) => port.postMessage({ id: req.id, ok: false, error: { code: 'compute', message: e.message } } satisfies ComputeResponse),
   );

@@ -1,0 +1,164 @@
+/**
+ * The VLM forward pass, run entirely inside the compute worker so that image features
+ * and the KV cache never cross a thread boundary between steps:
+ * embed_tokens → vision_encoder → scatter image features into the image-token rows
+ * (as transformers.js does) → decoder prefill (zero-length past) → greedy decode with KV cache.
+ */
+import * as ort from 'onnxruntime-node';
+import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+import { float16ToFloat32, float32ToFloat16 } from '../../../src-shared/tensor/dtype.ts';
+import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './types.ts';
+
+type Session = ort.InferenceSession;
+
+export interface OpenVlm {
+  open: VlmOpenRequest;
+  vision: Session;
+  embed: Session;
+  decoder: Session;
+}
+
+function meta(s: Session, name: string): ort.InferenceSession.TensorValueMetadata {
+  const m = s.inputMetadata.find((x) => x.name === name);
+  if (!m || !m.isTensor) throw new Error(`decoder has no tensor input ${name}`);
+  return m;
+}
+
+const toHost = (t: ort.Tensor): HostTensor => ({ dtype: t.type as HostTensor['dtype'], shape: [...t.dims], data: t.data as HostTensor['data'] });
+
+/** Float view of an ORT float tensor whatever its storage (fp16 is kept as raw bits by ORT). */
+function floats(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, float16ToFloat32);
+  throw new Error(`expected a float tensor, got ${t.type}`);
+}
+
+function floatTensor(type: string, values: Float32Array, dims: number[]): ort.Tensor {
+  if (type === 'float16') return new ort.Tensor('float16', Uint16Array.from(values, float32ToFloat16), dims);
+  return new ort.Tensor('float32', values, dims);
+}
+
+/** Writes image feature rows into the rows of `embeds` where input_ids == image token, in order. */
+export function scatterImageFeatures(embeds: Float32Array, ids: BigInt64Array, hidden: number, features: Float32Array, imageTokenId: number): number {
+  let row = 0;
+  const rows = features.length / hidden;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] !== BigInt(imageTokenId)) continue;
+    if (row >= rows) throw new Error(`prompt has more image tokens than the vision encoder produced features (${rows})`);
+    embeds.set(features.subarray(row * hidden, (row + 1) * hidden), i * hidden);
+    row++;
+  }
+  if (row !== rows) throw new Error(`number of image tokens (${row}) and image features (${rows}) do not match`);
+  return row;
+}
+
+export async function openVlm(open: VlmOpenRequest, options: ort.InferenceSession.SessionOptions): Promise<OpenVlm> {
+  const [vision, embed, decoder] = await Promise.all([
+    ort.InferenceSession.create(open.files.vision, options),
+    ort.InferenceSession.create(open.files.embed, options),
+    ort.InferenceSession.create(open.files.decoder, options),
+  ]);
+  return { open, vision, embed, decoder };
+}
+
+function emptyPast(vlm: OpenVlm): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const name of vlm.decoder.inputNames.filter((n) => n.startsWith('past_key_values.'))) {
+    const m = meta(vlm.decoder, name);
+    const kv = typeof m.shape[1] === 'number' ? m.shape[1] : vlm.open.numKeyValueHeads;
+    const hd = typeof m.shape[3] === 'number' ? m.shape[3] : vlm.open.headDim;
+    feeds[name] = m.type === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), [1, kv, 0, hd]) : new ort.Tensor('float32', new Float32Array(0), [1, kv, 0, hd]);
+  }
+  return feeds;
+}
+
+function positionFeeds(vlm: OpenVlm, start: number, length: number, total: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+    position_ids: new ort.Tensor('int64', BigInt64Array.from({ length }, (_, i) => BigInt(start + i)), [1, length]),
+  };
+  // Optimum-merged decoders gate the cache path with this flag.
+  if (vlm.decoder.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.from([start > 0 ? 1 : 0]), [1]);
+  if (vlm.decoder.inputNames.includes('num_logits_to_keep')) feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.from([0n]), []);
+  return feeds;
+}
+
+function lastRow(logits: ort.Tensor): Float32Array {
+  const [, seq = 1, vocab = 0] = logits.dims;
+  return floats(logits).slice((seq - 1) * vocab, seq * vocab);
+}
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+
+function logSoftmaxAt(x: Float32Array, ids: number[]): number[] {
+  let max = -Infinity;
+  for (const v of x) if (v > max) max = v;
+  let sum = 0;
+  for (const v of x) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return ids.map((i) => x[i]! - lse);
+}
+
+export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunResult> {
+  const taps: Record<string, HostTensor> = {};
+  const ids = req.inputIds.data as BigInt64Array;
+  const seq = ids.length;
+
+  const embedOut = await vlm.embed.run({ input_ids: new ort.Tensor('int64', ids, [1, seq]) });
+  const embedsT = embedOut.inputs_embeds!;
+  const hidden = embedsT.dims[2]!;
+  const embeds = Float32Array.from(floats(embedsT));
+
+  let imageFeatures: HostTensor | undefined;
+  const t0 = performance.now();
+  if (req.pixelValues) {
+    const fetches = ['image_features', ...req.visionFetches];
+    const out = await vlm.vision.run({ pixel_values: new ort.Tensor('float32', req.pixelValues.data as Float32Array, req.pixelValues.shape) }, fetches);
+    const feats = out.image_features!;
+    imageFeatures = toHost(feats);
+    scatterImageFeatures(embeds, ids, hidden, floats(feats), vlm.open.imageTokenId);
+    for (const n of req.visionFetches) taps[n] = toHost(out[n]!);
+  } else if (ids.includes(BigInt(vlm.open.imageTokenId))) {
+    throw new Error('prompt contains image tokens but no image was given');
+  }
+  const t1 = performance.now();
+
+  const embedsType = meta(vlm.decoder, 'inputs_embeds').type;
+  const outNames = ['logits', ...req.decoderFetches.filter((n) => n !== 'logits')];
+  const presentNames = vlm.decoder.outputNames.filter((n) => n.startsWith('present.'));
+  const generating = (req.generate?.maxNewTokens ?? 0) > 0;
+  const fetch = [...new Set([...outNames, ...(generating ? presentNames : [])])];
+  const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq), ...emptyPast(vlm) }, fetch);
+  const t2 = performance.now();
+  for (const n of req.decoderFetches) taps[n] = toHost(prefill[n]!);
+  const lastLogits = lastRow(prefill.logits!);
+
+  const result: VlmRunResult = { lastLogits, taps, timings: { visionMs: t1 - t0, prefillMs: t2 - t1, decodeMs: 0 } };
+  if (imageFeatures) result.imageFeatures = imageFeatures;
+  if (req.fullLogits) result.fullLogits = toHost(prefill.logits!);
+  if (req.scoreTokenIds) result.scoreLogProbs = logSoftmaxAt(lastLogits, req.scoreTokenIds);
+
+  if (req.generate && generating) {
+    const generated: number[] = [];
+    let next = argmax(lastLogits);
+    let past: Record<string, ort.Tensor> = Object.fromEntries(presentNames.map((n) => [n.replace('present.', 'past_key_values.'), prefill[n]!]));
+    let total = seq;
+    for (let step = 0; step < req.generate.maxNewTokens; step++) {
+      generated.push(next);
+      if (req.generate.eosTokenId !== null && next === req.generate.eosTokenId) break;
+      if (step === req.generate.maxNewTokens - 1) break;
+      const e = await vlm.embed.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from([BigInt(next)]), [1, 1]) });
+      total++;
+      const out = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, floats(e.inputs_embeds!), [1, 1, hidden]), ...positionFeeds(vlm, total - 1, 1, total), ...past }, ['logits', ...presentNames]);
+      past = Object.fromEntries(presentNames.map((n) => [n.replace('present.', 'past_key_values.'), out[n]!]));
+      next = argmax(lastRow(out.logits!));
+    }
+    result.generated = generated;
+    result.timings.decodeMs = performance.now() - t2;
+  }
+  return result;
+}

@@ -1,0 +1,95 @@
+/**
+ * Tokenizer, chat template and image processor from the model folder, through
+ * transformers.js (the same code and configs the onnx-community exports are published for),
+ * so prompts and pixel values match Hugging Face's without a reimplementation of ours.
+ */
+import { AutoProcessor, AutoTokenizer, RawImage, env } from '@huggingface/transformers';
+import type { Processor, PreTrainedTokenizer } from '@huggingface/transformers';
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+
+// Offline by design: models come from local folders only, never the hub.
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
+
+/** What stands in for the image in a blind run. */
+export type ImageInput = { kind: 'files'; paths: string[] } | { kind: 'blank'; count: number } | { kind: 'none' };
+
+export interface EncodedInputs {
+  inputIds: HostTensor;
+  pixelValues?: HostTensor;
+  prompt: string;
+}
+
+export class VlmProcessing {
+  readonly tokenizer: PreTrainedTokenizer;
+  readonly processor: Processor;
+  readonly imageSize: { width: number; height: number };
+
+  private constructor(tokenizer: PreTrainedTokenizer, processor: Processor, imageSize: { width: number; height: number }) {
+    this.tokenizer = tokenizer;
+    this.processor = processor;
+    this.imageSize = imageSize;
+  }
+
+  static async load(modelDir: string, preprocessor: Record<string, unknown>): Promise<VlmProcessing> {
+    try {
+      const tokenizer = await AutoTokenizer.from_pretrained(modelDir);
+      const processor = await AutoProcessor.from_pretrained(modelDir);
+      const crop = (preprocessor.crop_size ?? preprocessor.size) as { height?: number; width?: number; shortest_edge?: number } | undefined;
+      const side = crop?.shortest_edge ?? 0;
+      return new VlmProcessing(tokenizer, processor, { width: crop?.width ?? side, height: crop?.height ?? side });
+    } catch (e) {
+      throw new LoupeError('bad-input', `cannot load the tokenizer/processor of ${modelDir}: ${(e as Error).message}`);
+    }
+  }
+
+  /** The chat-templated prompt with one image placeholder per image. */
+  prompt(question: string, numImages: number): string {
+    const content = [...Array.from({ length: numImages }, () => ({ type: 'image' })), { type: 'text', text: question }];
+    return this.tokenizer.apply_chat_template([{ role: 'user', content }] as never, { tokenize: false, add_generation_prompt: true }) as string;
+  }
+
+  tokenIdsOf(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false });
+  }
+
+  decode(ids: number[]): string {
+    return this.tokenizer.decode(ids, { skip_special_tokens: true });
+  }
+
+  /**
+   * Prompt → input_ids and pixel_values. The image placeholders are expanded here, one run per
+   * image, because transformers.js's LlavaProcessor expands only the first `<image>` of a prompt
+   * (multi-image prompts such as two-view correspondence would otherwise be wrong).
+   */
+  async encode(question: string, image: ImageInput, expand: { imageToken: string; tokensPerImage: number }): Promise<EncodedInputs> {
+    const images = await this.images(image);
+    const prompt = this.prompt(question, images.length);
+    const expanded = prompt.split(expand.imageToken).join(expand.imageToken.repeat(expand.tokensPerImage));
+    const ids = this.tokenizer.encode(expanded);
+    const inputIds: HostTensor = { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) };
+    if (images.length === 0) return { prompt, inputIds };
+    const imageProcessor = (this.processor as unknown as { image_processor: (i: RawImage[]) => Promise<{ pixel_values: { dims: number[]; data: Float32Array } }> }).image_processor;
+    const { pixel_values } = await imageProcessor(images);
+    return { prompt, inputIds, pixelValues: { dtype: 'float32', shape: [...pixel_values.dims], data: pixel_values.data } };
+  }
+
+  private async images(image: ImageInput): Promise<RawImage[]> {
+    if (image.kind === 'none') return [];
+    if (image.kind === 'blank') {
+      // The blind baseline's blank image: all black at the processor's input size.
+      const { width, height } = this.imageSize;
+      return Array.from({ length: image.count }, () => new RawImage(new Uint8ClampedArray(width * height * 3), width, height, 3));
+    }
+    return Promise.all(
+      image.paths.map(async (p) => {
+        try {
+          return (await RawImage.read(p)).rgb();
+        } catch (e) {
+          throw new LoupeError('bad-input', `cannot decode image ${p}: ${(e as Error).message} (truncated or unsupported?)`);
+        }
+      }),
+    );
+  }
+}

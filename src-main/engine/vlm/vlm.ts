@@ -1,0 +1,107 @@
+/**
+ * A loaded VLM as the engine uses it: processing on this thread, the forward pass in the
+ * compute worker. Forward modes: prefill with taps, greedy generation, answer scoring over
+ * a fixed choice set (first-token probabilities), and blind runs (no image, or blank image).
+ */
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+import type { ComputeClient } from '../../compute/compute-client.ts';
+import type { VlmRunResult, VlmSessionFiles } from '../../compute/vlm/types.ts';
+import type { ModelFolder } from '../model-folder.ts';
+import { type ImageInput, VlmProcessing } from './processing.ts';
+import { type ImageTokenPosition, type PatchGrid, imageTokenMap, llavaGrid } from './token-map.ts';
+
+export interface ForwardOptions {
+  visionTaps?: string[];
+  decoderTaps?: string[];
+  fullLogits?: boolean;
+  maxNewTokens?: number;
+  choices?: string[];
+}
+
+export interface ForwardResult extends VlmRunResult {
+  prompt: string;
+  inputIds: number[];
+  imageTokens: ImageTokenPosition[];
+  generatedText?: string;
+  /** Per choice: log p(first token of choice) and the probability renormalised over the choices. */
+  choiceScores?: { choice: string; tokenId: number; logProb: number; prob: number }[];
+}
+
+export class Vlm {
+  readonly folder: ModelFolder;
+  readonly processing: VlmProcessing;
+  readonly grid: PatchGrid;
+  readonly imageTokenId: number;
+  readonly eosTokenId: number | null;
+  /** The placeholder string of the image token in prompts (e.g. `<image>`). */
+  readonly imageToken: string;
+  private readonly compute: ComputeClient;
+  private readonly key: string;
+
+  private constructor(folder: ModelFolder, processing: VlmProcessing, compute: ComputeClient, key: string) {
+    this.folder = folder;
+    this.processing = processing;
+    this.compute = compute;
+    this.key = key;
+    const cfg = folder.config;
+    this.imageTokenId = Number(cfg.image_token_index ?? cfg.image_token_id);
+    if (!Number.isInteger(this.imageTokenId)) throw new LoupeError('bad-input', 'config.json has neither image_token_index nor image_token_id');
+    const eos = (cfg.text_config as { eos_token_id?: number } | undefined)?.eos_token_id ?? (cfg.eos_token_id as number | undefined);
+    this.eosTokenId = typeof eos === 'number' ? eos : null;
+    if (folder.family !== 'llava') throw new LoupeError('bad-input', `model family ${folder.family} is recognised but its forward pass is not implemented yet (LLaVA-style only)`);
+    this.grid = llavaGrid(cfg);
+    const token = processing.tokenizer.decode([this.imageTokenId], { skip_special_tokens: false });
+    if (!token) throw new LoupeError('bad-input', `image token id ${this.imageTokenId} is not in the tokenizer`);
+    this.imageToken = token;
+  }
+
+  /** `files` may point at tapped copies of the session files (see engine/graph). */
+  static async open(folder: ModelFolder, compute: ComputeClient, key: string, files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged }): Promise<Vlm> {
+    const processing = await VlmProcessing.load(folder.path, folder.preprocessor);
+    const vlm = new Vlm(folder, processing, compute, key);
+    const text = folder.config.text_config as { num_key_value_heads?: number; num_attention_heads: number; head_dim?: number; hidden_size: number };
+    await compute.openVlm({
+      key,
+      files,
+      imageTokenId: vlm.imageTokenId,
+      numKeyValueHeads: text.num_key_value_heads ?? text.num_attention_heads,
+      headDim: text.head_dim ?? text.hidden_size / text.num_attention_heads,
+    });
+    return vlm;
+  }
+
+  async forward(question: string, image: ImageInput, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const encoded = await this.processing.encode(question, image, { imageToken: this.imageToken, tokensPerImage: this.grid.prefix + this.grid.rows * this.grid.cols });
+    return this.forwardEncoded(encoded.prompt, encoded.inputIds, encoded.pixelValues, options);
+  }
+
+  async forwardEncoded(prompt: string, inputIds: HostTensor, pixelValues: HostTensor | undefined, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const ids = Array.from(inputIds.data as BigInt64Array, Number);
+    const imageTokens = imageTokenMap(inputIds.data as BigInt64Array, this.imageTokenId, this.grid);
+    const choiceIds = options.choices?.map((c) => {
+      const t = this.processing.tokenIdsOf(c);
+      if (t.length === 0) throw new LoupeError('bad-input', `choice "${c}" tokenizes to nothing`);
+      return t[0]!;
+    });
+    if (choiceIds && new Set(choiceIds).size !== choiceIds.length) throw new LoupeError('bad-input', `choices ${JSON.stringify(options.choices)} share a first token; first-token scoring cannot tell them apart`);
+    const res = await this.compute.runVlm({
+      key: this.key,
+      inputIds: { dtype: 'int64', shape: inputIds.shape, data: BigInt64Array.from(inputIds.data as BigInt64Array) },
+      ...(pixelValues && { pixelValues: { dtype: 'float32', shape: pixelValues.shape, data: Float32Array.from(pixelValues.data as Float32Array) } }),
+      visionFetches: options.visionTaps ?? [],
+      decoderFetches: options.decoderTaps ?? [],
+      fullLogits: options.fullLogits ?? false,
+      ...(options.maxNewTokens && { generate: { maxNewTokens: options.maxNewTokens, eosTokenId: this.eosTokenId } }),
+      ...(choiceIds && { scoreTokenIds: choiceIds }),
+    });
+    const out: ForwardResult = { ...res, prompt, inputIds: ids, imageTokens };
+    if (res.generated) out.generatedText = this.processing.decode(res.generated);
+    if (choiceIds && res.scoreLogProbs) {
+      const max = Math.max(...res.scoreLogProbs);
+      const z = res.scoreLogProbs.reduce((s, l) => s + Math.exp(l - max), 0);
+      out.choiceScores = options.choices!.map((choice, i) => ({ choice, tokenId: choiceIds[i]!, logProb: res.scoreLogProbs![i]!, prob: Math.exp(res.scoreLogProbs![i]! - max) / z }));
+    }
+    return out;
+  }
+}

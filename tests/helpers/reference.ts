@@ -1,0 +1,52 @@
+/** The PyTorch reference fixtures written by tools/micro-vlm at export time, and comparison helpers. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
+import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
+import { REPO_ROOT } from '../../src-main/paths.ts';
+
+export const FIXTURE_DIR = join(REPO_ROOT, 'tests', 'fixtures', 'micro-llava');
+
+export interface FixtureCase {
+  name: string;
+  file: string;
+  source: string;
+  question: string;
+  prompt: string;
+  num_images: number;
+  image_token_runs: [number, number][];
+  greedy_tokens: number[];
+  greedy_text: string;
+}
+
+export interface FixtureIndex {
+  max_new_tokens: number;
+  vision_layers: number;
+  text_layers: number;
+  image_token_index: number;
+  eos_token_id: number;
+  cases: FixtureCase[];
+}
+
+export function fixtureIndex(): FixtureIndex {
+  return JSON.parse(readFileSync(join(FIXTURE_DIR, 'cases.json'), 'utf8')) as FixtureIndex;
+}
+
+export function fixtureTensors(c: FixtureCase): Record<string, HostTensor> {
+  const bytes = readFileSync(join(FIXTURE_DIR, c.file));
+  return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).tensors;
+}
+
+/** max |a − b| / max |b|: the relative error used for every numeric parity claim. */
+export function relativeError(actual: HostTensor | Float32Array, expected: HostTensor | Float32Array): number {
+  const a = actual instanceof Float32Array ? actual : toFloat32(actual);
+  const b = expected instanceof Float32Array ? expected : toFloat32(expected);
+  if (a.length !== b.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / (scale || 1);
+}
