@@ -3,7 +3,7 @@
  * `loupe` — headless jobs over the same engine the desktop app uses.
  *
  *   loupe serve   [--port 0] [--host 127.0.0.1] [--token T]   serve the workbench to a browser
- *   loupe run     --model ID --dataset ID|PATH [--limit N] [--dtype float16|float32]
+ *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images] [--spec JSON] [--limit N] [--dtype float16|float32]
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
  *   loupe cancel  --run ID
  *   loupe info | models | datasets | runs
@@ -32,6 +32,8 @@ const { positionals, values } = parseArgs({
     dataset: { type: 'string' },
     run: { type: 'string' },
     limit: { type: 'string', default: '0' },
+    kind: { type: 'string', default: 'encode-images' },
+    spec: { type: 'string', default: '{}' },
     dtype: { type: 'string', default: 'float16' },
   },
 });
@@ -73,7 +75,14 @@ async function main(): Promise<void> {
     case 'run': {
       if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe run needs --model and --dataset');
       const datasetId = existsSync(values.dataset) ? engine.importDataset(values.dataset).id : values.dataset;
-      const run = (await call(engine, 'jobs/start', { kind: 'encode-images', modelId: values.model, datasetId, spec: { limit: Number(values.limit), storeDtype: values.dtype } })) as { id: string };
+      let extra: object;
+      try {
+        extra = JSON.parse(values.spec!) as object;
+      } catch {
+        throw new LoupeError('bad-input', `--spec is not JSON: ${values.spec}`);
+      }
+      const spec = { limit: Number(values.limit), storeDtype: values.dtype, ...extra };
+      const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec })) as { id: string };
       await engine.queue.drained();
       print({ result: engine.store.runs.get(run.id) });
       break;

@@ -11,6 +11,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { ComputeClient } from '../compute/compute-client.ts';
 import { EncodeImagesRunner } from '../jobs/encode-images.ts';
 import { JobQueue } from '../jobs/queue.ts';
+import { VlmForwardRunner } from '../jobs/vlm-forward.ts';
 import { Store } from '../store/store.ts';
 import { fingerprintFolder } from '../util/hash.ts';
 import { readDatasetFolder } from './dataset-folder.ts';
@@ -42,7 +43,11 @@ export class Engine {
     this.options = options;
     this.store = new Store(options.dataDir);
     this.compute = new ComputeClient(options.workerUrl);
-    this.queue = new JobQueue(this.store, { 'encode-images': new EncodeImagesRunner(this.store, this.compute) }, (n, p) => this.emit(n, p));
+    this.queue = new JobQueue(
+      this.store,
+      { 'encode-images': new EncodeImagesRunner(this.store, this.compute), 'vlm-forward': new VlmForwardRunner(this.store, this.compute) },
+      (n, p) => this.emit(n, p),
+    );
     this.handlers = createHandlers(this);
     this.compute.onRestart = (reason, restarts) => this.emit('engine/restarted', { reason, restarts });
   }

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
-import { EncodeImagesSpec } from '../../src-shared/contract/methods.ts';
+import { EncodeImagesSpec } from '../../src-shared/jobs/specs.ts';
 import { type HostTensor, float32ToFloat16, toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder } from '../engine/model-folder.ts';

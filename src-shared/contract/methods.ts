@@ -4,21 +4,19 @@
  * map: the engine validates params on receipt, the client is typed from it.
  */
 import { z } from 'zod';
-import { DatasetInfo, ExecutionProvider, Id, JobKind, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
+import { EncodeImagesSpec, VlmForwardSpec } from '../jobs/specs.ts';
+import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
+
+const jobTarget = { modelId: Id, datasetId: Id, name: z.string().max(200).optional() };
+
+/** One entry per job kind: the spec schema is chosen by `kind`. */
+export const StartJob = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('encode-images'), ...jobTarget, spec: EncodeImagesSpec.default(EncodeImagesSpec.parse({})) }).strict(),
+  z.object({ kind: z.literal('vlm-forward'), ...jobTarget, spec: VlmForwardSpec.default(VlmForwardSpec.parse({})) }).strict(),
+]);
+export type StartJob = z.input<typeof StartJob>;
 
 const none = z.object({}).strict();
-
-export const EncodeImagesSpec = z
-  .object({
-    /** Keep the captured tensors in fp16 (half the disk) or fp32 (exact). */
-    storeDtype: z.enum(['float32', 'float16']).default('float16'),
-    /** Store per-item image features as tensors (otherwise only summary metrics). */
-    storeFeatures: z.boolean().default(true),
-    /** Limit to the first N items (0 = all). */
-    limit: z.number().int().nonnegative().default(0),
-  })
-  .strict();
-export type EncodeImagesSpec = z.infer<typeof EncodeImagesSpec>;
 
 export const methods = {
   'app/info': {
@@ -42,7 +40,7 @@ export const methods = {
   },
   'datasets/import': { params: z.object({ path: z.string().min(1) }).strict(), result: DatasetInfo },
   'jobs/start': {
-    params: z.object({ kind: JobKind, modelId: Id, datasetId: Id, name: z.string().max(200).optional(), spec: EncodeImagesSpec.default(EncodeImagesSpec.parse({})) }).strict(),
+    params: StartJob,
     result: RunInfo,
   },
   'jobs/cancel': { params: z.object({ runId: Id }).strict(), result: RunInfo },

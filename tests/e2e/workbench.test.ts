@@ -47,6 +47,7 @@ describe('workbench end to end', () => {
     // Start two runs on it: the second waits in the queue and is cancelled.
     await page.getByTestId('nav-experiments').click();
     const longOption = await page.getByTestId('dataset').locator('option', { hasText: 'long (300)' }).getAttribute('value');
+    await page.getByTestId('kind-encode').check();
     await page.getByTestId('dataset').selectOption(longOption!);
     await page.getByTestId('start').click();
     await page.getByTestId('start').click();

@@ -1,0 +1,36 @@
+/**
+ * Built-in tap sets through graph surgery: the catalogue finds each layer's residual stream
+ * and attention probabilities in the vision encoder and the decoder; the rewritten copies
+ * (cached next to the originals) expose them as outputs.
+ */
+import type { TapSelection } from '../../../src-shared/jobs/specs.ts';
+import type { VlmSessionFiles } from '../../compute/vlm/types.ts';
+import { buildCatalogue } from '../graph/catalogue.ts';
+import { readModel } from '../graph/model-proto.ts';
+import { tappedModelPath } from '../graph/taps.ts';
+import type { ModelFolder } from '../model-folder.ts';
+import type { NamedTap } from './tap-sets.ts';
+
+async function tapsOf(path: string, prefix: 'vision' | 'text', selection: TapSelection, layers: boolean): Promise<NamedTap[]> {
+  const catalogue = buildCatalogue(await readModel(path), { label: path });
+  const taps: NamedTap[] = [];
+  if (layers) {
+    for (const [hf, tensor] of Object.entries(catalogue.hiddenStates)) taps.push({ name: `${prefix}.${hf}`, tensor });
+    if (catalogue.finalNorm) taps.push({ name: `${prefix}.final_norm`, tensor: catalogue.finalNorm });
+  }
+  if (selection.attention) for (const l of catalogue.layers) if (l.attention) taps.push({ name: `${prefix}.attentions.${l.index}`, tensor: l.attention.tensor });
+  return taps;
+}
+
+export async function builtinTaps(folder: ModelFolder, selection: TapSelection): Promise<{ vision: NamedTap[]; decoder: NamedTap[]; files: Pick<VlmSessionFiles, 'vision' | 'decoder'> }> {
+  const vision = selection.visionLayers || selection.attention ? await tapsOf(folder.files.vision_encoder, 'vision', selection, selection.visionLayers) : [];
+  const decoder = selection.llmLayers || selection.attention ? await tapsOf(folder.files.decoder_model_merged, 'text', selection, selection.llmLayers) : [];
+  return {
+    vision,
+    decoder,
+    files: {
+      vision: vision.length ? await tappedModelPath(folder.files.vision_encoder, vision.map((t) => t.tensor)) : folder.files.vision_encoder,
+      decoder: decoder.length ? await tappedModelPath(folder.files.decoder_model_merged, decoder.map((t) => t.tensor)) : folder.files.decoder_model_merged,
+    },
+  };
+}

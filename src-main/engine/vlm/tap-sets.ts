@@ -1,0 +1,40 @@
+/**
+ * Built-in tap sets → concrete tensor names in a model's graphs, and the session files
+ * that expose them. Outputs the exports already have (`image_features`, `present.*`) need no
+ * rewrite; layer hidden states and attention probabilities come from rewritten copies of the
+ * graphs (engine/graph), cached next to the originals.
+ */
+import { createHash } from 'node:crypto';
+import type { TapSelection } from '../../../src-shared/jobs/specs.ts';
+import type { VlmSessionFiles } from '../../compute/vlm/types.ts';
+import type { ModelFolder } from '../model-folder.ts';
+
+export interface NamedTap {
+  /** Stable name the capture is stored under (e.g. `vision.hidden_states.2`). */
+  name: string;
+  /** The graph tensor it reads. */
+  tensor: string;
+}
+
+export interface ResolvedTaps {
+  key: string;
+  files: VlmSessionFiles;
+  vision: NamedTap[];
+  decoder: NamedTap[];
+}
+
+export async function resolveTaps(folder: ModelFolder, selection: TapSelection): Promise<ResolvedTaps> {
+  const files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged };
+  const vision: NamedTap[] = [];
+  const decoder: NamedTap[] = [];
+  if (selection.visionLayers || selection.llmLayers || selection.attention) {
+    const graph = await import('./graph-taps.ts');
+    const built = await graph.builtinTaps(folder, selection);
+    vision.push(...built.vision);
+    decoder.push(...built.decoder);
+    files.vision = built.files.vision;
+    files.decoder = built.files.decoder;
+  }
+  const key = createHash('sha256').update(JSON.stringify([files, vision, decoder])).digest('hex').slice(0, 12);
+  return { key, files, vision, decoder };
+}

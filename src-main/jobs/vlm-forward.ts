@@ -1,0 +1,78 @@
+/**
+ * Job kind `vlm-forward`: the VLM on every item — its answer over the item's choices
+ * (first-token scoring), optionally greedy text, in normal or blind mode — and the internals
+ * the spec selects (projector output, image K/V per LLM layer, layer hidden states, attention).
+ */
+import { join } from 'node:path';
+import type { RunInfo } from '../../src-shared/contract/domain.ts';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { VlmForwardSpec } from '../../src-shared/jobs/specs.ts';
+import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import type { ComputeClient } from '../compute/compute-client.ts';
+import { openModelFolder } from '../engine/model-folder.ts';
+import type { ImageInput } from '../engine/vlm/processing.ts';
+import { gatherSequence } from '../engine/vlm/slicing.ts';
+import { resolveTaps } from '../engine/vlm/tap-sets.ts';
+import { Vlm } from '../engine/vlm/vlm.ts';
+import type { Store } from '../store/store.ts';
+import { toStoreDtype } from './encode-images.ts';
+import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
+
+export class VlmForwardRunner implements JobRunner {
+  private readonly store: Store;
+  private readonly compute: ComputeClient;
+  constructor(store: Store, compute: ComputeClient) {
+    this.store = store;
+    this.compute = compute;
+  }
+
+  async prepare(run: RunInfo): Promise<PreparedRun> {
+    const spec = VlmForwardSpec.parse(run.spec);
+    const folder = openModelFolder(this.store.models.get(run.modelId).path);
+    const dataset = this.store.datasets.get(run.datasetId);
+    const taps = await resolveTaps(folder, spec.taps);
+    const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
+    const textLayers = Number((folder.config.text_config as { num_hidden_layers: number }).num_hidden_layers);
+    const kvNames = spec.taps.imageKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];
+
+    return {
+      processItem: async (itemId): Promise<ItemOutput> => {
+        const item = this.store.datasets.item(run.datasetId, itemId);
+        if (!item.prompt) throw new LoupeError('bad-input', `item ${itemId} has no prompt to ask the model`);
+        const image: ImageInput =
+          spec.image === 'image' ? { kind: 'files', paths: item.images.map((p) => join(dataset.path, p)) } : spec.image === 'blank' ? { kind: 'blank', count: Math.max(1, item.images.length) } : { kind: 'none' };
+        const res = await vlm.forward(item.prompt, image, {
+          visionTaps: taps.vision.map((t) => t.tensor),
+          decoderTaps: [...kvNames, ...taps.decoder.map((t) => t.tensor)],
+          ...(spec.maxNewTokens > 0 && { maxNewTokens: spec.maxNewTokens }),
+          ...(item.choices && { choices: item.choices }),
+        });
+
+        const metrics: Record<string, number> = { promptTokens: res.inputIds.length, imageTokens: res.imageTokens.length };
+        const values: Record<string, unknown> = { prompt: res.prompt };
+        if (res.choiceScores) {
+          const best = res.choiceScores.reduce((a, b) => (b.prob > a.prob ? b : a));
+          values.prediction = best.choice;
+          values.choiceProbs = Object.fromEntries(res.choiceScores.map((s) => [s.choice, s.prob]));
+          if (item.answer !== undefined) {
+            metrics.correct = best.choice === item.answer ? 1 : 0;
+            metrics.pAnswer = res.choiceScores.find((s) => s.choice === item.answer)?.prob ?? 0;
+          }
+        }
+        if (res.generatedText !== undefined) values.generated = res.generatedText;
+
+        const tensors: Record<string, HostTensor> = {};
+        const keep = (name: string, t: HostTensor) => (tensors[name] = toStoreDtype(t, spec.storeDtype));
+        if (res.imageTokens.length) {
+          // Every image-token tensor carries its coordinates: (position, image, tile, row, col).
+          tensors.image_token_map = { dtype: 'int32', shape: [res.imageTokens.length, 5], data: Int32Array.from(res.imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) };
+        }
+        if (spec.taps.projector && res.imageFeatures) keep('projector', res.imageFeatures);
+        const positions = res.imageTokens.map((t) => t.position);
+        for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
+        for (const t of [...taps.vision, ...taps.decoder]) keep(t.name, res.taps[t.tensor]!);
+        return { metrics, values, tensors };
+      },
+    };
+  }
+}

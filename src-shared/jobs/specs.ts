@@ -1,0 +1,49 @@
+/**
+ * Job specs: what a run was asked to do, validated on receipt and stored with the run
+ * (so a run can be reproduced from its row alone).
+ */
+import { z } from 'zod';
+
+const StoreDtype = z.enum(['float32', 'float16']);
+
+export const EncodeImagesSpec = z
+  .object({
+    /** Keep the captured tensors in fp16 (half the disk) or fp32 (exact). */
+    storeDtype: StoreDtype.default('float16'),
+    /** Store per-item image features as tensors (otherwise only summary metrics). */
+    storeFeatures: z.boolean().default(true),
+    /** Limit to the first N items (0 = all). */
+    limit: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+export type EncodeImagesSpec = z.infer<typeof EncodeImagesSpec>;
+
+/** Which internals to capture per item; only what is asked for is stored. */
+export const TapSelection = z
+  .object({
+    /** Projector output (the image features the LLM receives). */
+    projector: z.boolean().default(false),
+    /** Key and value vectors at the image-token positions, every LLM layer (keys carry RoPE). */
+    imageKV: z.boolean().default(false),
+    /** Every vision-encoder layer's hidden state (CLS + patches). */
+    visionLayers: z.boolean().default(false),
+    /** Every LLM layer's hidden state (all positions). */
+    llmLayers: z.boolean().default(false),
+    /** Attention probabilities, every layer of both towers where the graph computes them. */
+    attention: z.boolean().default(false),
+  })
+  .strict();
+export type TapSelection = z.infer<typeof TapSelection>;
+
+export const VlmForwardSpec = z
+  .object({
+    /** `image`: the item's images; `blank`: blind with a blank image; `none`: blind, text only. */
+    image: z.enum(['image', 'blank', 'none']).default('image'),
+    /** Greedy tokens to generate after the prompt (0 = score the choices only). */
+    maxNewTokens: z.number().int().min(0).max(256).default(0),
+    taps: TapSelection.default(TapSelection.parse({})),
+    storeDtype: StoreDtype.default('float16'),
+    limit: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;
