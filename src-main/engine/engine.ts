@@ -45,7 +45,7 @@ export class Engine {
     this.compute = new ComputeClient(options.workerUrl);
     this.queue = new JobQueue(
       this.store,
-      { 'encode-images': new EncodeImagesRunner(this.store, this.compute), 'vlm-forward': new VlmForwardRunner(this.store, this.compute) },
+      { 'encode-images': new EncodeImagesRunner(this.store, this.compute), 'vlm-forward': new VlmForwardRunner(this.store, this.compute, join(options.dataDir, 'graph-cache')) },
       (n, p) => this.emit(n, p),
     );
     this.handlers = createHandlers(this);

@@ -21,16 +21,20 @@ import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
 export class VlmForwardRunner implements JobRunner {
   private readonly store: Store;
   private readonly compute: ComputeClient;
-  constructor(store: Store, compute: ComputeClient) {
+  /** Where rewritten (tapped) graphs of read-only models are cached. */
+  private readonly graphCache: string;
+  constructor(store: Store, compute: ComputeClient, graphCache: string) {
     this.store = store;
     this.compute = compute;
+    this.graphCache = graphCache;
   }
 
   async prepare(run: RunInfo): Promise<PreparedRun> {
     const spec = VlmForwardSpec.parse(run.spec);
-    const folder = openModelFolder(this.store.models.get(run.modelId).path);
+    const model = this.store.models.get(run.modelId);
+    const folder = openModelFolder(model.path);
     const dataset = this.store.datasets.get(run.datasetId);
-    const taps = await resolveTaps(folder, spec.taps);
+    const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled });
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
     const textLayers = Number((folder.config.text_config as { num_hidden_layers: number }).num_hidden_layers);
     const kvNames = spec.taps.imageKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];

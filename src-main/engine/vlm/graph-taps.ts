@@ -22,15 +22,19 @@ async function tapsOf(path: string, prefix: 'vision' | 'text', selection: TapSel
   return taps;
 }
 
-export async function builtinTaps(folder: ModelFolder, selection: TapSelection): Promise<{ vision: NamedTap[]; decoder: NamedTap[]; files: Pick<VlmSessionFiles, 'vision' | 'decoder'> }> {
+export async function builtinTaps(
+  folder: ModelFolder,
+  selection: TapSelection,
+  place: (file: string) => string,
+): Promise<{ vision: NamedTap[]; decoder: NamedTap[]; files: Pick<VlmSessionFiles, 'vision' | 'decoder'> }> {
   const vision = selection.visionLayers || selection.attention ? await tapsOf(folder.files.vision_encoder, 'vision', selection, selection.visionLayers) : [];
   const decoder = selection.llmLayers || selection.attention ? await tapsOf(folder.files.decoder_model_merged, 'text', selection, selection.llmLayers) : [];
   return {
     vision,
     decoder,
     files: {
-      vision: vision.length ? await tappedModelPath(folder.files.vision_encoder, vision.map((t) => t.tensor)) : folder.files.vision_encoder,
-      decoder: decoder.length ? await tappedModelPath(folder.files.decoder_model_merged, decoder.map((t) => t.tensor)) : folder.files.decoder_model_merged,
+      vision: vision.length ? await tappedModelPath(place(folder.files.vision_encoder), vision.map((t) => t.tensor)) : folder.files.vision_encoder,
+      decoder: decoder.length ? await tappedModelPath(place(folder.files.decoder_model_merged), decoder.map((t) => t.tensor)) : folder.files.decoder_model_merged,
     },
   };
 }

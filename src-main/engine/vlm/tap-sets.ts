@@ -23,13 +23,21 @@ export interface ResolvedTaps {
   decoder: NamedTap[];
 }
 
-export async function resolveTaps(folder: ModelFolder, selection: TapSelection): Promise<ResolvedTaps> {
+/** Where rewritten graphs may be written: beside the original, or in a twin under `cacheRoot` (bundled/read-only models). */
+export interface RewritePlace {
+  cacheRoot: string;
+  modelHash: string;
+  bundled: boolean;
+}
+
+export async function resolveTaps(folder: ModelFolder, selection: TapSelection, place: RewritePlace): Promise<ResolvedTaps> {
   const files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged };
   const vision: NamedTap[] = [];
   const decoder: NamedTap[] = [];
   if (selection.visionLayers || selection.llmLayers || selection.attention) {
     const graph = await import('./graph-taps.ts');
-    const built = await graph.builtinTaps(folder, selection);
+    const { rewritableOnnxDir } = await import('./overlay.ts');
+    const built = await graph.builtinTaps(folder, selection, rewritableOnnxDir(folder, place));
     vision.push(...built.vision);
     decoder.push(...built.decoder);
     files.vision = built.files.vision;
