@@ -43,3 +43,45 @@ export function imageTokenMap(inputIds: BigInt64Array, imageTokenId: number, gri
     return { position, image, tile: 0, row: j < 0 ? -1 : Math.floor(j / grid.cols), col: j < 0 ? -1 : j % grid.cols };
   });
 }
+
+/**
+ * Qwen2-VL: each image's tokens cover its merged grid (h/merge × w/merge per frame), in
+ * row-major order; the grid comes from the processor's `image_grid_thw`, per image.
+ */
+export function qwenTokenMap(inputIds: BigInt64Array, imageTokenId: number, grids: { t: number; h: number; w: number }[], mergeSize: number): ImageTokenPosition[] {
+  const positions: number[] = [];
+  inputIds.forEach((id, i) => id === BigInt(imageTokenId) && positions.push(i));
+  const out: ImageTokenPosition[] = [];
+  let k = 0;
+  grids.forEach((g, image) => {
+    const gw = g.w / mergeSize;
+    const perFrame = (g.h / mergeSize) * gw;
+    for (let j = 0; j < g.t * perFrame; j++, k++) {
+      const position = positions[k];
+      if (position === undefined) throw new LoupeError('bad-input', `prompt has ${positions.length} image tokens, fewer than the image grids imply`);
+      out.push({ position, image, tile: Math.floor(j / perFrame), row: Math.floor((j % perFrame) / gw), col: j % gw });
+    }
+  });
+  if (k !== positions.length) throw new LoupeError('bad-input', `prompt has ${positions.length} image tokens but the image grids imply ${k}`);
+  return out;
+}
+
+/**
+ * Idefics3 / SmolVLM: an image becomes rows×cols tiles plus one global view, each a block of
+ * `imageSeqLen` tokens forming a √imageSeqLen square grid (after pixel shuffle). Blocks appear
+ * in the prompt in reading order, the global view last; tile index = block index.
+ */
+export function idefics3TokenMap(inputIds: BigInt64Array, imageTokenId: number, tilesPerImage: number[], imageSeqLen: number): ImageTokenPosition[] {
+  const side = Math.round(Math.sqrt(imageSeqLen));
+  if (side * side !== imageSeqLen) throw new LoupeError('bad-input', `image_seq_len ${imageSeqLen} is not a square grid`);
+  const positions: number[] = [];
+  inputIds.forEach((id, i) => id === BigInt(imageTokenId) && positions.push(i));
+  const expected = tilesPerImage.reduce((s, n) => s + n, 0) * imageSeqLen;
+  if (positions.length !== expected) throw new LoupeError('bad-input', `prompt has ${positions.length} image tokens; ${tilesPerImage.join('+')} tiles × ${imageSeqLen} imply ${expected}`);
+  const out: ImageTokenPosition[] = [];
+  let k = 0;
+  tilesPerImage.forEach((tiles, image) => {
+    for (let tile = 0; tile < tiles; tile++) for (let j = 0; j < imageSeqLen; j++) out.push({ position: positions[k++]!, image, tile, row: Math.floor(j / side), col: j % side });
+  });
+  return out;
+}
