@@ -11,7 +11,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder } from '../engine/model-folder.ts';
 import type { ImageInput } from '../engine/vlm/processing.ts';
-import { gatherSequence } from '../engine/vlm/slicing.ts';
+import { attentionAsBHQK, gatherSequence } from '../engine/vlm/slicing.ts';
 import { resolveTaps } from '../engine/vlm/tap-sets.ts';
 import { Vlm } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
@@ -36,7 +36,10 @@ export class VlmForwardRunner implements JobRunner {
     const dataset = this.store.datasets.get(run.datasetId);
     const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled });
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
-    const textLayers = Number((folder.config.text_config as { num_hidden_layers: number }).num_hidden_layers);
+    const textConfig = folder.config.text_config as { num_hidden_layers: number; num_attention_heads: number };
+    const textLayers = Number(textConfig.num_hidden_layers);
+    const textHeads = Number(textConfig.num_attention_heads);
+    const visionHeads = Number((folder.config.vision_config as { num_attention_heads?: number } | undefined)?.num_attention_heads ?? 1);
     const kvNames = spec.taps.imageKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];
 
     return {
@@ -74,7 +77,11 @@ export class VlmForwardRunner implements JobRunner {
         if (spec.taps.projector && res.imageFeatures) keep('projector', res.imageFeatures);
         const positions = res.imageTokens.map((t) => t.position);
         for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
-        for (const t of [...taps.vision, ...taps.decoder]) keep(t.name, res.taps[t.tensor]!);
+        for (const t of [...taps.vision, ...taps.decoder]) {
+          const raw = res.taps[t.tensor]!;
+          const heads = t.name.startsWith('vision.') ? visionHeads : textHeads;
+          keep(t.name, t.name.includes('.attentions.') ? attentionAsBHQK(raw, heads) : raw);
+        }
         return { metrics, values, tensors };
       },
     };

@@ -72,10 +72,25 @@ function emptyPast(vlm: OpenVlm): Record<string, ort.Tensor> {
   return feeds;
 }
 
-function positionFeeds(vlm: OpenVlm, start: number, length: number, total: number): Record<string, ort.Tensor> {
+/** position_ids for `length` tokens from `start`: [1, len], or [3, 1, len] for M-RoPE decoders. */
+function positionIds(vlm: OpenVlm, start: number, length: number, mrope: VlmRunRequest['mrope']): ort.Tensor {
+  const rank = meta(vlm.decoder, 'position_ids').shape.length;
+  if (rank !== 3) return new ort.Tensor('int64', BigInt64Array.from({ length }, (_, i) => BigInt(start + i)), [1, length]);
+  const data = new BigInt64Array(3 * length);
+  for (let axis = 0; axis < 3; axis++) {
+    for (let i = 0; i < length; i++) {
+      // Prefill uses the per-axis ids; later tokens are text: all axes at index + delta.
+      const prefill = mrope?.ids[axis]?.[start + i];
+      data[axis * length + i] = BigInt(prefill ?? start + i + (mrope?.ropeDelta ?? 0));
+    }
+  }
+  return new ort.Tensor('int64', data, [3, 1, length]);
+}
+
+function positionFeeds(vlm: OpenVlm, start: number, length: number, total: number, mrope?: VlmRunRequest['mrope']): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {
     attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
-    position_ids: new ort.Tensor('int64', BigInt64Array.from({ length }, (_, i) => BigInt(start + i)), [1, length]),
+    position_ids: positionIds(vlm, start, length, mrope),
   };
   // Optimum-merged decoders gate the cache path with this flag.
   if (vlm.decoder.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.from([start > 0 ? 1 : 0]), [1]);
@@ -117,7 +132,15 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const t0 = performance.now();
   if (req.pixelValues) {
     const fetches = ['image_features', ...req.visionFetches];
-    const out = await vlm.vision.run({ pixel_values: new ort.Tensor('float32', req.pixelValues.data as Float32Array, req.pixelValues.shape) }, fetches);
+    const feeds: Record<string, ort.Tensor> = { pixel_values: new ort.Tensor('float32', req.pixelValues.data as Float32Array, req.pixelValues.shape) };
+    for (const [name, t] of Object.entries(req.visionExtras ?? {})) {
+      // Qwen2-VL calls the grid input `grid_thw`, Qwen2.5-VL `image_grid_thw`: feed whichever the graph declares.
+      const target = vlm.vision.inputNames.includes(name) ? name : name === 'image_grid_thw' && vlm.vision.inputNames.includes('grid_thw') ? 'grid_thw' : null;
+      if (target) feeds[target] = new ort.Tensor(t.dtype, t.data as never, t.shape);
+    }
+    const missing = vlm.vision.inputNames.filter((n) => !(n in feeds));
+    if (missing.length) throw new Error(`vision encoder needs inputs the processor did not produce: ${missing.join(', ')}`);
+    const out = await vlm.vision.run(feeds, fetches);
     const feats = out.image_features!;
     imageFeatures = toHost(feats);
     scatterImageFeatures(embeds, ids, hidden, floats(feats), vlm.open.imageTokenId);
@@ -132,7 +155,7 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const presentNames = vlm.decoder.outputNames.filter((n) => n.startsWith('present.'));
   const generating = (req.generate?.maxNewTokens ?? 0) > 0;
   const fetch = [...new Set([...outNames, ...(generating ? presentNames : [])])];
-  const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq), ...emptyPast(vlm) }, fetch);
+  const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm) }, fetch);
   const t2 = performance.now();
   for (const n of req.decoderFetches) taps[n] = toHost(prefill[n]!);
   const lastLogits = lastRow(prefill.logits!);
@@ -149,11 +172,11 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
     let total = seq;
     for (let step = 0; step < req.generate.maxNewTokens; step++) {
       generated.push(next);
-      if (req.generate.eosTokenId !== null && next === req.generate.eosTokenId) break;
+      if (req.generate.eosTokenIds.includes(next)) break;
       if (step === req.generate.maxNewTokens - 1) break;
       const e = await vlm.embed.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from([BigInt(next)]), [1, 1]) });
       total++;
-      const out = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, floats(e.inputs_embeds!), [1, 1, hidden]), ...positionFeeds(vlm, total - 1, 1, total), ...past }, ['logits', ...presentNames]);
+      const out = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, floats(e.inputs_embeds!), [1, 1, hidden]), ...positionFeeds(vlm, total - 1, 1, total, req.mrope), ...past }, ['logits', ...presentNames]);
       past = Object.fromEntries(presentNames.map((n) => [n.replace('present.', 'past_key_values.'), out[n]!]));
       next = argmax(lastRow(out.logits!));
     }

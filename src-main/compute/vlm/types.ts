@@ -20,15 +20,19 @@ export interface VlmRunRequest {
   key: string;
   /** int64 [1, seq]. */
   inputIds: HostTensor;
-  /** float32 [numImages, 3, H, W]; absent for text-only (blind, no image). */
+  /** The processor's pixel_values in the family's layout ([n,3,H,W]; Idefics3 [1,tiles,3,H,W]; Qwen2-VL flattened patches); absent for text-only. */
   pixelValues?: HostTensor;
+  /** Other vision-encoder inputs the processor produced (pixel_attention_mask, image_grid_thw …), fed by name when the graph declares them. */
+  visionExtras?: Record<string, HostTensor>;
+  /** Multimodal RoPE (Qwen2-VL): position ids per axis [3][seq] and the offset decoding steps add. */
+  mrope?: { ids: number[][]; ropeDelta: number };
   /** Extra vision-encoder outputs (taps) to return. */
   visionFetches: string[];
   /** Extra decoder outputs (taps, `present.*`) to return from the prefill step. */
   decoderFetches: string[];
   /** Return the full prefill logits [1, seq, vocab] (else only the last position). */
   fullLogits?: boolean;
-  generate?: { maxNewTokens: number; eosTokenId: number | null };
+  generate?: { maxNewTokens: number; eosTokenIds: number[] };
   /** Token ids whose next-token log-probabilities at the last prompt position are wanted. */
   scoreTokenIds?: number[];
 }

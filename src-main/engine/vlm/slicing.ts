@@ -15,3 +15,17 @@ export function gatherSequence(t: HostTensor, positions: number[]): HostTensor {
   }
   return { dtype: 'float32', shape: [heads, positions.length, dim], data: out };
 }
+
+/**
+ * Attention probabilities as [batch, heads, q, k] whatever the exporter's layout: PyTorch's
+ * fused multi-head attention exports [batch·heads, q, k]; GQA written as a broadcast MatMul
+ * exports [batch, kv, group, q, k]. Both are the same bytes in the same order — only the
+ * shape changes (query head = kv · group + g).
+ */
+export function attentionAsBHQK(t: HostTensor, heads: number): HostTensor {
+  const s = t.shape;
+  if (s.length === 4) return t;
+  if (s.length === 3) return { ...t, shape: [s[0]! / heads, heads, s[1]!, s[2]!] };
+  if (s.length === 5) return { ...t, shape: [s[0]!, s[1]! * s[2]!, s[3]!, s[4]!] };
+  throw new Error(`attention tensor of shape [${s.join(', ')}] has no [batch, heads, q, k] reading`);
+}

@@ -33,7 +33,7 @@ export class Vlm {
   readonly processing: VlmProcessing;
   readonly grid: PatchGrid;
   readonly imageTokenId: number;
-  readonly eosTokenId: number | null;
+  readonly eosTokenIds: number[];
   /** The placeholder string of the image token in prompts (e.g. `<image>`). */
   readonly imageToken: string;
   private readonly compute: ComputeClient;
@@ -47,8 +47,9 @@ export class Vlm {
     const cfg = folder.config;
     this.imageTokenId = Number(cfg.image_token_index ?? cfg.image_token_id);
     if (!Number.isInteger(this.imageTokenId)) throw new LoupeError('bad-input', 'config.json has neither image_token_index nor image_token_id');
-    const eos = (cfg.text_config as { eos_token_id?: number } | undefined)?.eos_token_id ?? (cfg.eos_token_id as number | undefined);
-    this.eosTokenId = typeof eos === 'number' ? eos : null;
+    // eos may be one id or a list (Llama-3 style); generation stops at any of them.
+    const eos = (cfg.text_config as { eos_token_id?: number | number[] } | undefined)?.eos_token_id ?? (cfg.eos_token_id as number | number[] | undefined);
+    this.eosTokenIds = (Array.isArray(eos) ? eos : eos === undefined ? [] : [eos]).filter((x) => Number.isInteger(x));
     if (folder.family !== 'llava') throw new LoupeError('bad-input', `model family ${folder.family} is recognised but its forward pass is not implemented yet (LLaVA-style only)`);
     this.grid = llavaGrid(cfg);
     const token = processing.tokenizer.decode([this.imageTokenId], { skip_special_tokens: false });
@@ -92,7 +93,7 @@ export class Vlm {
       visionFetches: options.visionTaps ?? [],
       decoderFetches: options.decoderTaps ?? [],
       fullLogits: options.fullLogits ?? false,
-      ...(options.maxNewTokens && { generate: { maxNewTokens: options.maxNewTokens, eosTokenId: this.eosTokenId } }),
+      ...(options.maxNewTokens && { generate: { maxNewTokens: options.maxNewTokens, eosTokenIds: this.eosTokenIds } }),
       ...(choiceIds && { scoreTokenIds: choiceIds }),
     });
     const out: ForwardResult = { ...res, prompt, inputIds: ids, imageTokens };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mropePositionIds } from '../../../src-main/engine/vlm/mrope.ts';
+import { attentionAsBHQK } from '../../../src-main/engine/vlm/slicing.ts';
 import { idefics3TokenMap, imageTokenMap, llavaGrid, qwenTokenMap } from '../../../src-main/engine/vlm/token-map.ts';
 
 const I = 9; // image token id in these hand-made prompts
@@ -55,5 +56,17 @@ describe('Qwen2-VL M-RoPE position ids', () => {
   it('names a prompt/grid mismatch', () => {
     expect(() => mropePositionIds([I, I, 1], I, [{ t: 1, h: 4, w: 4 }], 2)).toThrow(/expects 4 image tokens/);
     expect(() => mropePositionIds([1, 2], I, [{ t: 1, h: 2, w: 2 }], 2)).toThrow(/1 images but 0 image-token runs/);
+  });
+});
+
+
+describe('attention layouts', () => {
+  it('reads [b·h, q, k] and [b, kv, group, q, k] as [b, h, q, k] without moving data', () => {
+    const data = new Float32Array(2 * 4 * 3 * 3).map((_, i) => i);
+    const fused = attentionAsBHQK({ dtype: 'float32', shape: [8, 3, 3], data }, 4);
+    expect(fused.shape).toEqual([2, 4, 3, 3]);
+    expect(fused.data).toBe(data);
+    expect(attentionAsBHQK({ dtype: 'float32', shape: [2, 2, 2, 3, 3], data }, 4).shape).toEqual([2, 4, 3, 3]);
+    expect(() => attentionAsBHQK({ dtype: 'float32', shape: [72], data }, 4)).toThrow(/no \[batch, heads, q, k\] reading/);
   });
 });
