@@ -110,7 +110,9 @@ describe('tappedModelPath', () => {
     const tapped = readModelSync(a);
     expect(tapped.graph!.output.slice(-2).map((o) => o.name)).toEqual(taps);
     // External initializers still point at the same relative file.
-    expect(tapped.graph!.initializer.every((t) => t.externalData.find((e) => e.key === 'location')?.value === 'weights.onnx_data')).toBe(true);
+    const external = tapped.graph!.initializer.filter((t) => t.externalData.length > 0);
+    expect(external.length).toBeGreaterThan(10);
+    expect(external.every((t) => t.externalData.find((e) => e.key === 'location')?.value === 'weights.onnx_data')).toBe(true);
     expect(statSync(data).mtimeMs).toBe(dataStat.mtimeMs);
 
     // Same set in another order → cached file, not rewritten.
