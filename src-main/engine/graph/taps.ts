@@ -34,7 +34,11 @@ export class TapError extends Error {
 
 /** A copy of `model` whose main graph also outputs `tensorNames` (deduplicated; existing outputs kept as they are). */
 export function addTaps(model: ModelProto, tensorNames: readonly string[]): ModelProto {
-  const out = cloneModel(model);
+  return addTapsInPlace(cloneModel(model), tensorNames);
+}
+
+/** addTaps without the copy, for a model decoded just for this (a multi-GB inline-weight model is not duplicated). */
+export function addTapsInPlace(out: ModelProto, tensorNames: readonly string[]): ModelProto {
   const graph = out.graph;
   if (!graph) throw new TapError('model has no graph');
   const ix = indexGraph(graph);
@@ -107,7 +111,7 @@ export async function tappedModelPath(originalPath: string, tensorNames: readonl
   const bytes = new Uint8Array(await readFile(originalPath));
   const target = tappedFileName(originalPath, bytes, tensorNames);
   if (existsSync(target)) return target;
-  const rewritten = encodeModel(addTaps(decodeModel(bytes), tensorNames));
+  const rewritten = encodeModel(addTapsInPlace(decodeModel(bytes), tensorNames));
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     const fh = await open(tmp, 'wx');
