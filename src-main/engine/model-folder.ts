@@ -26,6 +26,8 @@ export interface ModelFolder {
   family: string;
   config: Record<string, unknown>;
   preprocessor: Record<string, unknown>;
+  /** `processor_config.json` when present (image_token, image_seq_len, …), else {}. */
+  processorConfig: Record<string, unknown>;
   /** Chosen file per session; the dtype suffix (`_fp16`, `_q4` …) is kept as found. */
   files: Record<SessionName, string>;
 }
@@ -58,5 +60,6 @@ export function openModelFolder(path: string, dtype?: string): ModelFolder {
   if (!existsSync(onnxDir)) throw new LoupeError('bad-input', `model folder ${path} has no onnx/ subfolder`);
   const entries = readdirSync(onnxDir);
   const files = Object.fromEntries(SESSION_NAMES.map((n) => [n, pickSession(onnxDir, n, entries, dtype)])) as Record<SessionName, string>;
-  return { path, name: basename(path), family, config, preprocessor, files };
+  const processorConfig = existsSync(join(path, 'processor_config.json')) ? readJson(join(path, 'processor_config.json'), 'processor_config.json') : {};
+  return { path, name: basename(path), family, config, preprocessor, processorConfig, files };
 }

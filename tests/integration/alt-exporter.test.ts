@@ -13,6 +13,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
 import { openModelFolder } from '../../src-main/engine/model-folder.ts';
+import { llavaGrid } from '../../src-main/engine/vlm/token-map.ts';
 import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { REPO_ROOT } from '../../src-main/paths.ts';
 import { relativeError } from '../helpers/reference.ts';
@@ -63,7 +64,7 @@ describe('alt-llava folder (independent exporter) opens', () => {
     expect(vlm.folder.family).toBe('llava');
     expect(vlm.imageTokenId).toBe(index.image_token_index);
     expect(vlm.imageToken).toBe('<image>');
-    expect(vlm.grid).toEqual({ rows: 8, cols: 8, prefix: 0 });
+    expect(llavaGrid(vlm.folder.config)).toEqual({ rows: 8, cols: 8, prefix: 0 });
   });
 });
 

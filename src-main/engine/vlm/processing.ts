@@ -59,6 +59,23 @@ export class VlmProcessing {
   }
 
   /**
+   * The processor's own call, for families whose processor expands image tokens correctly
+   * (Qwen2-VL, Idefics3): text first, then images. Every output becomes a host tensor.
+   */
+  async processWithProcessor(prompt: string, images: RawImage[]): Promise<Record<string, HostTensor>> {
+    const call = this.processor as unknown as (t: string, i?: RawImage[]) => Promise<Record<string, { type: string; dims: number[]; data: HostTensor['data'] } | unknown>>;
+    const out = await call(prompt, images.length ? images : undefined);
+    const tensors: Record<string, HostTensor> = {};
+    for (const [name, v] of Object.entries(out)) {
+      const t = v as { type?: string; dims?: number[]; data?: HostTensor['data'] };
+      if (!t?.dims || !t.data) continue;
+      const dtype = t.type === 'bool' ? 'bool' : (t.type as HostTensor['dtype']);
+      tensors[name] = { dtype, shape: [...t.dims], data: t.type === 'bool' ? Uint8Array.from(t.data as unknown as ArrayLike<number>) : t.data };
+    }
+    return tensors;
+  }
+
+  /**
    * Prompt → input_ids and pixel_values. The image placeholders are expanded here, one run per
    * image, because transformers.js's LlavaProcessor expands only the first `<image>` of a prompt
    * (multi-image prompts such as two-view correspondence would otherwise be wrong).
@@ -75,7 +92,7 @@ export class VlmProcessing {
     return { prompt, inputIds, pixelValues: { dtype: 'float32', shape: [...pixel_values.dims], data: pixel_values.data } };
   }
 
-  private async images(image: ImageInput): Promise<RawImage[]> {
+  async images(image: ImageInput): Promise<RawImage[]> {
     if (image.kind === 'none') return [];
     if (image.kind === 'blank') {
       // The blind baseline's blank image: all black at the processor's input size.

@@ -9,7 +9,8 @@ import type { ComputeClient } from '../../compute/compute-client.ts';
 import type { VlmRunResult, VlmSessionFiles } from '../../compute/vlm/types.ts';
 import type { ModelFolder } from '../model-folder.ts';
 import { type ImageInput, VlmProcessing } from './processing.ts';
-import { type ImageTokenPosition, type PatchGrid, imageTokenMap, llavaGrid } from './token-map.ts';
+import { type Family, type FamilyInputs, familyFor } from './families.ts';
+import type { ImageTokenPosition } from './token-map.ts';
 
 export interface ForwardOptions {
   visionTaps?: string[];
@@ -31,7 +32,7 @@ export interface ForwardResult extends VlmRunResult {
 export class Vlm {
   readonly folder: ModelFolder;
   readonly processing: VlmProcessing;
-  readonly grid: PatchGrid;
+  readonly family: Family;
   readonly imageTokenId: number;
   readonly eosTokenIds: number[];
   /** The placeholder string of the image token in prompts (e.g. `<image>`). */
@@ -50,11 +51,10 @@ export class Vlm {
     // eos may be one id or a list (Llama-3 style); generation stops at any of them.
     const eos = (cfg.text_config as { eos_token_id?: number | number[] } | undefined)?.eos_token_id ?? (cfg.eos_token_id as number | number[] | undefined);
     this.eosTokenIds = (Array.isArray(eos) ? eos : eos === undefined ? [] : [eos]).filter((x) => Number.isInteger(x));
-    if (folder.family !== 'llava') throw new LoupeError('bad-input', `model family ${folder.family} is recognised but its forward pass is not implemented yet (LLaVA-style only)`);
-    this.grid = llavaGrid(cfg);
     const token = processing.tokenizer.decode([this.imageTokenId], { skip_special_tokens: false });
     if (!token) throw new LoupeError('bad-input', `image token id ${this.imageTokenId} is not in the tokenizer`);
     this.imageToken = token;
+    this.family = familyFor(folder, processing, this.imageTokenId, token);
   }
 
   /** `files` may point at tapped copies of the session files (see engine/graph). */
@@ -73,13 +73,18 @@ export class Vlm {
   }
 
   async forward(question: string, image: ImageInput, options: ForwardOptions = {}): Promise<ForwardResult> {
-    const encoded = await this.processing.encode(question, image, { imageToken: this.imageToken, tokensPerImage: this.grid.prefix + this.grid.rows * this.grid.cols });
-    return this.forwardEncoded(encoded.prompt, encoded.inputIds, encoded.pixelValues, options);
+    return this.run(await this.family.encode(question, image), options);
   }
 
+  /** For inputs prepared elsewhere (reference fixtures): LLaVA-style families only. */
   async forwardEncoded(prompt: string, inputIds: HostTensor, pixelValues: HostTensor | undefined, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const imageTokens = this.family.mapTokens(inputIds.data as BigInt64Array);
+    return this.run({ prompt, inputIds, ...(pixelValues && { pixelValues }), imageTokens }, options);
+  }
+
+  private async run(inputs: FamilyInputs, options: ForwardOptions): Promise<ForwardResult> {
+    const { prompt, inputIds, pixelValues, imageTokens } = inputs;
     const ids = Array.from(inputIds.data as BigInt64Array, Number);
-    const imageTokens = imageTokenMap(inputIds.data as BigInt64Array, this.imageTokenId, this.grid);
     const choiceIds = options.choices?.map((c) => {
       const t = this.processing.tokenIdsOf(c);
       if (t.length === 0) throw new LoupeError('bad-input', `choice "${c}" tokenizes to nothing`);
@@ -90,6 +95,8 @@ export class Vlm {
       key: this.key,
       inputIds: { dtype: 'int64', shape: inputIds.shape, data: BigInt64Array.from(inputIds.data as BigInt64Array) },
       ...(pixelValues && { pixelValues: { dtype: 'float32', shape: pixelValues.shape, data: Float32Array.from(pixelValues.data as Float32Array) } }),
+      ...(inputs.visionExtras && { visionExtras: inputs.visionExtras }),
+      ...(inputs.mrope && { mrope: inputs.mrope }),
       visionFetches: options.visionTaps ?? [],
       decoderFetches: options.decoderTaps ?? [],
       fullLogits: options.fullLogits ?? false,
