@@ -69,9 +69,17 @@ export class ComputeClient {
     return this.send({ op: 'vlm-run', ...request }, transfer) as Promise<VlmRunResult>;
   }
 
+  /** Makes `provider` the override and restarts the worker on it (sessions are reloaded there). */
+  async useProvider(provider: ExecutionProvider): Promise<void> {
+    this.override = provider;
+    await this.restart();
+  }
+
   /** Replaces the worker (also what happens after a crash); sessions are reloaded. */
   async restart(): Promise<void> {
+    const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
     await this.worker.terminate();
+    await exited;
     await this.ready;
   }
 

@@ -1,5 +1,6 @@
 /** One handler per contract method, typed from `src-shared/contract/methods.ts`. */
 import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { Engine } from './engine.ts';
 
@@ -23,6 +24,11 @@ export function createHandlers(engine: Engine): Handlers {
       dataDir: engine.options.dataDir,
       host: engine.options.host,
     }),
+    'app/set-provider': async ({ provider }) => {
+      if (!engine.compute.available.includes(provider)) throw new LoupeError('bad-input', `execution provider ${provider} does not work on this machine (available: ${engine.compute.available.join(', ')})`);
+      await engine.compute.useProvider(provider);
+      return { executionProvider: engine.compute.provider, availableProviders: engine.compute.available };
+    },
     'models/list': async () => store.models.list(),
     'datasets/list': async () => store.datasets.list(),
     'datasets/items': async ({ datasetId, offset, limit }) => {

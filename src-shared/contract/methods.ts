@@ -29,6 +29,8 @@ export const methods = {
       host: z.enum(['electron', 'server']),
     }),
   },
+  /** Switch execution provider (restarts the compute worker; runs in flight retry their item). */
+  'app/set-provider': { params: z.object({ provider: ExecutionProvider }).strict(), result: z.object({ executionProvider: ExecutionProvider, availableProviders: z.array(ExecutionProvider) }) },
   'models/list': { params: none, result: z.array(ModelInfo) },
   'datasets/list': { params: none, result: z.array(DatasetInfo) },
   'datasets/items': {

@@ -35,7 +35,7 @@ describe('workbench end to end', () => {
     const dataset = makeLongDataset(300);
     server = await startServer(dataDir);
     let page = await open(server.url);
-    await expect(page.getByTestId('provider').textContent()).resolves.toMatch(/EP: cpu/);
+    await expect(page.getByTestId('provider').locator('select').inputValue()).resolves.toBe('cpu');
 
     // Import a dataset through the UI.
     await page.getByTestId('nav-datasets').click();

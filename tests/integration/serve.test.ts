@@ -78,6 +78,19 @@ describe('serve: bad messages get typed errors, not crashes', () => {
   });
 });
 
+describe('serve: execution provider override', () => {
+  it('switches to a working provider and refuses one this machine cannot run', async () => {
+    const client = await connectNode(wsUrl, origin);
+    const err = await client.call('app/set-provider', { provider: 'cuda' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'bad-input', message: expect.stringMatching(/cuda does not work on this machine/) });
+    const before = engine.compute.restarts;
+    expect(await client.call('app/set-provider', { provider: 'cpu' })).toEqual({ executionProvider: 'cpu', availableProviders: ['cpu'] });
+    expect(engine.compute.restarts).toBe(before + 1);
+    expect((await client.call('app/info', {})).executionProvider).toBe('cpu');
+    client.close();
+  });
+});
+
 describe('serve: jobs stream progress and tensors arrive as binary', () => {
   it('runs a job, streams progress events, and returns stored tensors bit-exact', async () => {
     const client = await connectNode(wsUrl, origin);

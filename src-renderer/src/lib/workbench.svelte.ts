@@ -3,7 +3,7 @@
  * A class with runes (`$state`) so views read fields directly and re-render on change.
  */
 import type { EngineClient } from '../../../src-shared/contract/client.ts';
-import type { DatasetInfo, ModelInfo, RunInfo } from '../../../src-shared/contract/domain.ts';
+import type { DatasetInfo, ExecutionProvider, ModelInfo, RunInfo } from '../../../src-shared/contract/domain.ts';
 import type { EventPayload } from '../../../src-shared/contract/events.ts';
 import type { ResultOf } from '../../../src-shared/contract/methods.ts';
 
@@ -55,6 +55,11 @@ export class Workbench {
 
   async refreshDatasets(): Promise<void> {
     this.datasets = await this.client.call('datasets/list', {});
+  }
+
+  async setProvider(provider: ExecutionProvider): Promise<void> {
+    const r = await this.attempt(() => this.client.call('app/set-provider', { provider }));
+    if (r && this.info) this.info = { ...this.info, ...r };
   }
 
   /** Runs an engine call, turning its typed error into the banner message. */
