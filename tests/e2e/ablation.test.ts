@@ -38,8 +38,11 @@ describe('ablation view', () => {
     await page.mouse.up();
     await expect.poll(() => preview.getAttribute('data-blocked')).toBe(String(3 * 63));
     // The canvas shows it: row 1 (patch 0) is red off the diagonal, the CLS row is not.
-    const rowColours = await preview.evaluate((c: HTMLCanvasElement) => {
-      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    // Runs in the page; typed structurally because this file is type-checked without DOM types.
+    type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+    const rowColours = await preview.evaluate((el) => {
+      const c = el as unknown as Canvas;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
       const px = (r: number, col: number) => Array.from(d.slice((r * c.width + col) * 4, (r * c.width + col) * 4 + 3));
       return { patch0ToPatch5: px(1, 6), clsToPatch5: px(0, 6), patch0ToSelf: px(1, 1) };
     });
