@@ -2,7 +2,10 @@
 import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import { join } from 'node:path';
+import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
+import { exportRunTensors } from './export.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -58,6 +61,11 @@ export function createHandlers(engine: Engine): Handlers {
     'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
     'runs/list': async ({ status }) => store.runs.list(status),
     'runs/get': async ({ runId }) => ({ run: store.runs.get(runId), results: store.runs.results(runId) }),
+    'runs/compare': async ({ runIds }) => {
+      const runs = runIds.map((id) => store.runs.get(id));
+      return { runs, ...compareRuns(runIds.map((id) => store.runs.results(id))) };
+    },
+    'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),
     'tensors/get': async ({ tensorId }) => {
       const meta = store.runs.tensor(tensorId);
       const tensor = store.blobs.getTensors(meta.blob)[meta.name];

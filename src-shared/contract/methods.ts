@@ -49,6 +49,22 @@ export const methods = {
   'jobs/resume': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'runs/list': { params: z.object({ status: RunStatus.optional() }).strict().default({}), result: z.array(RunInfo) },
   'runs/get': { params: z.object({ runId: Id }).strict(), result: z.object({ run: RunInfo, results: z.array(RunResult) }) },
+  'runs/compare': {
+    params: z.object({ runIds: z.array(Id).min(2).max(8) }).strict(),
+    result: z.object({
+      runs: z.array(RunInfo),
+      sharedItems: z.number().int().nonnegative(),
+      metrics: z.array(
+        z.object({
+          name: z.string(),
+          perRun: z.array(z.object({ name: z.string(), n: z.number(), mean: z.number(), low: z.number(), high: z.number(), binary: z.boolean() }).nullable()),
+          diffs: z.array(z.number().nullable()),
+        }),
+      ),
+    }),
+  },
+  /** Writes every tensor of a run into one safetensors file (names `<item>/<tensor>`), readable by Python. */
+  'runs/export-tensors': { params: z.object({ runId: Id }).strict(), result: z.object({ path: z.string(), bytes: z.number().int(), tensors: z.number().int() }) },
   /** Result is streamed as one binary tensor frame with the same request id; the JSON result is its metadata. */
   'tensors/get': { params: z.object({ tensorId: Id }).strict(), result: TensorMeta },
 } as const;

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { compareRuns, summarize, wilson } from '../../../src-shared/metrics/summary.ts';
+
+describe('metric summaries', () => {
+  it('Wilson interval matches the textbook values', () => {
+    // 8/10: Wilson 95% ≈ [0.4902, 0.9433]; 0/20 → [0, 0.1611].
+    const [lo, hi] = wilson(8, 10);
+    expect(lo).toBeCloseTo(0.4902, 3);
+    expect(hi).toBeCloseTo(0.9433, 3);
+    const [lo0, hi0] = wilson(0, 20);
+    expect(lo0).toBe(0);
+    expect(hi0).toBeCloseTo(0.1611, 3);
+  });
+
+  it('treats 0/1 metrics as binary and others with a t-free normal interval', () => {
+    expect(summarize('correct', [1, 0, 1, 1])).toMatchObject({ n: 4, mean: 0.75, binary: true });
+    const s = summarize('norm', [1, 2, 3, 4]);
+    expect(s.binary).toBe(false);
+    expect(s.mean).toBe(2.5);
+    // sd = 1.2910, half-width = 1.96 · 1.2910 / 2 = 1.2652
+    expect(s.high - s.mean).toBeCloseTo(1.2652, 3);
+  });
+
+  it('compares runs on their shared items and reports differences to the first run', () => {
+    const a = [{ itemId: 'x', metrics: { correct: 1 } }, { itemId: 'y', metrics: { correct: 0 } }, { itemId: 'z', metrics: { correct: 1 } }];
+    const b = [{ itemId: 'x', metrics: { correct: 0 } }, { itemId: 'y', metrics: { correct: 0 } }];
+    const { metrics, sharedItems } = compareRuns([a, b]);
+    expect(sharedItems).toBe(2);
+    expect(metrics[0]!.perRun.map((s) => s!.mean)).toEqual([0.5, 0]);
+    expect(metrics[0]!.diffs).toEqual([0, -0.5]);
+  });
+});
