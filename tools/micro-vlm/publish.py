@@ -1,7 +1,7 @@
 """Writes the shipped model folder and the parity fixtures from a checkpoint.
 
     /usr/bin/python3 tools/micro-vlm/publish.py --checkpoint tools/micro-vlm/weights/micro-llava.safetensors \
-        --corpus .cache/world-train
+
     /usr/bin/python3 tools/micro-vlm/publish.py --untrained --vocab .cache/world-train/vocabulary.json
 
 Outputs resources/models/micro-llava/{config,generation_config,preprocessor_config,
@@ -14,7 +14,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,35 +31,20 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL_DIR = os.path.join(ROOT, "resources", "models", "micro-llava")
 FIXTURE_DIR = os.path.join(ROOT, "tests", "fixtures", "micro-llava")
 
-# Fixed fixture items: (case name, task, item id) from the corpus test split.
-FIXTURE_ITEMS = [
-    ("colour-at-point", "colour-at-point", 0),
-    ("count", "count", 0),
-    ("correspondence", "correspondence", 0),
-]
+# Fixed fixture items from the shipped probe sets (resources/datasets, committed, seed 1):
+# a one-image question and a two-image (correspondence) question = 3 images.
+FIXTURE_ITEMS = [("colour-at-point", "colour-at-point", 0), ("correspondence", "correspondence", 0)]
 
 
-def corpus_cases(corpus: str):
-    from corpus import load_task
+def probe_cases():
+    from corpus import load_probe_set
 
     cases = []
     for name, task, k in FIXTURE_ITEMS:
-        items = [it for it in load_task(corpus, task) if it.split == "test"]
-        it = items[k]
+        it = load_probe_set(os.path.join(ROOT, "resources", "datasets", task))[k]
         cases.append({"name": name, "question": it.prompt, "images": list(it.images), "choices": it.choices,
-                      "answer": it.answer, "source": f"corpus {os.path.basename(corpus)} task {task} item {it.id}"})
+                      "answer": it.answer, "source": f"resources/datasets/{task} item {it.id}"})
     return cases
-
-
-def synthetic_cases():
-    """Untrained model only: noise images, so the layout can be tested before the corpus exists."""
-    rng = np.random.default_rng(0)
-    img = lambda: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # noqa: E731
-    return [
-        {"name": "colour-at-point", "question": "what colour is the object at the marker ?", "images": [img()], "source": "noise"},
-        {"name": "correspondence", "question": "which point in the second image is the same as the point in the first image ?",
-         "images": [img(), img()], "source": "noise"},
-    ]
 
 
 def blind_cases(question: str):
@@ -75,7 +59,6 @@ def main():
     ap.add_argument("--checkpoint")
     ap.add_argument("--untrained", action="store_true")
     ap.add_argument("--vocab", help="vocabulary.json (untrained only)")
-    ap.add_argument("--corpus", help="world corpus dir for fixture images")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -87,7 +70,7 @@ def main():
         m, tok, _ = checkpoint.load(a.checkpoint)
     write_hub_files(MODEL_DIR, m.c, tok)
     export_all(m, MODEL_DIR)
-    cases = corpus_cases(a.corpus) if a.corpus else synthetic_cases()
+    cases = probe_cases()
     cases += blind_cases(cases[0]["question"])
     write_fixtures(m, tok, cases, FIXTURE_DIR)
     sizes = {f: os.path.getsize(os.path.join(MODEL_DIR, "onnx", f)) for f in sorted(os.listdir(os.path.join(MODEL_DIR, "onnx")))}

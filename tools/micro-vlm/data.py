@@ -1,0 +1,93 @@
+"""Turns corpus items into training tensors: prompts, answers and per-patch auxiliary targets.
+
+Sequence (LLaVA-1.5 chat format, `<image>` expanded to 64 tokens per image):
+    <s> USER : <image>x64 ... {question} ASSISTANT : {answer} </s>
+The loss covers the answer word and `</s>` only.
+
+Auxiliary targets (one per 8x8 patch, from the instance masks and `meta.objects`): the
+patch's majority instance decides colour/shape/style class (0 = background), its depth z,
+and the patch centre's offset from the object centre in object radii; markers drawn in the
+patch (`point`, `a`..`d`) give a marker class. They are a stand-in for a pretrained vision
+tower (a from-scratch ViT trained only through a 2-token answer learns slowly and keeps
+little beyond what the trained questions need); train.py weights them.
+"""
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+import torch
+
+from corpus import Item
+from processor import preprocess
+from tokenizer import WordTokenizer, render_prompt
+
+COLOURS = ["red", "orange", "yellow", "green", "blue", "purple", "white"]
+SHAPES = ["circle", "square", "triangle", "diamond"]
+STYLES = ["solid", "striped", "dotted", "checkered"]
+MARKERS = ["point", "a", "b", "c", "d"]
+P = 8  # patch size
+G = 8  # patches per side
+
+
+@dataclass
+class Example:
+    prompt_ids: List[int]
+    answer_id: int
+    item: Item
+    aux: np.ndarray  # float32 [n_images, 64, 7]: colour, shape, style, marker, z, dx, dy (class ids as floats)
+
+
+def patch_targets(mask: np.ndarray, objects: list, points: list) -> np.ndarray:
+    """[64, 7] targets for one image: majority instance per patch -> attributes; markers by centre."""
+    patches = mask.reshape(G, P, G, P).transpose(0, 2, 1, 3).reshape(G * G, P * P)
+    ids = np.stack([np.bincount(row, minlength=32)[:32] for row in patches]).argmax(1)
+    by_id = {o["id"]: o for o in objects}
+    out = np.zeros((G * G, 7), np.float32)
+    out[:, 4:] = np.nan  # regression targets only on object patches
+    for k, i in enumerate(ids):
+        o = by_id.get(int(i))
+        if o is None:
+            continue
+        out[k, 0] = 1 + COLOURS.index(o["colour"])
+        out[k, 1] = 1 + SHAPES.index(o["shape"])
+        out[k, 2] = 1 + STYLES.index(o["style"])
+        cx, cy = (k % G) * P + P / 2, (k // G) * P + P / 2
+        r = max(o["radius"], 1.0)
+        out[k, 4] = o["z"]
+        out[k, 5] = np.clip((cx - o["centre"][0]) / r, -2, 2)
+        out[k, 6] = np.clip((cy - o["centre"][1]) / r, -2, 2)
+    for name, x, y in points:
+        out[(y // P) * G + x // P, 3] = 1 + MARKERS.index(name)
+    return out
+
+
+def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux: bool = True) -> Example:
+    n = len(item.images)
+    text = tok.expand_images(render_prompt(item.prompt, n), tokens_per_image)
+    aux = None
+    if with_aux:
+        objects = item.meta.get("objects", [])
+        pts = [[] for _ in range(n)]
+        for lab in item.labels:
+            if lab["kind"] == "point" and lab.get("name") in MARKERS:
+                pts[lab["image"]].append((lab["name"], int(lab["at"][0]), int(lab["at"][1])))
+        aux = np.stack([patch_targets(np.asarray(item.masks[k]), objects, pts[k]) for k in range(n)])
+    return Example(tok.encode(text), tok.vocab[item.answer], item, aux)
+
+
+def collate(batch: List[Example], eos_id: int, pad_id: int):
+    """Right-padded batch. Causal attention means padding after a sequence never affects it."""
+    lens = [len(e.prompt_ids) + 2 for e in batch]
+    s = max(lens)
+    ids = torch.full((len(batch), s), pad_id, dtype=torch.long)
+    tgt_pos, tgt_ids = [], []
+    for b, e in enumerate(batch):
+        seq = e.prompt_ids + [e.answer_id, eos_id]
+        ids[b, : len(seq)] = torch.tensor(seq)
+        n = len(e.prompt_ids)
+        tgt_pos += [(b, n - 1), (b, n)]  # position predicting answer, position predicting </s>
+        tgt_ids += [e.answer_id, eos_id]
+    images = np.concatenate([np.asarray(e.item.images) for e in batch])
+    px = torch.from_numpy(preprocess(images))
+    aux = torch.from_numpy(np.concatenate([e.aux for e in batch])) if batch[0].aux is not None else None
+    return ids, px, torch.tensor(tgt_pos), torch.tensor(tgt_ids), aux
