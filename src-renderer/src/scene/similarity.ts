@@ -63,7 +63,10 @@ export function stageGrid(stage: Stage, t: HostTensor, tokens: readonly ImageTok
     const [n, len, dim] = t.shape.slice(-3) as [number, number, number];
     if (image >= n) throw new Error(`${stage.kind}: no image ${image} in a tensor of ${n}`);
     let side = squareSide(len), skip = 0;
-    if (!side && squareSide(len - 1)) (side = squareSide(len - 1)), (skip = 1);
+    if (!side && squareSide(len - 1)) {
+      side = squareSide(len - 1);
+      skip = 1;
+    }
     if (!side) throw new Error(`${stage.kind}: ${len} positions are not a square patch grid`);
     const start = (image * len + skip) * dim;
     return { rows: side, cols: side, dim, vecs: data.slice(start, start + side * side * dim) };
@@ -118,7 +121,11 @@ export function cosineMap(query: ArrayLike<number>, grid: PatchGrid): Float32Arr
 /** Index of the largest value (the first on ties); -1 for an empty map. */
 export function argmax(values: ArrayLike<number>): number {
   let best = -1, bv = -Infinity;
-  for (let i = 0; i < values.length; i++) if (values[i]! > bv) (bv = values[i]!), (best = i);
+  for (let i = 0; i < values.length; i++)
+    if (values[i]! > bv) {
+      bv = values[i]!;
+      best = i;
+    }
   return best;
 }
 
@@ -181,14 +188,17 @@ export function pcaRgb(grids: readonly PatchGrid[]): Uint8Array[] {
 /** Values → RGB through viridis, min..max of the map stretched over the ramp. */
 export function heatRgb(values: ArrayLike<number>): Uint8Array {
   let lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < values.length; i++) (lo = Math.min(lo, values[i]!)), (hi = Math.max(hi, values[i]!));
+  for (let i = 0; i < values.length; i++) {
+    lo = Math.min(lo, values[i]!);
+    hi = Math.max(hi, values[i]!);
+  }
   const out = new Uint8Array(values.length * 3);
   for (let i = 0; i < values.length; i++) out.set(viridis(hi > lo ? (values[i]! - lo) / (hi - lo) : 0), i * 3);
   return out;
 }
 
 /** RGBA pixels of a width × height canvas showing rows × cols cells coloured by `rgb`. */
-export function paintCells(rgb: Uint8Array, rows: number, cols: number, width: number, height: number): Uint8ClampedArray {
+export function paintCells(rgb: Uint8Array, rows: number, cols: number, width: number, height: number): Uint8ClampedArray<ArrayBuffer> {
   const px = new Uint8ClampedArray(width * height * 4);
   for (let y = 0; y < height; y++) {
     const r = Math.min(rows - 1, Math.floor((y * rows) / height));

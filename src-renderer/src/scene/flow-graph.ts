@@ -1,0 +1,163 @@
+/**
+ * The three.js objects of the attention flow, without a renderer or DOM (so it is testable in
+ * Node): one `Points` for every token on every shown plane, one `LineSegments` for every edge
+ * (a single BufferGeometry, vertex-coloured by weight), plane frames, and a second pair of
+ * objects for the traced flow. Rebuilt when the data or filters change, never per frame.
+ */
+import * as THREE from 'three';
+import { viridis } from './colormap.ts';
+import type { EdgeSet, FlowLayout, Trace } from './flow-data.ts';
+
+const IMAGE_COLOUR = [0.36, 0.56, 0.85] as const;
+const TEXT_COLOUR = [0.92, 0.7, 0.3] as const;
+const TRACE_COLOUR = new THREE.Color(1, 0.42, 0.25);
+
+export interface GraphSpacing {
+  /** World units per layout cell. */
+  cell: number;
+  /** World units between planes. */
+  planeGap: number;
+}
+
+export class FlowGraph {
+  readonly group = new THREE.Group();
+  private readonly tokens: THREE.Points<THREE.BufferGeometry, THREE.PointsMaterial>;
+  private readonly edges: THREE.LineSegments<THREE.BufferGeometry, THREE.LineBasicMaterial>;
+  private readonly frames: THREE.LineSegments<THREE.BufferGeometry, THREE.LineBasicMaterial>;
+  private readonly traceEdges: THREE.LineSegments<THREE.BufferGeometry, THREE.LineBasicMaterial>;
+  private readonly traceNodes: THREE.Points<THREE.BufferGeometry, THREE.PointsMaterial>;
+  private layout: FlowLayout | null = null;
+  private edgeSet: EdgeSet | null = null;
+  spacing: GraphSpacing = { cell: 1, planeGap: 6 };
+  /** Planes drawn: [first, last] inclusive. */
+  planes: [number, number] = [0, 0];
+
+  constructor() {
+    this.tokens = new THREE.Points(new THREE.BufferGeometry(), new THREE.PointsMaterial({ size: 4, sizeAttenuation: false, vertexColors: true }));
+    const edgeMaterial = new THREE.LineBasicMaterial({ vertexColors: true, transparent: true, opacity: 0.85, blending: THREE.AdditiveBlending, depthWrite: false });
+    this.edges = new THREE.LineSegments(new THREE.BufferGeometry(), edgeMaterial);
+    this.frames = new THREE.LineSegments(new THREE.BufferGeometry(), new THREE.LineBasicMaterial({ color: 0x3a4050 }));
+    this.traceEdges = new THREE.LineSegments(new THREE.BufferGeometry(), new THREE.LineBasicMaterial({ color: TRACE_COLOUR, depthTest: false, transparent: true }));
+    this.traceNodes = new THREE.Points(new THREE.BufferGeometry(), new THREE.PointsMaterial({ size: 7, sizeAttenuation: false, color: TRACE_COLOUR, depthTest: false, transparent: true }));
+    this.traceEdges.renderOrder = 2;
+    this.traceNodes.renderOrder = 3;
+    for (const o of [this.frames, this.edges, this.tokens, this.traceEdges, this.traceNodes]) {
+      o.frustumCulled = false;
+      this.group.add(o);
+    }
+  }
+
+  /** World position of `token` on `plane`. */
+  position(plane: number, token: number, out = new THREE.Vector3()): THREE.Vector3 {
+    const xy = this.layout!.xy;
+    return out.set(xy[token * 2]! * this.spacing.cell, xy[token * 2 + 1]! * this.spacing.cell, -plane * this.spacing.planeGap);
+  }
+
+  get seq(): number {
+    return this.layout?.seq ?? 0;
+  }
+
+  get edgeCount(): number {
+    return this.edgeSet?.count ?? 0;
+  }
+
+  /** Rebuilds tokens, frames and edges for a layout, the planes shown, and the selected edges. */
+  build(layout: FlowLayout, planes: [number, number], edges: EdgeSet, threshold: number): void {
+    this.layout = layout;
+    this.edgeSet = edges;
+    this.planes = planes;
+    this.spacing = { cell: 1, planeGap: Math.max(3, Math.max(layout.width, layout.height) * 0.3) };
+    const [p0, p1] = planes;
+    const nPlanes = p1 - p0 + 1;
+    const S = layout.seq;
+    const v = new THREE.Vector3();
+
+    const pos = new Float32Array(nPlanes * S * 3);
+    const col = new Float32Array(nPlanes * S * 3);
+    for (let p = p0, i = 0; p <= p1; p++)
+      for (let t = 0; t < S; t++, i++) {
+        this.position(p, t, v).toArray(pos, i * 3);
+        col.set(layout.isImage[t] ? IMAGE_COLOUR : TEXT_COLOUR, i * 3);
+      }
+    setAttributes(this.tokens, pos, col);
+
+    const hw = layout.width / 2 + 1, hh = layout.height / 2 + 1;
+    const corners = [[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]] as const;
+    const frame = new Float32Array(nPlanes * 8 * 3);
+    for (let p = p0, i = 0; p <= p1; p++)
+      for (let c = 0; c < 4; c++) {
+        const a = corners[c]!, b = corners[(c + 1) % 4]!;
+        const z = -p * this.spacing.planeGap;
+        frame.set([a[0], a[1], z, b[0], b[1], z], i);
+        i += 6;
+      }
+    setAttributes(this.frames, frame);
+
+    let maxW = threshold;
+    for (let e = 0; e < edges.count; e++) maxW = Math.max(maxW, edges.weight[e]!);
+    const ep = new Float32Array(edges.count * 6);
+    const ec = new Float32Array(edges.count * 6);
+    const span = maxW - threshold;
+    for (let e = 0; e < edges.count; e++) {
+      const l = edges.layer[e]!;
+      this.position(l, edges.from[e]!, v).toArray(ep, e * 6);
+      this.position(l + 1, edges.to[e]!, v).toArray(ep, e * 6 + 3);
+      const t = span > 0 ? (edges.weight[e]! - threshold) / span : 1;
+      const [r, g, b] = viridis(0.2 + 0.8 * t);
+      const k = (0.3 + 0.7 * t) / 255; // additive blending: strength as brightness
+      ec[e * 6] = ec[e * 6 + 3] = r * k;
+      ec[e * 6 + 1] = ec[e * 6 + 4] = g * k;
+      ec[e * 6 + 2] = ec[e * 6 + 5] = b * k;
+    }
+    setAttributes(this.edges, ep, ec);
+    this.setTrace(null);
+  }
+
+  /** Highlights a traced flow (or clears it): its edges and nodes drawn on top, the rest dimmed. */
+  setTrace(trace: Trace | null): void {
+    const edges = this.edgeSet;
+    if (!trace || !edges || !this.layout) {
+      setAttributes(this.traceEdges, new Float32Array(0));
+      setAttributes(this.traceNodes, new Float32Array(0));
+      this.edges.material.opacity = 0.85;
+      return;
+    }
+    const v = new THREE.Vector3();
+    const ep = new Float32Array(trace.edges.length * 6);
+    trace.edges.forEach((e, i) => {
+      const l = edges.layer[e]!;
+      this.position(l, edges.from[e]!, v).toArray(ep, i * 6);
+      this.position(l + 1, edges.to[e]!, v).toArray(ep, i * 6 + 3);
+    });
+    setAttributes(this.traceEdges, ep);
+    const np = new Float32Array(trace.nodes.size * 3);
+    let i = 0;
+    for (const n of trace.nodes) this.position(Math.floor(n / this.seq), n % this.seq, v).toArray(np, 3 * i++);
+    setAttributes(this.traceNodes, np);
+    this.edges.material.opacity = 0.25;
+  }
+
+  /** Radius of a sphere around every drawn token (for framing the camera). */
+  bounds(): THREE.Sphere {
+    this.tokens.geometry.computeBoundingSphere();
+    return this.tokens.geometry.boundingSphere?.clone() ?? new THREE.Sphere();
+  }
+
+  /** Frees every geometry and material (the GPU buffers go with the renderer's next dispose). */
+  dispose(): void {
+    for (const o of [this.tokens, this.edges, this.frames, this.traceEdges, this.traceNodes]) {
+      o.geometry.dispose();
+      o.material.dispose();
+    }
+    this.group.clear();
+  }
+}
+
+/** A fresh geometry per rebuild (sizes change with the filters); the old one's GPU buffers are freed. */
+function setAttributes(o: THREE.Points | THREE.LineSegments, position: Float32Array, color?: Float32Array): void {
+  o.geometry.dispose();
+  const g = new THREE.BufferGeometry();
+  g.setAttribute('position', new THREE.BufferAttribute(position, 3));
+  if (color) g.setAttribute('color', new THREE.BufferAttribute(color, 3));
+  o.geometry = g;
+}
