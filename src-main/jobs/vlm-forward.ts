@@ -34,7 +34,7 @@ export class VlmForwardRunner implements JobRunner {
     const model = this.store.models.get(run.modelId);
     const folder = openModelFolder(model.path);
     const dataset = this.store.datasets.get(run.datasetId);
-    const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled });
+    const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled }, spec.ablation);
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
     const textConfig = folder.config.text_config as { num_hidden_layers: number; num_attention_heads: number };
     const textLayers = Number(textConfig.num_hidden_layers);
@@ -53,6 +53,7 @@ export class VlmForwardRunner implements JobRunner {
           decoderTaps: [...kvNames, ...taps.decoder.map((t) => t.tensor)],
           ...(spec.maxNewTokens > 0 && { maxNewTokens: spec.maxNewTokens }),
           ...(item.choices && { choices: item.choices }),
+          ...(spec.ablation && { ablation: spec.ablation }),
         });
 
         const metrics: Record<string, number> = { promptTokens: res.inputIds.length, imageTokens: res.imageTokens.length };

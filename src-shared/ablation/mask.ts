@@ -14,6 +14,18 @@
 import { LoupeError } from '../contract/errors.ts';
 import { type AblationPart, type AblationSpec, type AttentionEdit, BLOCK_BIAS, type TokenSet, isAttentionEdit } from './spec.ts';
 
+/** Graph input carrying layer N's bias in rewritten graphs (engine/graph/ablation.ts). */
+export const BIAS_INPUT_PREFIX = 'loupe_attn_bias.';
+
+export const biasInputName = (layer: number) => `${BIAS_INPUT_PREFIX}${layer}`;
+
+/** Layer index of a bias input name, or undefined for other inputs. */
+export function biasInputLayer(name: string): number | undefined {
+  if (!name.startsWith(BIAS_INPUT_PREFIX)) return undefined;
+  const n = Number(name.slice(BIAS_INPUT_PREFIX.length));
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
 export type TokenRole = 'cls' | 'patch' | 'text';
 
 export interface TokenLayout {

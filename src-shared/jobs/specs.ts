@@ -3,6 +3,7 @@
  * (so a run can be reproduced from its row alone).
  */
 import { z } from 'zod';
+import { AblationSpec } from '../ablation/spec.ts';
 
 const StoreDtype = z.enum(['float32', 'float16']);
 
@@ -44,6 +45,8 @@ export const VlmForwardSpec = z
     taps: TapSelection.default(TapSelection.parse({})),
     storeDtype: StoreDtype.default('float16'),
     limit: z.number().int().nonnegative().default(0),
+    /** Attention edits applied to every item (graph surgery + per-run bias feeds); stored with the run. */
+    ablation: AblationSpec.optional(),
   })
   .strict();
 export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;

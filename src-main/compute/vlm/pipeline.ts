@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../../../src-shared/tensor/dtype.ts';
+import { biasFeeds, llmStepLayout } from './ablation-feeds.ts';
 import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './types.ts';
 
 type Session = ort.InferenceSession;
@@ -138,6 +139,14 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
       const target = vlm.vision.inputNames.includes(name) ? name : name === 'image_grid_thw' && vlm.vision.inputNames.includes('grid_thw') ? 'grid_thw' : null;
       if (target) feeds[target] = new ort.Tensor(t.dtype, t.data as never, t.shape);
     }
+    if (vlm.vision.inputNames.some((n) => n.startsWith('loupe_attn_bias.'))) {
+      // Only the caller knows the tower's token layout (CLS or not, grid), which sizes even all-zero biases.
+      const v = req.ablation?.vision;
+      if (!v) throw new Error('the vision encoder has attention-bias inputs: runs on it must pass ablation.vision (its token layout), even with no vision edits');
+      Object.assign(feeds, biasFeeds(vlm.vision, v.layout, { spec: req.ablation!.spec, heads: v.heads }, 'vision encoder'));
+    } else if (req.ablation?.spec?.edits.some((e) => e.part === 'vision')) {
+      throw new Error('the vision encoder session has no attention-bias inputs: open the model with the ablation rewrite to apply vision edits');
+    }
     const missing = vlm.vision.inputNames.filter((n) => !(n in feeds));
     if (missing.length) throw new Error(`vision encoder needs inputs the processor did not produce: ${missing.join(', ')}`);
     const out = await vlm.vision.run(feeds, fetches);
@@ -155,7 +164,9 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const presentNames = vlm.decoder.outputNames.filter((n) => n.startsWith('present.'));
   const generating = (req.generate?.maxNewTokens ?? 0) > 0;
   const fetch = [...new Set([...outNames, ...(generating ? presentNames : [])])];
-  const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm) }, fetch);
+  const llmEdit = req.ablation?.llm && { spec: req.ablation.spec, heads: req.ablation.llm.heads };
+  const prefillBias = biasFeeds(vlm.decoder, llmStepLayout(req.ablation, seq, seq, 0), llmEdit, 'decoder');
+  const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm), ...prefillBias }, fetch);
   const t2 = performance.now();
   for (const n of req.decoderFetches) taps[n] = toHost(prefill[n]!);
   const lastLogits = lastRow(prefill.logits!);
@@ -176,7 +187,8 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
       if (step === req.generate.maxNewTokens - 1) break;
       const e = await vlm.embed.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from([BigInt(next)]), [1, 1]) });
       total++;
-      const out = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, floats(e.inputs_embeds!), [1, 1, hidden]), ...positionFeeds(vlm, total - 1, 1, total, req.mrope), ...past }, ['logits', ...presentNames]);
+      const stepBias = biasFeeds(vlm.decoder, llmStepLayout(req.ablation, seq, total, total - 1), llmEdit, 'decoder');
+      const out = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, floats(e.inputs_embeds!), [1, 1, hidden]), ...positionFeeds(vlm, total - 1, 1, total, req.mrope), ...past, ...stepBias }, ['logits', ...presentNames]);
       past = Object.fromEntries(presentNames.map((n) => [n.replace('present.', 'past_key_values.'), out[n]!]));
       next = argmax(lastRow(out.logits!));
     }

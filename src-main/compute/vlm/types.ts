@@ -1,4 +1,6 @@
 /** What the engine asks of the compute worker's VLM pipeline, and what it gets back. */
+import type { TokenLayout } from '../../../src-shared/ablation/mask.ts';
+import type { AblationSpec } from '../../../src-shared/ablation/spec.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 
 export interface VlmSessionFiles {
@@ -35,6 +37,22 @@ export interface VlmRunRequest {
   generate?: { maxNewTokens: number; eosTokenIds: number[] };
   /** Token ids whose next-token log-probabilities at the last prompt position are wanted. */
   scoreTokenIds?: number[];
+  /**
+   * Attention ablation (needs sessions rewritten with `loupe_attn_bias.<layer>` inputs, see
+   * engine/graph/ablation.ts). The worker builds the biases of every step from the spec:
+   * the vision prefill, the decoder prefill and each greedy step (the new token's row).
+   * Sessions with bias inputs and no `ablation` here get all-zero biases (= no edit).
+   */
+  ablation?: VlmAblation;
+}
+
+export interface VlmAblation {
+  /** Absent: sessions with bias inputs get all-zero biases. */
+  spec?: AblationSpec;
+  /** Vision tower token layout (same for every image/crop) and query heads. */
+  vision?: { layout: TokenLayout; heads: number };
+  /** LLM: prompt length, image tokens with their patch index (−1 for prefix tokens), query heads. */
+  llm?: { promptLength: number; imageTokens: { position: number; patch: number }[]; heads: number };
 }
 
 export interface VlmRunResult {

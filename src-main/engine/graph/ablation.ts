@@ -26,6 +26,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { AttributeProto_AttributeType, NodeProtoSchema, TensorProto_DataType, ValueInfoProtoSchema } from 'onnx-buf';
 import type { ModelProto, NodeProto } from 'onnx-buf';
+import { BIAS_INPUT_PREFIX, biasInputLayer, biasInputName } from '../../../src-shared/ablation/mask.ts';
 import { type AttentionSite, AttentionSiteError, findAttentionSites } from './attention-sites.ts';
 import { indexGraph } from './graph-index.ts';
 import { decodeModel, encodeModel, opsetVersion } from './model-proto.ts';
@@ -33,16 +34,7 @@ import { TAP_FORMAT_VERSION, addTapsInPlace, tappedModelPath } from './taps.ts';
 
 /** Bump when the rewrite changes, so cached rewritten files from older code are not reused. */
 export const ABLATION_FORMAT_VERSION = 1;
-export const BIAS_INPUT_PREFIX = 'loupe_attn_bias.';
-
-export const biasInputName = (layer: number) => `${BIAS_INPUT_PREFIX}${layer}`;
-
-/** Layer index of a bias input name, or undefined for other inputs. */
-export function biasInputLayer(name: string): number | undefined {
-  if (!name.startsWith(BIAS_INPUT_PREFIX)) return undefined;
-  const n = Number(name.slice(BIAS_INPUT_PREFIX.length));
-  return Number.isInteger(n) && n >= 0 ? n : undefined;
-}
+export { BIAS_INPUT_PREFIX, biasInputLayer, biasInputName };
 
 export class AblationGraphError extends Error {
   override name = 'AblationGraphError';

@@ -7,7 +7,7 @@ import type { TapSelection } from '../../../src-shared/jobs/specs.ts';
 import type { VlmSessionFiles } from '../../compute/vlm/types.ts';
 import { buildCatalogue } from '../graph/catalogue.ts';
 import { readModel } from '../graph/model-proto.ts';
-import { tappedModelPath } from '../graph/taps.ts';
+import { rewrittenModelPath } from '../graph/ablation.ts';
 import type { ModelFolder } from '../model-folder.ts';
 import type { NamedTap } from './tap-sets.ts';
 
@@ -26,15 +26,19 @@ export async function builtinTaps(
   folder: ModelFolder,
   selection: TapSelection,
   place: (file: string) => string,
+  /** Also give these towers attention-bias inputs (engine/graph/ablation.ts), in the same rewritten file. */
+  ablate: { vision: boolean; llm: boolean } = { vision: false, llm: false },
 ): Promise<{ vision: NamedTap[]; decoder: NamedTap[]; files: Pick<VlmSessionFiles, 'vision' | 'decoder'> }> {
   const vision = selection.visionLayers || selection.attention ? await tapsOf(folder.files.vision_encoder, 'vision', selection, selection.visionLayers) : [];
   const decoder = selection.llmLayers || selection.attention ? await tapsOf(folder.files.decoder_model_merged, 'text', selection, selection.llmLayers) : [];
+  const file = async (original: string, taps: NamedTap[], ablation: boolean) =>
+    taps.length || ablation ? rewrittenModelPath(place(original), { taps: taps.map((t) => t.tensor), ablation }) : original;
   return {
     vision,
     decoder,
     files: {
-      vision: vision.length ? await tappedModelPath(place(folder.files.vision_encoder), vision.map((t) => t.tensor)) : folder.files.vision_encoder,
-      decoder: decoder.length ? await tappedModelPath(place(folder.files.decoder_model_merged), decoder.map((t) => t.tensor)) : folder.files.decoder_model_merged,
+      vision: await file(folder.files.vision_encoder, vision, ablate.vision),
+      decoder: await file(folder.files.decoder_model_merged, decoder, ablate.llm),
     },
   };
 }

@@ -5,6 +5,7 @@
  * graphs (engine/graph), cached next to the originals.
  */
 import { createHash } from 'node:crypto';
+import { type AblationSpec, ablatedParts } from '../../../src-shared/ablation/spec.ts';
 import type { TapSelection } from '../../../src-shared/jobs/specs.ts';
 import type { VlmSessionFiles } from '../../compute/vlm/types.ts';
 import type { ModelFolder } from '../model-folder.ts';
@@ -30,14 +31,25 @@ export interface RewritePlace {
   bundled: boolean;
 }
 
-export async function resolveTaps(folder: ModelFolder, selection: TapSelection, place: RewritePlace): Promise<ResolvedTaps> {
+/**
+ * `ablation`: the towers it edits also get attention-bias inputs (engine/graph/ablation.ts),
+ * in the same rewritten file as the taps; specs Loupe cannot apply are refused here.
+ */
+export async function resolveTaps(folder: ModelFolder, selection: TapSelection, place: RewritePlace, ablation?: AblationSpec): Promise<ResolvedTaps> {
   const files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged };
   const vision: NamedTap[] = [];
   const decoder: NamedTap[] = [];
-  if (selection.visionLayers || selection.llmLayers || selection.attention) {
+  let ablate = { vision: false, llm: false };
+  if (ablation) {
+    const { checkAblation } = await import('./ablation.ts');
+    checkAblation(folder, ablation);
+    const parts = ablatedParts(ablation);
+    ablate = { vision: parts.has('vision'), llm: parts.has('llm') };
+  }
+  if (selection.visionLayers || selection.llmLayers || selection.attention || ablate.vision || ablate.llm) {
     const graph = await import('./graph-taps.ts');
     const { rewritableOnnxDir } = await import('./overlay.ts');
-    const built = await graph.builtinTaps(folder, selection, rewritableOnnxDir(folder, place));
+    const built = await graph.builtinTaps(folder, selection, rewritableOnnxDir(folder, place), ablate);
     vision.push(...built.vision);
     decoder.push(...built.decoder);
     files.vision = built.files.vision;

@@ -3,6 +3,7 @@
  * compute worker. Forward modes: prefill with taps, greedy generation, answer scoring over
  * a fixed choice set (first-token probabilities), and blind runs (no image, or blank image).
  */
+import type { AblationSpec } from '../../../src-shared/ablation/spec.ts';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../../compute/compute-client.ts';
@@ -11,6 +12,7 @@ import type { ModelFolder } from '../model-folder.ts';
 import { type ImageInput, VlmProcessing } from './processing.ts';
 import { type Family, type FamilyInputs, familyFor } from './families.ts';
 import type { ImageTokenPosition } from './token-map.ts';
+import { ablationRequest } from './ablation.ts';
 
 export interface ForwardOptions {
   visionTaps?: string[];
@@ -18,6 +20,8 @@ export interface ForwardOptions {
   fullLogits?: boolean;
   maxNewTokens?: number;
   choices?: string[];
+  /** Attention edits (the sessions must be the ablation rewrite: resolveTaps with `ablation`). */
+  ablation?: AblationSpec;
 }
 
 export interface ForwardResult extends VlmRunResult {
@@ -102,6 +106,7 @@ export class Vlm {
       fullLogits: options.fullLogits ?? false,
       ...(options.maxNewTokens && { generate: { maxNewTokens: options.maxNewTokens, eosTokenIds: this.eosTokenIds } }),
       ...(choiceIds && { scoreTokenIds: choiceIds }),
+      ablation: ablationRequest(this.folder, options.ablation, imageTokens, ids.length),
     });
     const out: ForwardResult = { ...res, prompt, inputIds: ids, imageTokens };
     if (res.generated) out.generatedText = this.processing.decode(res.generated);
