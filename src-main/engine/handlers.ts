@@ -5,6 +5,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { join } from 'node:path';
 import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
+import { addImages, createDataset, exportDataset, itemImage } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
@@ -40,6 +41,16 @@ export function createHandlers(engine: Engine): Handlers {
       return { total: info.itemCount, items: items.map((i) => ({ id: i.id, prompt: i.prompt ?? null, answer: i.answer ?? null, images: i.images })) };
     },
     'datasets/import': async ({ path }) => engine.importDataset(path),
+    'datasets/create': async ({ name, task }) => createDataset(store, engine.options.dataDir, name, task),
+    'datasets/add-images': async ({ datasetId, folder }) => addImages(store, datasetId, folder),
+    'datasets/export': async ({ datasetId, format }) => exportDataset(store, datasetId, format),
+    'datasets/image': async ({ datasetId, itemId, index }) => {
+      const tensor = await itemImage(store, datasetId, itemId, index);
+      return { result: { id: `${datasetId}/${itemId}/${index}`, runId: null, itemId, name: 'image', dtype: 'uint8', shape: tensor.shape, blob: '' }, tensor };
+    },
+    'labels/list': async ({ datasetId, itemId }) => store.labels.list(datasetId, itemId),
+    'labels/put': async ({ datasetId, itemId, id, label }) => store.labels.put(datasetId, itemId, label, id),
+    'labels/delete': async ({ id }) => ({ deleted: store.labels.delete(id) }),
     'jobs/start': async ({ kind, modelId, datasetId, name, spec }) => {
       const model = store.models.get(modelId);
       const dataset = store.datasets.get(datasetId);

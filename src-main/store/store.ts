@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { BlobStore } from './blob-store.ts';
 import { type Db, openDatabase } from './database.ts';
 import { DatasetsRepo } from './repos/datasets.ts';
+import { LabelsRepo } from './repos/labels.ts';
 import { ModelsRepo } from './repos/models.ts';
 import { RunsRepo } from './repos/runs.ts';
 
@@ -12,6 +13,7 @@ export class Store {
   readonly models: ModelsRepo;
   readonly datasets: DatasetsRepo;
   readonly runs: RunsRepo;
+  readonly labels: LabelsRepo;
 
   constructor(dataDir: string) {
     this.db = openDatabase(join(dataDir, 'loupe.sqlite'));
@@ -19,6 +21,7 @@ export class Store {
     this.models = new ModelsRepo(this.db);
     this.datasets = new DatasetsRepo(this.db);
     this.runs = new RunsRepo(this.db);
+    this.labels = new LabelsRepo(this.db);
   }
 
   close(): void {

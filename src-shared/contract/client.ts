@@ -39,15 +39,19 @@ export class EngineClient {
     return this.request(method, params) as Promise<ResultOf<M>>;
   }
 
-  /** Fetches a stored tensor; its bytes arrive as a binary frame, never as JSON. */
-  async tensor(tensorId: string): Promise<HostTensor> {
+  /** A call whose answer carries a tensor: the bytes arrive as a binary frame, never as JSON. */
+  async callTensor<M extends 'tensors/get' | 'datasets/image'>(method: M, params: ParamsOf<M>): Promise<{ result: ResultOf<M>; tensor: HostTensor }> {
     const id = this.nextId;
-    const meta = await this.call('tensors/get', { tensorId });
-    void meta;
+    const result = await this.call(method, params);
     const frame = this.lastTensor.get(id);
     this.lastTensor.delete(id);
-    if (!frame) throw new LoupeError('internal', `tensor ${tensorId}: metadata arrived without its binary frame`);
-    return { dtype: frame.header.dtype, shape: frame.header.shape, data: frame.data };
+    if (!frame) throw new LoupeError('internal', `${method}: the answer arrived without its binary frame`);
+    return { result, tensor: { dtype: frame.header.dtype, shape: frame.header.shape, data: frame.data } };
+  }
+
+  /** Fetches a stored tensor by id. */
+  async tensor(tensorId: string): Promise<HostTensor> {
+    return (await this.callTensor('tensors/get', { tensorId })).tensor;
   }
 
   on<E extends EventName>(name: E, listener: (payload: EventPayload<E>) => void): () => void {

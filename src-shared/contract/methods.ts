@@ -5,7 +5,11 @@
  */
 import { z } from 'zod';
 import { EncodeImagesSpec, VlmForwardSpec } from '../jobs/specs.ts';
+import { Label } from '../dataset/format.ts';
 import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
+
+export const StoredLabel = z.object({ id: z.number().int().positive(), datasetId: Id, itemId: z.string(), label: Label, updatedAt: z.string() });
+export type StoredLabel = z.infer<typeof StoredLabel>;
 
 const jobTarget = { modelId: Id, datasetId: Id, name: z.string().max(200).optional() };
 
@@ -41,6 +45,18 @@ export const methods = {
     }),
   },
   'datasets/import': { params: z.object({ path: z.string().min(1) }).strict(), result: DatasetInfo },
+  /** A new, empty, user-labelled dataset stored in Loupe's data folder. */
+  'datasets/create': { params: z.object({ name: z.string().min(1).max(120), task: z.string().min(1).max(80).default('labelled') }).strict(), result: DatasetInfo },
+  /** Copies every PNG/JPEG/WebP of a folder into the dataset, one item per image (existing names are skipped). */
+  'datasets/add-images': { params: z.object({ datasetId: Id, folder: z.string().min(1) }).strict(), result: z.object({ added: z.number().int(), skipped: z.number().int(), dataset: DatasetInfo }) },
+  /** Writes the dataset with its current labels as `dataset.json` (Loupe) or `coco.json` (COCO-style) in its folder. */
+  'datasets/export': { params: z.object({ datasetId: Id, format: z.enum(['loupe', 'coco']) }).strict(), result: z.object({ path: z.string() }) },
+  /** An item's image decoded to RGB; streamed as a uint8 tensor [height, width, 3] (binary frame). */
+  'datasets/image': { params: z.object({ datasetId: Id, itemId: z.string().min(1), index: z.number().int().nonnegative().default(0) }).strict(), result: TensorMeta },
+  'labels/list': { params: z.object({ datasetId: Id, itemId: z.string().min(1) }).strict(), result: z.array(StoredLabel) },
+  /** Creates (no id) or replaces (id) a label; autosave calls this on every edit. */
+  'labels/put': { params: z.object({ datasetId: Id, itemId: z.string().min(1), id: z.number().int().positive().optional(), label: Label }).strict(), result: StoredLabel },
+  'labels/delete': { params: z.object({ id: z.number().int().positive() }).strict(), result: z.object({ deleted: StoredLabel }) },
   'jobs/start': {
     params: StartJob,
     result: RunInfo,

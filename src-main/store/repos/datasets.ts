@@ -75,6 +75,18 @@ export class DatasetsRepo {
     return this.get(id);
   }
 
+  /** Appends items to an existing dataset (user datasets grow; their labels must survive). */
+  addItems(datasetId: string, items: { id: string; images: string[] }[], hash: string): number {
+    const next = (this.db.prepare('SELECT COALESCE(MAX(ord) + 1, 0) AS n FROM items WHERE dataset_id = ?').get(datasetId) as { n: number }).n;
+    const insert = this.db.prepare('INSERT OR IGNORE INTO items (dataset_id, id, ord, images) VALUES (?, ?, ?, ?)');
+    let added = 0;
+    this.db.transaction(() => {
+      items.forEach((item, i) => (added += insert.run(datasetId, item.id, next + i, JSON.stringify(item.images)).changes));
+      this.db.prepare('UPDATE datasets SET hash = ? WHERE id = ?').run(hash, datasetId);
+    })();
+    return added;
+  }
+
   list(): DatasetInfo[] {
     return (this.db.prepare(`${SELECT} ORDER BY d.bundled DESC, d.name`).all() as Row[]).map(toInfo);
   }

@@ -1,0 +1,64 @@
+/** User datasets: create, import images, label, export (Loupe manifest and COCO), refusals. */
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DatasetManifest } from '../../src-shared/dataset/format.ts';
+import { dispatch } from '../../src-main/engine/dispatcher.ts';
+import { Engine } from '../../src-main/engine/engine.ts';
+import { RESOURCES_DIR } from '../../src-main/paths.ts';
+import { DATASET_DIR, tempDir } from '../helpers/fixtures.ts';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+});
+afterAll(() => engine?.close());
+
+async function call<T>(method: string, params: unknown): Promise<T> {
+  const { response } = await dispatch(engine.handlers, { t: 'req', id: 1, method, params });
+  if (!response.ok) throw Object.assign(new Error(response.error.message), { code: response.error.code });
+  return response.result as T;
+}
+
+describe('labelling a user dataset', () => {
+  it('imports images (skipping a truncated one), stores labels and exports them', async () => {
+    const folder = tempDir('loupe-imgs-');
+    const src = (JSON.parse(readFileSync(join(DATASET_DIR, 'dataset.json'), 'utf8')) as { items: { images: string[] }[] }).items;
+    copyFileSync(join(DATASET_DIR, src[0]!.images[0]!), join(folder, 'a.png'));
+    copyFileSync(join(DATASET_DIR, src[1]!.images[0]!), join(folder, 'b.png'));
+    writeFileSync(join(folder, 'broken.png'), readFileSync(join(folder, 'a.png')).subarray(0, 100));
+    const ds = await call<{ id: string }>('datasets/create', { name: 'Hand labels', task: 'labelled' });
+    const added = await call<{ added: number; skipped: number }>('datasets/add-images', { datasetId: ds.id, folder });
+    expect(added).toMatchObject({ added: 2, skipped: 1 });
+    expect((await call<{ added: number }>('datasets/add-images', { datasetId: ds.id, folder })).added).toBe(0);
+
+    const box = await call<{ id: number }>('labels/put', { datasetId: ds.id, itemId: 'a', label: { kind: 'box', image: 0, box: [4, 6, 20, 30], text: 'cube' } });
+    await call('labels/put', { datasetId: ds.id, itemId: 'a', label: { kind: 'point', image: 0, at: [9, 9], name: 'tip' } });
+    await call('labels/put', { datasetId: ds.id, itemId: 'b', label: { kind: 'pointPair', a: { image: 0, at: [1, 2] }, b: { image: 0, at: [3, 4] } } });
+    await call('labels/put', { datasetId: ds.id, itemId: 'a', id: box.id, label: { kind: 'box', image: 0, box: [4, 6, 24, 30], text: 'cube' } });
+    expect((await call<unknown[]>('labels/list', { datasetId: ds.id, itemId: 'a' })).length).toBe(2);
+
+    const { path } = await call<{ path: string }>('datasets/export', { datasetId: ds.id, format: 'loupe' });
+    const manifest = DatasetManifest.parse(JSON.parse(readFileSync(path, 'utf8')));
+    expect(manifest.items.map((i) => [i.id, i.labels.length])).toEqual([['a', 2], ['b', 1]]);
+    expect(manifest.items[0]!.labels.find((l) => l.kind === 'box')).toEqual({ kind: 'box', image: 0, box: [4, 6, 24, 30], text: 'cube' });
+
+    const coco = JSON.parse(readFileSync((await call<{ path: string }>('datasets/export', { datasetId: ds.id, format: 'coco' })).path, 'utf8'));
+    expect(coco.images).toHaveLength(2);
+    expect(coco.images[0]).toMatchObject({ width: 64, height: 64, file_name: 'images/a.png' });
+    const bbox = coco.annotations.find((x: { bbox?: number[] }) => x.bbox);
+    expect(bbox.bbox).toEqual([4, 6, 20, 24]);
+    expect(coco.categories.find((c: { id: number }) => c.id === bbox.category_id).name).toBe('cube');
+
+    // The exported manifest re-imports as a dataset with the same labels.
+    const again = await call<{ itemCount: number; id: string }>('datasets/import', { path });
+    expect(again.itemCount).toBe(2);
+    expect((await call<unknown[]>('labels/list', { datasetId: again.id, itemId: 'a' })).length).toBe(2);
+  });
+
+  it('refuses labels on missing items, malformed labels and edits of bundled datasets', async () => {
+    await expect(call('labels/put', { datasetId: 'colour-at-point', itemId: 'nope', label: { kind: 'class', value: 'x' } })).rejects.toMatchObject({ code: 'not-found' });
+    await expect(call('labels/put', { datasetId: 'colour-at-point', itemId: 'x', label: { kind: 'box', image: 0, box: [1, 2] } })).rejects.toMatchObject({ code: 'invalid-message' });
+    await expect(call('datasets/add-images', { datasetId: 'colour-at-point', folder: DATASET_DIR })).rejects.toThrow(/read-only/);
+  });
+});
