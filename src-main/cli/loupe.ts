@@ -6,6 +6,7 @@
  *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images] [--spec JSON] [--limit N] [--dtype float16|float32]
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
  *   loupe cancel  --run ID
+ *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
  * Common: --data-dir DIR (default $LOUPE_DATA_DIR or ~/.local/share/loupe), --provider cpu|webgpu|cuda|…
@@ -34,7 +35,7 @@ const { positionals, values } = parseArgs({
     limit: { type: 'string', default: '0' },
     kind: { type: 'string', default: 'encode-images' },
     spec: { type: 'string', default: '{}' },
-    dtype: { type: 'string', default: 'float16' },
+    dtype: { type: 'string' },
   },
 });
 
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
       } catch {
         throw new LoupeError('bad-input', `--spec is not JSON: ${values.spec}`);
       }
-      const spec = { limit: Number(values.limit), storeDtype: values.dtype, ...extra };
+      const spec = { limit: Number(values.limit), ...(values.dtype && { storeDtype: values.dtype }), ...extra };
       const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec })) as { id: string };
       await engine.queue.drained();
       print({ result: engine.store.runs.get(run.id) });
@@ -93,6 +94,9 @@ async function main(): Promise<void> {
       print({ result: engine.store.runs.list() });
       break;
     }
+    case 'readout-summary':
+      print(await call(engine, 'readout/summary', { runId: values.run }));
+      break;
     case 'cancel':
       print(await call(engine, 'jobs/cancel', { runId: values.run }));
       break;

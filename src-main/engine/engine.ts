@@ -11,6 +11,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { ComputeClient } from '../compute/compute-client.ts';
 import { EncodeImagesRunner } from '../jobs/encode-images.ts';
 import { JobQueue } from '../jobs/queue.ts';
+import { ReadoutRunner } from '../jobs/readout.ts';
 import { VlmForwardRunner } from '../jobs/vlm-forward.ts';
 import { Store } from '../store/store.ts';
 import { fingerprintFolder } from '../util/hash.ts';
@@ -43,9 +44,15 @@ export class Engine {
     this.options = options;
     this.store = new Store(options.dataDir);
     this.compute = new ComputeClient(options.workerUrl);
+    // Rewritten (tapped/ablated) graphs of read-only models are cached here.
+    const graphCache = join(options.dataDir, 'graph-cache');
     this.queue = new JobQueue(
       this.store,
-      { 'encode-images': new EncodeImagesRunner(this.store, this.compute), 'vlm-forward': new VlmForwardRunner(this.store, this.compute, join(options.dataDir, 'graph-cache')) },
+      {
+        'encode-images': new EncodeImagesRunner(this.store, this.compute),
+        'vlm-forward': new VlmForwardRunner(this.store, this.compute, graphCache),
+        readout: new ReadoutRunner(this.store, this.compute, graphCache),
+      },
       (n, p) => this.emit(n, p),
     );
     this.handlers = createHandlers(this);

@@ -35,7 +35,7 @@ export type DatasetInfo = z.infer<typeof DatasetInfo>;
 export const RunStatus = z.enum(['queued', 'running', 'paused', 'cancelled', 'failed', 'done']);
 export type RunStatus = z.infer<typeof RunStatus>;
 
-export const JobKind = z.enum(['encode-images', 'vlm-forward']);
+export const JobKind = z.enum(['encode-images', 'vlm-forward', 'readout']);
 export type JobKind = z.infer<typeof JobKind>;
 
 export const RunInfo = z.object({

@@ -4,7 +4,7 @@
  * map: the engine validates params on receipt, the client is typed from it.
  */
 import { z } from 'zod';
-import { EncodeImagesSpec, VlmForwardSpec } from '../jobs/specs.ts';
+import { EncodeImagesSpec, ReadoutSpec, VlmForwardSpec } from '../jobs/specs.ts';
 import { Label } from '../dataset/format.ts';
 import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
 
@@ -17,6 +17,7 @@ const jobTarget = { modelId: Id, datasetId: Id, name: z.string().max(200).option
 export const StartJob = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('encode-images'), ...jobTarget, spec: EncodeImagesSpec.default(EncodeImagesSpec.parse({})) }).strict(),
   z.object({ kind: z.literal('vlm-forward'), ...jobTarget, spec: VlmForwardSpec.default(VlmForwardSpec.parse({})) }).strict(),
+  z.object({ kind: z.literal('readout'), ...jobTarget, spec: ReadoutSpec.default(ReadoutSpec.parse({})) }).strict(),
 ]);
 export type StartJob = z.input<typeof StartJob>;
 
@@ -77,6 +78,20 @@ export const methods = {
           diffs: z.array(z.number().nullable()),
         }),
       ),
+    }),
+  },
+  /** The readout experiment's stage-wise accuracies vs the answer and the blind answer (computed from stored features). */
+  'readout/summary': {
+    params: z.object({ runId: Id }).strict(),
+    result: z.object({
+      items: z.number().int(),
+      choices: z.array(z.string()),
+      chance: z.number(),
+      stages: z.array(z.object({ stage: z.string(), method: z.enum(['probe', 'cosine']), accuracy: z.number(), low: z.number(), high: z.number(), shuffledAccuracy: z.number().nullable() })),
+      answer: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
+      blind: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
+      tv: z.object({ answerVsTruth: z.number(), blindVsTruth: z.number(), answerVsBlind: z.number() }),
+      presentNotSurfaced: z.array(z.string()),
     }),
   },
   /** Writes every tensor of a run into one safetensors file (names `<item>/<tensor>`), readable by Python. */

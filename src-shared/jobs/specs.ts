@@ -50,3 +50,20 @@ export const VlmForwardSpec = z
   })
   .strict();
 export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;
+
+/**
+ * "Hidden in plain sight": per item, the task read out of every stage (vision layers →
+ * projector → LLM layers at image positions) next to the VLM's answer and a blind answer.
+ * Readout geometry comes from the item's labels (marker points, candidate points, or the
+ * whole image); see src-main/jobs/readout.ts.
+ */
+export const ReadoutSpec = z
+  .object({
+    /** The blind baseline: a blank image at the same positions, or no image at all. */
+    blind: z.enum(['blank', 'none']).default('blank'),
+    /** Optional ablation applied to the sighted forward (the compensation experiments). */
+    ablation: AblationSpec.optional(),
+    limit: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+export type ReadoutSpec = z.infer<typeof ReadoutSpec>;

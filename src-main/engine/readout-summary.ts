@@ -1,0 +1,118 @@
+/**
+ * The readout experiment's headline: accuracy of the task read out at every stage
+ * (encoder layers → projector → LLM layers), against the VLM's answer and the blind answer,
+ * with 95% intervals, the chance line, the shuffled-label control, and the total-variation
+ * distances between the answer distributions (VLM, blind, ground truth).
+ * Readouts: correspondence by cosine similarity (no training); everything else by a
+ * cross-validated linear probe (features of spot a − spot b for two-spot tasks).
+ */
+import { cosine, probe, totalVariation } from '../../src-shared/metrics/probe.ts';
+import { wilson } from '../../src-shared/metrics/summary.ts';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
+import type { Store } from '../store/store.ts';
+
+export interface StageReadout {
+  stage: string;
+  method: 'probe' | 'cosine';
+  accuracy: number;
+  low: number;
+  high: number;
+  shuffledAccuracy: number | null;
+}
+
+export interface ReadoutSummary {
+  items: number;
+  choices: string[];
+  chance: number;
+  stages: StageReadout[];
+  answer: { accuracy: number; low: number; high: number };
+  blind: { accuracy: number; low: number; high: number };
+  tv: { answerVsTruth: number; blindVsTruth: number; answerVsBlind: number };
+  /** Items where some stage's readout is right and the VLM's answer is wrong ("present but not surfaced"). */
+  presentNotSurfaced: string[];
+}
+
+/** Sort key: vision layers, projector, then LLM layers, by index. */
+function stageOrder(stage: string): number {
+  const k = Number(/\.(\d+)$/.exec(stage)?.[1] ?? 0);
+  if (stage.startsWith('vision.')) return k;
+  if (stage === 'projector') return 1000;
+  return 2000 + k;
+}
+
+export function readoutSummary(store: Store, runId: string): ReadoutSummary {
+  const run = store.runs.get(runId);
+  if (run.kind !== 'readout') throw new LoupeError('bad-input', `run ${runId} is a ${run.kind} run, not a readout`);
+  const results = store.runs.results(runId);
+  if (results.length < 5) throw new LoupeError('bad-input', `run ${runId} has ${results.length} finished items; a readout needs at least 5`);
+  const items = results.map((r) => store.datasets.item(run.datasetId, r.itemId));
+  const choices = items[0]!.choices ?? [];
+  const truth = items.map((it) => choices.indexOf(it.answer ?? ''));
+  const geometry = results[0]!.values.geometry as string;
+
+  // Feature matrices per stage, read once per item blob.
+  const features = new Map<string, Float32Array[]>();
+  results.forEach((r) => {
+    const blob = store.blobs.getTensors(r.tensors[0]!.blob);
+    for (const meta of r.tensors) {
+      const t = blob[meta.name]!;
+      const stage = meta.name.replace(/^readout\./, '');
+      const rows = features.get(stage) ?? [];
+      rows.push(toFloat32(t));
+      features.set(stage, rows);
+    }
+  });
+
+  const stages: StageReadout[] = [];
+  const stagePredictions = new Map<string, number[]>();
+  for (const [stage, mats] of [...features].sort((a, b) => stageOrder(a[0]) - stageOrder(b[0]))) {
+    const dim = mats[0]!.length / (geometry === 'pooled' ? 1 : (results[0]!.values.spots as string[]).length);
+    let predictions: number[];
+    let shuffledAccuracy: number | null = null;
+    if (geometry === 'match') {
+      // Row 0 is the reference spot, rows 1.. the candidates: the most similar candidate is the readout.
+      predictions = mats.map((m) => {
+        const ref = m.subarray(0, dim);
+        const sims = choices.map((_, c) => cosine(ref, m.subarray((c + 1) * dim, (c + 2) * dim)));
+        return sims.indexOf(Math.max(...sims));
+      });
+    } else {
+      const x = mats.map((m) => (geometry === 'points' && m.length === 2 * dim ? Float32Array.from(m.subarray(0, dim), (v, j) => v - m[dim + j]!) : m));
+      const r = probe(x, truth, choices.length, { folds: 5 });
+      predictions = r.predictions;
+      shuffledAccuracy = r.shuffledAccuracy;
+    }
+    stagePredictions.set(stage, predictions);
+    const right = predictions.filter((p, i) => p === truth[i]).length;
+    const [low, high] = wilson(right, predictions.length);
+    stages.push({ stage, method: geometry === 'match' ? 'cosine' : 'probe', accuracy: right / predictions.length, low, high, shuffledAccuracy });
+  }
+
+  const rate = (key: 'correct' | 'blindCorrect') => {
+    const k = results.reduce((s, r) => s + (r.metrics[key] ?? 0), 0);
+    const [low, high] = wilson(k, results.length);
+    return { accuracy: k / results.length, low, high };
+  };
+  const histogram = (pick: (i: number) => number) => {
+    const h = new Array<number>(choices.length).fill(0);
+    results.forEach((_, i) => h[pick(i)]! += 1 / results.length);
+    return h;
+  };
+  const answers = histogram((i) => choices.indexOf(results[i]!.values.answer as string));
+  const blinds = histogram((i) => choices.indexOf(results[i]!.values.blind as string));
+  const truths = histogram((i) => truth[i]!);
+  const presentNotSurfaced = results
+    .filter((r, i) => r.metrics.correct === 0 && [...stagePredictions.values()].some((p) => p[i] === truth[i]))
+    .map((r) => r.itemId);
+  return {
+    items: results.length,
+    choices,
+    chance: 1 / Math.max(1, choices.length),
+    stages,
+    answer: rate('correct'),
+    blind: rate('blindCorrect'),
+    tv: { answerVsTruth: totalVariation(answers, truths), blindVsTruth: totalVariation(blinds, truths), answerVsBlind: totalVariation(answers, blinds) },
+    presentNotSurfaced,
+  };
+}

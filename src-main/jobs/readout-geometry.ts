@@ -1,0 +1,38 @@
+/**
+ * Where to read a task out of the token grid, from an item's labels:
+ *  - correspondence: the reference point in image 0 and the candidate points (a, b, …) in image 1;
+ *  - marked points (one `point`, or `a`/`b` for relative depth) in image 0;
+ *  - otherwise the whole image (mean over its patches), e.g. counting.
+ */
+import type { DatasetItem } from '../../src-shared/dataset/format.ts';
+
+export type Geometry =
+  | { kind: 'match'; reference: Spot; candidates: Spot[] }
+  | { kind: 'points'; spots: Spot[] }
+  | { kind: 'pooled'; image: number };
+
+export interface Spot {
+  image: number;
+  /** Pixel coordinates in the item's image. */
+  at: [number, number];
+  name: string;
+}
+
+export function geometryOf(item: DatasetItem): Geometry {
+  const points = item.labels.flatMap((l) => (l.kind === 'point' ? [{ image: l.image, at: l.at, name: l.name ?? '' }] : []));
+  const choices = item.choices ?? [];
+  const candidates = choices.map((c) => points.find((p) => p.name === c && p.image === 1)).filter((p): p is Spot => !!p);
+  const reference = points.find((p) => p.image === 0 && !choices.includes(p.name));
+  if (item.images.length >= 2 && reference && candidates.length === choices.length && candidates.length > 0) return { kind: 'match', reference, candidates };
+  const named = choices.map((c) => points.find((p) => p.name === c && p.image === 0)).filter((p): p is Spot => !!p);
+  if (named.length === choices.length && named.length > 0) return { kind: 'points', spots: named };
+  if (reference) return { kind: 'points', spots: [reference] };
+  return { kind: 'pooled', image: 0 };
+}
+
+/** Row-major patch index of a pixel, for an image of `size` pixels on a rows×cols grid. */
+export function patchAt(at: [number, number], size: { width: number; height: number }, grid: { rows: number; cols: number }): number {
+  const col = Math.min(grid.cols - 1, Math.max(0, Math.floor((at[0] * grid.cols) / size.width)));
+  const row = Math.min(grid.rows - 1, Math.max(0, Math.floor((at[1] * grid.rows) / size.height)));
+  return row * grid.cols + col;
+}

@@ -1,0 +1,116 @@
+/**
+ * Job kind `readout` ("Hidden in plain sight"): per item, the features at the task's spots
+ * from every stage — each exported vision layer, the projector, each LLM layer at the image
+ * positions — plus the VLM's answer over the choices and a blind answer. The probes and
+ * cosine readouts across items are computed from these by `readout/summary` (readout-summary.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunInfo } from '../../src-shared/contract/domain.ts';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { ReadoutSpec } from '../../src-shared/jobs/specs.ts';
+import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
+import type { ComputeClient } from '../compute/compute-client.ts';
+import { openModelFolder } from '../engine/model-folder.ts';
+import { resolveTaps } from '../engine/vlm/tap-sets.ts';
+import { llavaGrid } from '../engine/vlm/token-map.ts';
+import { type ForwardResult, Vlm } from '../engine/vlm/vlm.ts';
+import type { Store } from '../store/store.ts';
+import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
+import { type Spot, geometryOf, patchAt } from './readout-geometry.ts';
+
+/** PNG width/height from the IHDR chunk (bytes 16–23): no full decode just to scale coordinates. */
+function pngSize(path: string): { width: number; height: number } {
+  const b = readFileSync(path);
+  if (b.length < 24 || b.readUInt32BE(12) !== 0x49484452) throw new LoupeError('bad-input', `${path} is not a PNG (readouts need the image size)`);
+  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+}
+
+function answerOf(res: ForwardResult): { choice: string; probs: Record<string, number> } | null {
+  if (!res.choiceScores) return null;
+  const best = res.choiceScores.reduce((a, b) => (b.prob > a.prob ? b : a));
+  return { choice: best.choice, probs: Object.fromEntries(res.choiceScores.map((s) => [s.choice, s.prob])) };
+}
+
+export class ReadoutRunner implements JobRunner {
+  private readonly store: Store;
+  private readonly compute: ComputeClient;
+  private readonly graphCache: string;
+  constructor(store: Store, compute: ComputeClient, graphCache: string) {
+    this.store = store;
+    this.compute = compute;
+    this.graphCache = graphCache;
+  }
+
+  async prepare(run: RunInfo): Promise<PreparedRun> {
+    const spec = ReadoutSpec.parse(run.spec);
+    const model = this.store.models.get(run.modelId);
+    const folder = openModelFolder(model.path);
+    const dataset = this.store.datasets.get(run.datasetId);
+    const place = { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled };
+    const taps = await resolveTaps(folder, { projector: true, imageKV: false, visionLayers: true, llmLayers: true, attention: false }, place, spec.ablation);
+    const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
+    const grid = llavaGrid(folder.config);
+    const stages = [...taps.vision, ...taps.decoder].filter((t) => /hidden_states/.test(t.name));
+
+    return {
+      processItem: async (itemId): Promise<ItemOutput> => {
+        const item = this.store.datasets.item(run.datasetId, itemId);
+        if (!item.prompt || !item.choices || item.answer === undefined) throw new LoupeError('bad-input', `item ${itemId} needs a prompt, choices and an answer for a readout`);
+        const paths = item.images.map((p) => join(dataset.path, p));
+        const res = await vlm.forward(item.prompt, { kind: 'files', paths }, {
+          visionTaps: taps.vision.map((t) => t.tensor),
+          decoderTaps: taps.decoder.map((t) => t.tensor),
+          choices: item.choices,
+          ...(spec.ablation && { ablation: spec.ablation }),
+        });
+        const blind = await vlm.forward(item.prompt, spec.blind === 'blank' ? { kind: 'blank', count: item.images.length } : { kind: 'none' }, { choices: item.choices });
+        const sizes = paths.map(pngSize);
+        const geo = geometryOf(item);
+        const spots: Spot[] = geo.kind === 'match' ? [geo.reference, ...geo.candidates] : geo.kind === 'points' ? geo.spots : [];
+
+        // Feature rows per stage: one per spot, or the mean over the image's patches.
+        const rowsOf = (read: (image: number, patch: number) => Float32Array, dim: number): HostTensor => {
+          const rows = spots.length ? spots.map((s) => read(s.image, patchAt(s.at, sizes[s.image]!, grid))) : [meanOver(Array.from({ length: grid.rows * grid.cols }, (_, p) => read(0, p)), dim)];
+          const data = new Float32Array(rows.length * dim);
+          rows.forEach((r, i) => data.set(r, i * dim));
+          return { dtype: 'float32', shape: [rows.length, dim], data };
+        };
+        const tensors: Record<string, HostTensor> = {};
+        for (const stage of stages) {
+          const t = res.taps[stage.tensor]!;
+          const f = toFloat32(t);
+          const dim = t.shape.at(-1)!;
+          if (stage.name.startsWith('vision.')) {
+            // [nImages, prefix + patches, dim]; the prefix (CLS) precedes the patch grid.
+            const perImage = t.shape.at(-2)!;
+            const prefix = perImage - grid.rows * grid.cols;
+            tensors[`readout.${stage.name}`] = rowsOf((image, patch) => f.slice((image * perImage + prefix + patch) * dim, (image * perImage + prefix + patch + 1) * dim), dim);
+          } else {
+            const position = (image: number, patch: number) => res.imageTokens.find((x) => x.image === image && x.row === Math.floor(patch / grid.cols) && x.col === patch % grid.cols)!.position;
+            tensors[`readout.${stage.name}`] = rowsOf((image, patch) => f.slice(position(image, patch) * dim, (position(image, patch) + 1) * dim), dim);
+          }
+        }
+        if (res.imageFeatures) {
+          const f = toFloat32(res.imageFeatures);
+          const dim = res.imageFeatures.shape.at(-1)!;
+          const per = grid.prefix + grid.rows * grid.cols;
+          tensors['readout.projector'] = rowsOf((image, patch) => f.slice((image * per + grid.prefix + patch) * dim, (image * per + grid.prefix + patch + 1) * dim), dim);
+        }
+        const seen = answerOf(res)!;
+        const blindAnswer = answerOf(blind)!;
+        return {
+          metrics: { correct: seen.choice === item.answer ? 1 : 0, blindCorrect: blindAnswer.choice === item.answer ? 1 : 0 },
+          values: { geometry: geo.kind, spots: spots.map((s) => s.name), truth: item.answer, answer: seen.choice, answerProbs: seen.probs, blind: blindAnswer.choice, blindProbs: blindAnswer.probs },
+          tensors,
+        };
+      },
+    };
+  }
+}
+
+function meanOver(rows: Float32Array[], dim: number): Float32Array {
+  const out = new Float32Array(dim);
+  for (const r of rows) for (let j = 0; j < dim; j++) out[j]! += r[j]! / rows.length;
+  return out;
+}

@@ -1,0 +1,75 @@
+/**
+ * The readout experiment on the probe world: stage-wise readouts vs the VLM's answer and a
+ * blind answer, checked against what the features must contain and recomputed by hand.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
+import { cosine } from '../../src-shared/metrics/probe.ts';
+import { dispatch } from '../../src-main/engine/dispatcher.ts';
+import { Engine } from '../../src-main/engine/engine.ts';
+import { RESOURCES_DIR } from '../../src-main/paths.ts';
+import { tempDir } from '../helpers/fixtures.ts';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+});
+afterAll(() => engine?.close());
+
+async function call<T>(method: string, params: unknown): Promise<T> {
+  const { response } = await dispatch(engine.handlers, { t: 'req', id: 1, method, params });
+  if (!response.ok) throw new Error(response.error.message);
+  return response.result as T;
+}
+
+type Summary = {
+  items: number;
+  chance: number;
+  stages: { stage: string; method: string; accuracy: number; shuffledAccuracy: number | null }[];
+  answer: { accuracy: number };
+  blind: { accuracy: number };
+  tv: { answerVsTruth: number };
+  presentNotSurfaced: string[];
+};
+
+async function readout(datasetId: string): Promise<{ runId: string; summary: Summary }> {
+  const run = await call<{ id: string }>('jobs/start', { kind: 'readout', modelId: 'micro-llava', datasetId, spec: {} });
+  await engine.queue.drained();
+  expect(engine.store.runs.get(run.id)).toMatchObject({ status: 'done', failed: 0 });
+  return { runId: run.id, summary: await call<Summary>('readout/summary', { runId: run.id }) };
+}
+
+describe('readout vs answer vs blind', () => {
+  it('colour at a marker is linearly readable from the patch embedding, and the control is not', async () => {
+    const { summary } = await readout('colour-at-point');
+    expect(summary.items).toBe(96);
+    const first = summary.stages[0]!;
+    expect(first.stage).toBe('vision.hidden_states.0');
+    // The first stage is an affine map of the patch's pixels: colour must be readable far above chance (1/7).
+    expect(first.accuracy).toBeGreaterThan(3 * summary.chance);
+    expect(first.shuffledAccuracy!).toBeLessThan(first.accuracy - 0.2);
+    // Stages run encoder → projector → LLM.
+    const names = summary.stages.map((s) => s.stage);
+    expect(names.indexOf('projector')).toBeGreaterThan(names.indexOf('vision.hidden_states.3'));
+    expect(names.indexOf('text.hidden_states.0')).toBeGreaterThan(names.indexOf('projector'));
+    // "Present but not surfaced" = answer wrong while some stage's readout is right: never more than the wrong answers.
+    expect(summary.presentNotSurfaced.length).toBeLessThanOrEqual(Math.round((1 - summary.answer.accuracy) * summary.items));
+  });
+
+  it('correspondence by cosine similarity equals a recomputation from the stored features', async () => {
+    const { runId, summary } = await readout('correspondence');
+    const stage = summary.stages.find((s) => s.stage === 'vision.hidden_states.0')!;
+    expect(stage.method).toBe('cosine');
+    let right = 0;
+    for (const r of engine.store.runs.results(runId)) {
+      const meta = r.tensors.find((t) => t.name === 'readout.vision.hidden_states.0')!;
+      const m = toFloat32(engine.store.blobs.getTensors(meta.blob)[meta.name]!);
+      const dim = meta.shape[1]!;
+      const sims = [1, 2, 3, 4].map((c) => cosine(m.subarray(0, dim), m.subarray(c * dim, (c + 1) * dim)));
+      const item = engine.store.datasets.item('correspondence', r.itemId);
+      if (item.choices![sims.indexOf(Math.max(...sims))] === item.answer) right++;
+    }
+    expect(stage.accuracy).toBeCloseTo(right / summary.items, 12);
+    expect(stage.accuracy).toBeGreaterThan(summary.chance + 0.15);
+  });
+});
