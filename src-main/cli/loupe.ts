@@ -6,6 +6,7 @@
  *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images] [--spec JSON] [--limit N] [--dtype float16|float32]
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
  *   loupe cancel  --run ID
+ *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
@@ -92,6 +93,21 @@ async function main(): Promise<void> {
       if (values.run) await call(engine, 'jobs/resume', { runId: values.run });
       await engine.queue.drained();
       print({ result: engine.store.runs.list() });
+      break;
+    }
+    case 'sweep': {
+      // Preset "patch-isolation": patch→other-patch attention blocked in the last k vision layers, k = 1…L.
+      if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe sweep needs --model and --dataset');
+      const cfg = engine.store.models.get(values.model).config as { vision_config: { num_hidden_layers: number }; vision_feature_layer?: number };
+      const total = cfg.vision_config.num_hidden_layers;
+      const fl = cfg.vision_feature_layer ?? -1;
+      const exported = fl < 0 ? total + fl + 1 : fl + 1;
+      const ablations = Array.from({ length: exported }, (_, i) => i + 1).map((k) => ({
+        edits: [{ op: 'block', part: 'vision', layers: Array.from({ length: k }, (_, j) => exported - k + j), queries: { kind: 'patches' }, keys: { kind: 'patches' }, excludeSelf: true }],
+      }));
+      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `patch isolation · ${values.dataset}`, base: { limit: Number(values.limit) }, ablations })) as { sweepId: string };
+      await engine.queue.drained();
+      print(await call(engine, 'sweeps/summary', { sweepId: started.sweepId }));
       break;
     }
     case 'readout-summary':

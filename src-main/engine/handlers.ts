@@ -1,5 +1,7 @@
 /** One handler per contract method, typed from `src-shared/contract/methods.ts`. */
+import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
+import { recoveryTable } from '../../src-shared/metrics/recovery.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { join } from 'node:path';
@@ -18,6 +20,26 @@ export interface WithTensor<R> {
 export type Handlers = {
   [M in MethodName]: (params: ParsedParamsOf<M>) => Promise<ResultOf<M> | WithTensor<ResultOf<M>>>;
 };
+
+/** Creates a queued-to-be run with its provenance (model/dataset hashes, provider, version). */
+export function createRun(engine: Engine, job: ParsedParamsOf<'jobs/start'>, sweepId: string | null = null): RunInfo {
+  const { store } = engine;
+  const model = store.models.get(job.modelId);
+  const dataset = store.datasets.get(job.datasetId);
+  const ids = store.datasets.items(job.datasetId, 0, job.spec.limit || dataset.itemCount || 1).map((i) => i.id);
+  return store.runs.create(
+    {
+      kind: job.kind,
+      name: job.name ?? `${job.kind} · ${model.name} · ${dataset.name}`,
+      modelId: job.modelId,
+      datasetId: job.datasetId,
+      spec: job.spec,
+      provenance: { modelHash: model.hash, datasetHash: dataset.hash, executionProvider: engine.compute.provider, appVersion: engine.options.version },
+    },
+    ids,
+    sweepId,
+  );
+}
 
 export function createHandlers(engine: Engine): Handlers {
   const { store, queue } = engine;
@@ -52,22 +74,23 @@ export function createHandlers(engine: Engine): Handlers {
     'labels/list': async ({ datasetId, itemId }) => store.labels.list(datasetId, itemId),
     'labels/put': async ({ datasetId, itemId, id, label }) => store.labels.put(datasetId, itemId, label, id),
     'labels/delete': async ({ id }) => ({ deleted: store.labels.delete(id) }),
-    'jobs/start': async ({ kind, modelId, datasetId, name, spec }) => {
-      const model = store.models.get(modelId);
-      const dataset = store.datasets.get(datasetId);
-      const ids = store.datasets.items(datasetId, 0, spec.limit || dataset.itemCount || 1).map((i) => i.id);
-      const run = store.runs.create(
-        {
-          kind,
-          name: name ?? `${kind} · ${model.name} · ${dataset.name}`,
-          modelId,
-          datasetId,
-          spec,
-          provenance: { modelHash: model.hash, datasetHash: dataset.hash, executionProvider: engine.compute.provider, appVersion: engine.options.version },
-        },
-        ids,
+    'jobs/start': async (job) => queue.enqueue(createRun(engine, job).id),
+    'sweeps/start': async ({ modelId, datasetId, name, base, ablations }) => {
+      const sweepId = store.runs.createSweep(name, { base, ablations });
+      const runs = [undefined, ...ablations].map((ablation, i) =>
+        createRun(engine, { kind: 'readout', modelId, datasetId, name: `${name} · ${i === 0 ? 'intact' : `ablation ${i}`}`, spec: { ...base, ...(ablation && { ablation }) } }, sweepId),
       );
-      return queue.enqueue(run.id);
+      for (const r of runs) queue.enqueue(r.id);
+      return { sweepId, runIds: runs.map((r) => r.id) };
+    },
+    'sweeps/summary': async ({ sweepId, floor }) => {
+      const runs = store.runs.sweepRuns(sweepId);
+      const unfinished = runs.filter((r) => r.status !== 'done');
+      if (unfinished.length) throw new LoupeError('conflict', `sweep ${sweepId} has ${unfinished.length} unfinished run(s): ${unfinished.map((r) => `${r.name} (${r.status})`).join(', ')}`);
+      const [intact, ...ablated] = runs.map((r) => readoutSummary(store, r.id));
+      const floorValue = floor === 'chance' ? intact!.chance : intact!.blind.accuracy;
+      const withAnswer = (s: ReturnType<typeof readoutSummary>) => [...s.stages, { stage: 'answer', accuracy: s.answer.accuracy }];
+      return { runIds: runs.map((r) => r.id), floor: floorValue, stages: recoveryTable(withAnswer(intact!), ablated.map(withAnswer), floorValue) };
     },
     'jobs/cancel': async ({ runId }) => queue.cancel(runId),
     'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),

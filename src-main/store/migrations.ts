@@ -106,6 +106,22 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    name: 'sweeps: a grid of runs over specs, with run membership',
+    up(db) {
+      db.exec(`
+        CREATE TABLE sweeps (
+          id TEXT PRIMARY KEY,
+          name TEXT NOT NULL,
+          spec TEXT NOT NULL,
+          created_at TEXT NOT NULL
+        );
+        ALTER TABLE runs ADD COLUMN sweep_id TEXT REFERENCES sweeps(id);
+        CREATE INDEX runs_by_sweep ON runs(sweep_id);
+      `);
+    },
+  },
 ];
 
 export class MigrationError extends Error {}

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { EncodeImagesSpec, ReadoutSpec, VlmForwardSpec } from '../jobs/specs.ts';
+import { AblationSpec } from '../ablation/spec.ts';
 import { Label } from '../dataset/format.ts';
 import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
 
@@ -78,6 +79,23 @@ export const methods = {
           diffs: z.array(z.number().nullable()),
         }),
       ),
+    }),
+  },
+  /**
+   * A compensation sweep: one intact readout run plus one per ablation spec (e.g. patch↔patch
+   * blocked in the last k vision layers, k = 1…L), queued together and summarised as recovery.
+   */
+  'sweeps/start': {
+    params: z.object({ modelId: Id, datasetId: Id, name: z.string().min(1).max(120), base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0 }), ablations: z.array(AblationSpec).min(1).max(32) }).strict(),
+    result: z.object({ sweepId: Id, runIds: z.array(Id) }),
+  },
+  /** recovery = (ablated − floor) / (intact − floor) per stage and for the answer; the floor is chance or the blind answer. */
+  'sweeps/summary': {
+    params: z.object({ sweepId: Id, floor: z.enum(['chance', 'blind']).default('chance') }).strict(),
+    result: z.object({
+      runIds: z.array(Id),
+      floor: z.number(),
+      stages: z.array(z.object({ stage: z.string(), intact: z.number(), ablated: z.array(z.number().nullable()), recovery: z.array(z.number().nullable()) })),
     }),
   },
   /** The readout experiment's stage-wise accuracies vs the answer and the blind answer (computed from stored features). */

@@ -73,3 +73,27 @@ describe('readout vs answer vs blind', () => {
     expect(stage.accuracy).toBeGreaterThan(summary.chance + 0.15);
   });
 });
+
+describe('compensation sweep', () => {
+  it('queues intact + ablated readouts and reports recovery per stage from their summaries', async () => {
+    const ablation = { edits: [{ op: 'block', part: 'vision', layers: [0, 1, 2], queries: { kind: 'patches' }, keys: { kind: 'patches' }, excludeSelf: true }] };
+    const { sweepId, runIds } = await call<{ sweepId: string; runIds: string[] }>('sweeps/start', { modelId: 'micro-llava', datasetId: 'colour-at-point', name: 'iso', base: { limit: 30 }, ablations: [ablation] });
+    await engine.queue.drained();
+    expect(runIds).toHaveLength(2);
+    expect(engine.store.runs.get(runIds[1]!).spec).toMatchObject({ ablation: { edits: [{ op: 'block', layers: [0, 1, 2] }] } });
+    const sweep = await call<{ floor: number; stages: { stage: string; intact: number; ablated: (number | null)[]; recovery: (number | null)[] }[] }>('sweeps/summary', { sweepId, floor: 'chance' });
+    const intact = await call<Summary>('readout/summary', { runId: runIds[0] });
+    const ablated = await call<Summary>('readout/summary', { runId: runIds[1] });
+    expect(sweep.floor).toBeCloseTo(1 / 7, 12);
+    for (const row of sweep.stages.filter((r) => r.stage !== 'answer')) {
+      const a = ablated.stages.find((s) => s.stage === row.stage)!.accuracy;
+      const i = intact.stages.find((s) => s.stage === row.stage)!.accuracy;
+      expect(row.ablated[0]).toBe(a);
+      if (row.recovery[0] !== null) expect(row.recovery[0]).toBeCloseTo((a - sweep.floor) / (i - sweep.floor), 12);
+    }
+    // The patch embedding precedes every attention layer: ablation cannot touch its readout.
+    const emb = sweep.stages.find((r) => r.stage === 'vision.hidden_states.0')!;
+    expect(emb.ablated[0]).toBe(emb.intact);
+    await expect(call('sweeps/summary', { sweepId: 'sweep-nope' })).rejects.toThrow(/no sweep/);
+  });
+});

@@ -61,17 +61,30 @@ export class RunsRepo {
     this.db = db;
   }
 
-  create(run: Pick<RunInfo, 'kind' | 'name' | 'modelId' | 'datasetId' | 'spec' | 'provenance'>, itemIds: string[]): RunInfo {
+  create(run: Pick<RunInfo, 'kind' | 'name' | 'modelId' | 'datasetId' | 'spec' | 'provenance'>, itemIds: string[], sweepId: string | null = null): RunInfo {
     const id = `run-${now().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
     const insertItem = this.db.prepare(`INSERT INTO run_items (run_id, item_id, ord, status) VALUES (?, ?, ?, 'pending')`);
     this.db.transaction(() => {
       const t = now();
       this.db
-        .prepare(`INSERT INTO runs (id, kind, name, status, model_id, dataset_id, spec, provenance, created_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`)
-        .run(id, run.kind, run.name, run.modelId, run.datasetId, JSON.stringify(run.spec), JSON.stringify(run.provenance), t, t);
+        .prepare(`INSERT INTO runs (id, kind, name, status, model_id, dataset_id, spec, provenance, created_at, updated_at, sweep_id) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`)
+        .run(id, run.kind, run.name, run.modelId, run.datasetId, JSON.stringify(run.spec), JSON.stringify(run.provenance), t, t, sweepId);
       itemIds.forEach((item, ord) => insertItem.run(id, item, ord));
     })();
     return this.get(id);
+  }
+
+  createSweep(name: string, spec: unknown): string {
+    const id = `sweep-${now().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+    this.db.prepare('INSERT INTO sweeps (id, name, spec, created_at) VALUES (?, ?, ?, ?)').run(id, name, JSON.stringify(spec), now());
+    return id;
+  }
+
+  /** The runs of a sweep in creation order (the intact run first). */
+  sweepRuns(sweepId: string): RunInfo[] {
+    const rows = this.db.prepare(`${SELECT} WHERE r.sweep_id = ? ORDER BY r.created_at, r.rowid`).all(sweepId) as Row[];
+    if (!rows.length) throw new LoupeError('not-found', `no sweep with id ${sweepId}`);
+    return rows.map(toInfo);
   }
 
   get(id: string): RunInfo {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { recovery, recoveryTable } from '../../../src-shared/metrics/recovery.ts';
 import { compareRuns, summarize, wilson } from '../../../src-shared/metrics/summary.ts';
 
 describe('metric summaries', () => {
@@ -28,5 +29,17 @@ describe('metric summaries', () => {
     expect(sharedItems).toBe(2);
     expect(metrics[0]!.perRun.map((s) => s!.mean)).toEqual([0.5, 0]);
     expect(metrics[0]!.diffs).toEqual([0, -0.5]);
+  });
+});
+
+
+describe('recovery under ablation', () => {
+  it('is (ablated − floor) / (intact − floor), null when intact is at the floor', () => {
+    expect(recovery(0.7, 0.9, 0.5)).toBeCloseTo(0.5, 12);
+    expect(recovery(0.5, 0.9, 0.5)).toBe(0);
+    expect(recovery(0.9, 0.9, 0.5)).toBe(1);
+    expect(recovery(0.6, 0.5, 0.5)).toBeNull();
+    const t = recoveryTable([{ stage: 'enc', accuracy: 0.8 }, { stage: 'llm', accuracy: 0.6 }], [[{ stage: 'enc', accuracy: 0.2 }, { stage: 'llm', accuracy: 0.6 }]], 0.2);
+    expect(t.map((r) => r.recovery[0])).toEqual([0, 1]);
   });
 });
