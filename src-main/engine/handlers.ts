@@ -9,6 +9,7 @@ import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
 import { addImages, createDataset, exportDataset, itemImage } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
+import { kvSegmentation } from './kv-segmentation.ts';
 import { readoutSummary } from './readout-summary.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
@@ -101,6 +102,7 @@ export function createHandlers(engine: Engine): Handlers {
       return { runs, ...compareRuns(runIds.map((id) => store.runs.results(id))) };
     },
     'readout/summary': async ({ runId }) => readoutSummary(store, runId),
+    'kv/segmentation': async ({ runId }) => kvSegmentation(store, runId),
     'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),
     'tensors/get': async ({ tensorId }) => {
       const meta = store.runs.tensor(tensorId);

@@ -98,6 +98,11 @@ export const methods = {
       stages: z.array(z.object({ stage: z.string(), intact: z.number(), ablated: z.array(z.number().nullable()), recovery: z.array(z.number().nullable()) })),
     }),
   },
+  /** Zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV) on items with a marker and a mask. */
+  'kv/segmentation': {
+    params: z.object({ runId: Id }).strict(),
+    result: z.array(z.object({ layer: z.number().int(), kind: z.enum(['key', 'value']), items: z.number().int(), miou: z.number(), controlMiou: z.number() })),
+  },
   /** The readout experiment's stage-wise accuracies vs the answer and the blind answer (computed from stored features). */
   'readout/summary': {
     params: z.object({ runId: Id }).strict(),

@@ -1,0 +1,47 @@
+/** Segmentation metrics on patch grids: IoU of boolean masks, and a patch-level ground truth. */
+
+/** Intersection over union of two boolean masks of equal length (1 when both are empty). */
+export function iou(a: ArrayLike<boolean | number>, b: ArrayLike<boolean | number>): number {
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = !!a[i];
+    const y = !!b[i];
+    if (x && y) inter++;
+    if (x || y) union++;
+  }
+  return union === 0 ? 1 : inter / union;
+}
+
+/**
+ * A pixel mask (instance ids, row-major, width×height) → per-patch foreground on a rows×cols
+ * grid: a patch is foreground when more than half its pixels belong to `ids`.
+ */
+export function patchMask(ids: ArrayLike<number>, width: number, height: number, target: ReadonlySet<number>, rows: number, cols: number): boolean[] {
+  const count = new Float64Array(rows * cols);
+  const area = new Float64Array(rows * cols);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = Math.min(rows - 1, Math.floor((y * rows) / height)) * cols + Math.min(cols - 1, Math.floor((x * cols) / width));
+      area[p]! += 1;
+      if (target.has(ids[y * width + x]!)) count[p]! += 1;
+    }
+  }
+  return Array.from(count, (c, p) => c / area[p]! > 0.5);
+}
+
+/**
+ * Zero-shot segment: tokens whose similarity to the query is above the midpoint between the
+ * mean similarity and the maximum (the query itself) — objects are a small part of the image,
+ * so "above the mean" alone would take in half the background.
+ */
+export function segmentBySimilarity(sims: ArrayLike<number>): boolean[] {
+  let mean = 0;
+  let max = -Infinity;
+  for (let i = 0; i < sims.length; i++) {
+    mean += sims[i]! / sims.length;
+    max = Math.max(max, sims[i]!);
+  }
+  const threshold = (mean + max) / 2;
+  return Array.from(sims, (s) => s >= threshold);
+}
