@@ -7,6 +7,7 @@
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
  *   loupe cancel  --run ID
  *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
+ *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
@@ -110,6 +111,9 @@ async function main(): Promise<void> {
       print(await call(engine, 'sweeps/summary', { sweepId: started.sweepId }));
       break;
     }
+    case 'kv-segmentation':
+      print(await call(engine, 'kv/segmentation', { runId: values.run }));
+      break;
     case 'readout-summary':
       print(await call(engine, 'readout/summary', { runId: values.run }));
       break;
