@@ -29,6 +29,8 @@ export interface ReadoutSummary {
   answer: { accuracy: number; low: number; high: number };
   blind: { accuracy: number; low: number; high: number };
   tv: { answerVsTruth: number; blindVsTruth: number; answerVsBlind: number };
+  /** Answer distributions over the choices (fractions of items): VLM, blind, ground truth. */
+  distributions: { answer: number[]; blind: number[]; truth: number[] };
   /** Items where some stage's readout is right and the VLM's answer is wrong ("present but not surfaced"). */
   presentNotSurfaced: string[];
 }
@@ -113,6 +115,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     answer: rate('correct'),
     blind: rate('blindCorrect'),
     tv: { answerVsTruth: totalVariation(answers, truths), blindVsTruth: totalVariation(blinds, truths), answerVsBlind: totalVariation(answers, blinds) },
+    distributions: { answer: answers, blind: blinds, truth: truths },
     presentNotSurfaced,
   };
 }

@@ -114,6 +114,7 @@ export const methods = {
       answer: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
       blind: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
       tv: z.object({ answerVsTruth: z.number(), blindVsTruth: z.number(), answerVsBlind: z.number() }),
+      distributions: z.object({ answer: z.array(z.number()), blind: z.array(z.number()), truth: z.array(z.number()) }),
       presentNotSurfaced: z.array(z.string()),
     }),
   },

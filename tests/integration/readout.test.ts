@@ -29,6 +29,7 @@ type Summary = {
   answer: { accuracy: number };
   blind: { accuracy: number };
   tv: { answerVsTruth: number };
+  distributions: { answer: number[]; blind: number[]; truth: number[] };
   presentNotSurfaced: string[];
 };
 
@@ -52,6 +53,10 @@ describe('readout vs answer vs blind', () => {
     const names = summary.stages.map((s) => s.stage);
     expect(names.indexOf('projector')).toBeGreaterThan(names.indexOf('vision.hidden_states.3'));
     expect(names.indexOf('text.hidden_states.0')).toBeGreaterThan(names.indexOf('projector'));
+    // Answer distributions are distributions, and TV is half their L1 distance.
+    const d = summary.distributions;
+    for (const h of [d.answer, d.blind, d.truth]) expect(h.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(summary.tv.answerVsTruth).toBeCloseTo(d.answer.reduce((s, v, i) => s + Math.abs(v - d.truth[i]!), 0) / 2, 12);
     // "Present but not surfaced" = answer wrong while some stage's readout is right: never more than the wrong answers.
     expect(summary.presentNotSurfaced.length).toBeLessThanOrEqual(Math.round((1 - summary.answer.accuracy) * summary.items));
   });
