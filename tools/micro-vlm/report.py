@@ -76,6 +76,12 @@ def card(res, info, cfg, parity, corpus_cmds, sizes) -> str:
                f"{parity['max_rel_logits']:.2e} (max abs {parity['max_abs_logits']:.2e}); greedy tokens identical: "
                f"{parity['greedy_identical']}. Checked by `tests/integration/micro-vlm-parity.test.ts`.\n")
     v, tx = cfg["vision_config"], cfg["text_config"]
+    ok = [t for t, r in res["tasks"].items() if not r["held_out"] and r["accuracy"] >= 0.9]
+    short = [f"`{t}` ({pct(r['accuracy'])})" for t, r in res["tasks"].items() if not r["held_out"] and r["accuracy"] < 0.9]
+    blind_ok = all(abs(r["blind"] - r["chance"]) <= 0.1 for r in res["tasks"].values())
+    status = (f"**Status against the targets** (trained tasks >= 90%, blind within 10 points of chance, held-out tasks "
+              f"near chance while readouts are far above it): trained tasks at >= 90%: {', '.join(f'`{t}`' for t in ok) or 'none'}; "
+              f"below target: {', '.join(short) or 'none'}. Blind within 10 points of chance on every task: {'yes' if blind_ok else 'no'}.")
     return f"""# micro-llava
 
 A tiny **trained** vision-language model with LLaVA-1.5's architecture, exported the way
@@ -154,6 +160,8 @@ Readouts of the vision features (`image_features`, i.e. what the LLM receives) f
 | `correspondence` | cosine similarity, reference patch vs the 4 candidate patches | {pct(c.get('cosine', 0))} (after subtracting per-marker means: {pct(c.get('cosine_centred', 0))}) | 25% |
 | `temporal-correspondence` | same, frame 0 vs frame 3 | {pct(t.get('cosine', 0))} (centred: {pct(t.get('cosine_centred', 0))}) | 25% |
 {par}
+{status}
+
 ## Reference fixtures
 
 `tests/fixtures/micro-llava/` holds PyTorch internals (every vision and LLM layer's hidden states, K/V of every layer,

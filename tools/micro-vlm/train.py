@@ -71,14 +71,15 @@ def main():
     ap.add_argument("--corpus", default=".cache/world-train")
     ap.add_argument("--out", default="tools/micro-vlm/weights/micro-llava.safetensors")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--steps", type=int, default=1100)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--train-per-task", type=int, default=8000)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--vision-steps", type=int, default=300,
                     help="stage 1: auxiliary objective only, vision tower alone (cheap), before joint training")
     ap.add_argument("--vision-batch", type=int, default=128)
+    ap.add_argument("--init", help="continue from this checkpoint's weights (use with --vision-steps 0)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(a.seed)
@@ -88,6 +89,8 @@ def main():
     c = MicroConfig(vocab_size=len(tok))
     m = MicroLlava(c)
     aux = AuxHeads(c.vision_hidden)
+    if a.init:
+        m.load_state_dict(checkpoint.load(a.init)[0].state_dict())
     t0 = time.time()
     train, monitor = [], []
     for task in TRAINED_TASKS:
