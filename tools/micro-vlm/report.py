@@ -134,7 +134,8 @@ Opset 17, TorchScript exporter, readable node names (`/language_model/layers.0/s
 * Corpus: the synthetic world, `{corpus_cmds[0]}` and `{corpus_cmds[1]}`.
 * **Trained tasks**: {', '.join(f'`{t}`' for t in info['trained_tasks'])} ({info['train_per_task']} training items each).
 * **Held-out tasks** (no questions and no images of them seen in training): {', '.join(f'`{t}`' for t in info['held_out_tasks'])}.
-* From scratch, seed {info['seed']}, {info['steps']} steps × batch {info['batch']}, AdamW (peak lr {info['lr']}, cosine), {info['train_seconds'] // 60} min on 2 CPU cores.
+* From scratch, seed {info['seed']}, {info['steps']} steps × batch {info['batch']}, AdamW (peak lr {info['lr']}, cosine), {info['train_seconds'] // 60} min wall time on 2 shared (contended) CPU cores;
+  stage 1 trains the vision tower alone on the auxiliary objective for {info.get('vision_steps', 0)} steps × batch {info.get('vision_batch', 0)}.
 * Loss: cross-entropy on the answer word and `</s>`, plus an **auxiliary per-patch objective** (weight {info['aux_weight']}) on
   the vision tower, standing in for CLIP pretraining: linear heads on the feature layer and on the last layer predict,
   for each 8×8 patch, the colour / shape / pattern of the object covering most of it (or background), its depth z, the
@@ -161,6 +162,14 @@ Readouts of the vision features (`image_features`, i.e. what the LLM receives) f
 | `temporal-correspondence` | same, frame 0 vs frame 3 | {pct(t.get('cosine', 0))} (centred: {pct(t.get('cosine_centred', 0))}) | 25% |
 {par}
 {status}
+
+**Known limitation of this build**: the training budget (about 25 CPU-minutes uncontended) is too short for the
+tasks that need more than "find the marker, read one attribute": only colour-at-point reaches the target. Shape,
+style and count are learning (well above chance and blind) but not converged; relation and referring are still at
+chance. The held-out behaviour is as intended: the answers are at chance on relative depth and both correspondence
+tasks while cosine readouts of the same features reach 73–80% (correspondence) and a linear probe 63% (depth).
+Continue with `train.py --init tools/micro-vlm/weights/micro-llava.safetensors --vision-steps 0 --steps N`, or raise
+`--steps`, then rerun `publish.py` and `report.py`.
 
 ## Reference fixtures
 
@@ -197,7 +206,9 @@ def main():
         json.dump(res, f, indent=1)
         f.write("\n")
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    cmds = [corpus_info(a.corpus).get("command", a.corpus), corpus_info(a.heldout).get("command", a.heldout)]
+    # The literal build.sh commands (corpus.json's own `command` field is rewritten on subset rebuilds).
+    cmds = [f"node tools/world/build-world.ts --train-corpus {a.corpus} --seed 7 --train 8000 --test 500 --no-png --tasks <trained tasks>",
+            f"node tools/world/build-world.ts --train-corpus {a.heldout} --seed 7 --train 1500 --test 500 --no-png --tasks <held-out tasks>"]
     with open(os.path.join(model_dir, "README.md"), "w") as f:
         f.write(card(res, info, cfg, parity, cmds, sizes))
 
