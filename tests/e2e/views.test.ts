@@ -1,0 +1,161 @@
+/**
+ * The correspondence and attention-flow views on a real vlm-forward run: the run is started
+ * through the contract, the views are opened in Chromium (software WebGL), a patch click turns
+ * image B into the cosine heatmap with the best match where Node computes it from the same
+ * tensors, and a token click in the 3D view traces its flow.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineClient } from '../../src-shared/contract/client.ts';
+import type { RunResult } from '../../src-shared/contract/domain.ts';
+import { parseTokenMap, selectEdges, tensorAttention, traceFlow } from '../../src-renderer/src/scene/flow-data.ts';
+import { argmax, cosineMap, listStages, patchVector, stageGrid } from '../../src-renderer/src/scene/similarity.ts';
+import { launchChromium } from '../helpers/browser.ts';
+import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
+import { connectNode } from '../helpers/node-ws-transport.ts';
+import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+
+const SHOTS = join(import.meta.dirname, 'screenshots');
+let browser: Browser;
+let server: ServerProcess;
+let client: EngineClient;
+let runId: string;
+let result: RunResult;
+
+// Runs in the page; typed structurally because this file is type-checked without DOM types.
+type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+
+beforeAll(async () => {
+  browser = await launchChromium();
+  server = await startServer(tempDir());
+  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=e2e-token`, server.origin);
+  const run = await client.call('jobs/start', {
+    kind: 'vlm-forward',
+    modelId: MODEL_ID,
+    datasetId: 'correspondence',
+    spec: { limit: 2, storeDtype: 'float32', taps: { imageKV: true, visionLayers: true, llmLayers: true, attention: true, projector: true } },
+  });
+  runId = run.id;
+  for (let t0 = Date.now(); (await client.call('runs/get', { runId })).run.status !== 'done'; ) {
+    if (Date.now() - t0 > 120_000) throw new Error('the vlm-forward run did not finish in 120 s');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  result = (await client.call('runs/get', { runId })).results[0]!;
+});
+afterAll(async () => {
+  client?.close();
+  await browser?.close();
+  await server?.stop();
+});
+
+async function open(hash: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
+  await page.goto(`${server.url}${hash}`);
+  await page.getByText('engine connected').waitFor();
+  return page;
+}
+
+describe('correspondence view', () => {
+  it('turns image B into the cosine heatmap of the clicked patch of A, best match where Node finds it', async () => {
+    const page = await open(`#/correspondence?run=${runId}&item=${result.itemId}`);
+    const stages = listStages(result.tensors.map((t) => t.name));
+    const pick = stages.findIndex((s) => s.label === 'projector');
+    await page.getByTestId('corr-stage').fill(String(pick));
+    const view = page.getByTestId('corr-view');
+    await expect.poll(() => view.getAttribute('data-stage')).toBe('projector');
+
+    const rows = Number(await view.getAttribute('data-rows'));
+    const cols = Number(await view.getAttribute('data-cols'));
+    expect([rows, cols]).toEqual([8, 8]);
+    const readCells = () =>
+      page.getByTestId('corr-b').evaluate((el, [rows, cols]) => {
+        const c = el as unknown as Canvas;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const out: number[][] = [];
+        for (let r = 0; r < rows!; r++)
+          for (let k = 0; k < cols!; k++) {
+            const x = Math.floor(((k + 0.5) * c.width) / cols!), y = Math.floor(((r + 0.5) * c.height) / rows!);
+            out.push(Array.from(d.slice((y * c.width + x) * 4, (y * c.width + x) * 4 + 3)));
+          }
+        return out;
+      }, [rows, cols]);
+    const before = await readCells();
+
+    // Click patch (2, 5) of A.
+    const [pr, pc] = [2, 5];
+    const box = (await page.getByTestId('corr-a').boundingBox())!;
+    await page.mouse.click(box.x + ((pc + 0.5) * box.width) / cols, box.y + ((pr + 0.5) * box.height) / rows);
+    await expect.poll(() => view.getAttribute('data-probe')).toBe(`${pr},${pc}`);
+
+    // The same map computed here from the stored tensor.
+    const t = await client.tensor(result.tensors.find((x) => x.name === 'projector')!.id);
+    const ga = stageGrid({ kind: 'projector' }, t, [], 0), gb = stageGrid({ kind: 'projector' }, t, [], 1);
+    const sims = cosineMap(patchVector(ga, pr * cols + pc), gb);
+    const best = argmax(sims);
+    const worst = argmax(Array.from(sims, (v) => -v));
+    await expect.poll(() => view.getAttribute('data-best')).toBe(`${Math.floor(best / cols)},${best % cols}`);
+
+    const after = await readCells();
+    expect(after[best]).toEqual([253, 231, 37]); // top of the viridis ramp
+    expect(after[worst]).toEqual([68, 1, 84]); // bottom
+    expect(before[best]).not.toEqual(after[best]);
+    expect(after.filter((px, i) => px.join() !== before[i]!.join()).length).toBeGreaterThan(rows * cols / 2);
+    await expect(page.getByTestId('corr-line').count()).resolves.toBe(1);
+    await page.screenshot({ path: join(SHOTS, 'correspondence.png') });
+
+    // Another stage (LLM layer 1 K from image_kv) recomputes the map for the pinned patch.
+    const kIndex = stages.findIndex((s) => s.label === 'LLM layer 1 K');
+    await page.getByTestId('corr-stage').fill(String(kIndex));
+    await expect.poll(() => view.getAttribute('data-stage')).toBe('LLM layer 1 K');
+    const tokens = parseTokenMap(await client.tensor(result.tensors.find((x) => x.name === 'image_token_map')!.id));
+    const kt = await client.tensor(result.tensors.find((x) => x.name === 'image_kv.1.key')!.id);
+    const kBest = argmax(cosineMap(patchVector(stageGrid({ kind: 'key', layer: 1 }, kt, tokens, 0), pr * cols + pc), stageGrid({ kind: 'key', layer: 1 }, kt, tokens, 1)));
+    await expect.poll(() => view.getAttribute('data-best')).toBe(`${Math.floor(kBest / cols)},${kBest % cols}`);
+    await expect.poll(async () => (await readCells())[kBest]).toEqual([253, 231, 37]);
+    await page.close();
+  });
+});
+
+describe('attention flow view', () => {
+  it('draws the edges above threshold and traces a clicked token through the layers', async () => {
+    const page = await open(`#/flow?run=${runId}&item=${result.itemId}`);
+    const view = page.getByTestId('flow-view');
+    await expect.poll(async () => Number(await view.getAttribute('data-edges')), { timeout: 30_000 }).toBeGreaterThan(0);
+
+    // Edge count matches the selection computed here (mean over heads, threshold 0.10, all layers).
+    const atts = await Promise.all(
+      result.tensors
+        .filter((t) => t.name.startsWith('text.attentions.'))
+        .sort((a, b) => Number(a.name.split('.').pop()) - Number(b.name.split('.').pop()))
+        .map((t) => client.tensor(t.id)),
+    );
+    const src = tensorAttention(atts);
+    const edges = selectEdges(src, { layerFrom: 0, layerTo: src.layers - 1, head: 'mean', threshold: 0.1, maxEdges: 60000 });
+    expect(Number(await view.getAttribute('data-edges'))).toBe(edges.count);
+
+    // Click across the canvas until a token is hit (picking is nearest-token within 10 px).
+    const box = (await view.boundingBox())!;
+    let hit = '';
+    for (let i = 0; i < 40 && !hit; i++) {
+      const fx = 0.3 + 0.4 * ((i * 0.618) % 1), fy = 0.25 + 0.5 * ((i * 0.382) % 1);
+      await page.mouse.click(box.x + fx * box.width, box.y + fy * box.height);
+      await page.waitForTimeout(50);
+      if (Number(await view.getAttribute('data-traced')) > 0) hit = (await view.getAttribute('data-selected')) ?? '';
+    }
+    expect(hit).toMatch(/^\d+:\d+$/);
+    const [plane, token] = hit.split(':').map(Number) as [number, number];
+    const trace = traceFlow(edges, src.seq, plane, token, 'both');
+    expect(Number(await view.getAttribute('data-traced'))).toBe(trace.edges.length);
+    expect(Number(await view.getAttribute('data-traced-nodes'))).toBe(trace.nodes.size);
+    await page.screenshot({ path: join(SHOTS, 'flow.png') });
+
+    // Backward only: fewer (or as many) traced edges; a higher threshold drops edges.
+    await page.getByTestId('flow-direction').selectOption('backward');
+    await expect.poll(async () => Number(await view.getAttribute('data-traced'))).toBe(traceFlow(edges, src.seq, plane, token, 'backward').edges.length);
+    await page.getByTestId('flow-threshold').fill('0.5');
+    const fewer = selectEdges(src, { layerFrom: 0, layerTo: src.layers - 1, head: 'mean', threshold: 0.5, maxEdges: 60000 }).count;
+    await expect.poll(async () => Number(await view.getAttribute('data-edges'))).toBe(fewer);
+    await page.close();
+  });
+});
