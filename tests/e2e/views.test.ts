@@ -119,8 +119,12 @@ describe('correspondence view', () => {
 
 describe('attention flow view', () => {
   it('draws the edges above threshold and traces a clicked token through the layers', async () => {
-    const page = await open(`#/flow?run=${runId}&item=${result.itemId}`);
+    // From the Runs view: open the run, then its "attention flow" link.
+    const page = await open('#/runs');
+    await page.locator(`[data-testid="run-row"][data-run="${runId}"]`).click();
+    await page.getByTestId('open-flow').click();
     const view = page.getByTestId('flow-view');
+    await expect.poll(() => page.getByTestId('flow-item').inputValue()).toBe(result.itemId);
     await expect.poll(async () => Number(await view.getAttribute('data-edges')), { timeout: 30_000 }).toBeGreaterThan(0);
 
     // Edge count matches the selection computed here (mean over heads, threshold 0.10, all layers).
