@@ -82,6 +82,21 @@ describe('correspondence view', () => {
       }, [rows, cols]);
     const before = await readCells();
 
+    // The backdrop is the item's image, from the dataset through the contract.
+    await expect.poll(() => view.getAttribute('data-backdrop')).toBe('image');
+    const imgA = (await client.callTensor('datasets/image', { datasetId: 'correspondence', itemId: result.itemId, index: 0 })).tensor;
+    const [h, w] = imgA.shape as [number, number, number];
+    const pixelA = await page.getByTestId('corr-a').evaluate((el, [x, y]) => {
+      const c = el as unknown as Canvas;
+      return Array.from(c.getContext('2d').getImageData(x!, y!, 1, 1).data.slice(0, 3));
+    }, [Math.floor(((10.5) * 256) / w), Math.floor(((20.5) * 256) / h)]);
+    expect(pixelA).toEqual(Array.from(imgA.data.slice((20 * w + 10) * 3, (20 * w + 10) * 3 + 3)));
+    // Ground truth: the item's pointPair label, its B point's patch.
+    const pair = (await client.call('labels/list', { datasetId: 'correspondence', itemId: result.itemId })).map((l) => l.label).find((l) => l.kind === 'pointPair');
+    if (pair?.kind !== 'pointPair') throw new Error('the correspondence item has no pointPair label');
+    await expect.poll(() => view.getAttribute('data-truth')).toBe(`${Math.floor((pair.b.at[1] / h) * rows)},${Math.floor((pair.b.at[0] / w) * cols)}`);
+    await expect(page.getByTestId('corr-truth').count()).resolves.toBe(1);
+
     // Click patch (2, 5) of A.
     const [pr, pc] = [2, 5];
     const box = (await page.getByTestId('corr-a').boundingBox())!;
@@ -102,6 +117,7 @@ describe('correspondence view', () => {
     expect(before[best]).not.toEqual(after[best]);
     expect(after.filter((px, i) => px.join() !== before[i]!.join()).length).toBeGreaterThan(rows * cols / 2);
     await expect(page.getByTestId('corr-line').count()).resolves.toBe(1);
+    await expect(page.getByTestId('corr-truth-hit').textContent()).resolves.toMatch(/ground truth \d,\d: (hit|miss)/);
     await page.screenshot({ path: join(SHOTS, 'correspondence.png') });
 
     // Another stage (LLM layer 1 K from image_kv) recomputes the map for the pinned patch.
