@@ -90,7 +90,7 @@ describe('correspondence view', () => {
       const c = el as unknown as Canvas;
       return Array.from(c.getContext('2d').getImageData(x!, y!, 1, 1).data.slice(0, 3));
     }, [Math.floor(((10.5) * 256) / w), Math.floor(((20.5) * 256) / h)]);
-    expect(pixelA).toEqual(Array.from(imgA.data.slice((20 * w + 10) * 3, (20 * w + 10) * 3 + 3)));
+    expect(pixelA).toEqual(Array.from((imgA.data as Uint8Array).slice((20 * w + 10) * 3, (20 * w + 10) * 3 + 3)));
     // Ground truth: the item's pointPair label, its B point's patch.
     const pair = (await client.call('labels/list', { datasetId: 'correspondence', itemId: result.itemId })).map((l) => l.label).find((l) => l.kind === 'pointPair');
     if (pair?.kind !== 'pointPair') throw new Error('the correspondence item has no pointPair label');
