@@ -3,8 +3,8 @@
  * labelled item by item (labels live in SQLite, autosaved), exported as our manifest or COCO.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import { RawImage } from '@huggingface/transformers';
 import type { DatasetInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
@@ -109,4 +109,55 @@ export async function exportDataset(store: Store, datasetId: string, format: 'lo
   const path = join(info.path, 'coco.json');
   atomicWrite(path, JSON.stringify({ info: { description: info.name }, images, annotations, categories: [...categories].map(([name, id]) => ({ id, name })) }));
   return { path };
+}
+
+interface CocoFile {
+  images: { id: number; file_name: string; width?: number; height?: number }[];
+  annotations: { id: number; image_id: number; category_id?: number; bbox?: [number, number, number, number]; keypoints?: number[] }[];
+  categories?: { id: number; name: string }[];
+}
+
+/**
+ * COCO-style import: a new dataset with one item per COCO image (copied from `imagesDir`,
+ * default the JSON's folder), boxes → `box` labels (category name as text), one-keypoint
+ * annotations → `point` labels. Anything else in the file is ignored, and said so.
+ */
+export async function importCoco(store: Store, dataDir: string, jsonPath: string, imagesDir?: string): Promise<{ dataset: DatasetInfo; images: number; labels: number; ignored: number }> {
+  let coco: CocoFile;
+  try {
+    coco = JSON.parse(readFileSync(jsonPath, 'utf8')) as CocoFile;
+  } catch (e) {
+    throw new LoupeError('bad-input', `COCO file ${jsonPath} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(coco.images) || !Array.isArray(coco.annotations)) throw new LoupeError('bad-input', `COCO file ${jsonPath} lacks "images" or "annotations" arrays`);
+  const dir = imagesDir ?? dirname(jsonPath);
+  const dataset = createDataset(store, dataDir, basename(jsonPath, extname(jsonPath)), 'coco-import');
+  const names = new Map((coco.categories ?? []).map((c) => [c.id, c.name]));
+  const itemOf = new Map<number, string>();
+  const items: { id: string; images: string[] }[] = [];
+  for (const img of coco.images) {
+    const src = join(dir, img.file_name);
+    if (!existsSync(src)) throw new LoupeError('bad-input', `COCO image ${img.file_name} (id ${img.id}) is missing from ${dir}`);
+    const rel = `images/${basename(img.file_name)}`;
+    copyFileSync(src, join(dataset.path, rel));
+    const id = basename(img.file_name, extname(img.file_name));
+    itemOf.set(img.id, id);
+    items.push({ id, images: [rel] });
+  }
+  store.datasets.addItems(dataset.id, items, fingerprintFolder(dataset.path));
+  let labels = 0;
+  let ignored = 0;
+  for (const a of coco.annotations) {
+    const itemId = itemOf.get(a.image_id);
+    const text = a.category_id !== undefined ? names.get(a.category_id) : undefined;
+    if (itemId && a.bbox?.length === 4) {
+      const [x, y, w, h] = a.bbox;
+      store.labels.put(dataset.id, itemId, { kind: 'box', image: 0, box: [x, y, x + w, y + h], ...(text && { text }) });
+      labels++;
+    } else if (itemId && a.keypoints && a.keypoints.length >= 3) {
+      store.labels.put(dataset.id, itemId, { kind: 'point', image: 0, at: [a.keypoints[0]!, a.keypoints[1]!], ...(text && { name: text }) });
+      labels++;
+    } else ignored++;
+  }
+  return { dataset: store.datasets.get(dataset.id), images: items.length, labels, ignored };
 }

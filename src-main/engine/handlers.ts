@@ -7,7 +7,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { join } from 'node:path';
 import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
-import { addImages, createDataset, exportDataset, itemImage } from './dataset-edit.ts';
+import { addImages, createDataset, exportDataset, importCoco, itemImage } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
 import { kvSegmentation } from './kv-segmentation.ts';
 import { readoutSummary } from './readout-summary.ts';
@@ -67,6 +67,7 @@ export function createHandlers(engine: Engine): Handlers {
     'datasets/import': async ({ path }) => engine.importDataset(path),
     'datasets/create': async ({ name, task }) => createDataset(store, engine.options.dataDir, name, task),
     'datasets/add-images': async ({ datasetId, folder }) => addImages(store, datasetId, folder),
+    'datasets/import-coco': async ({ path, imagesDir }) => importCoco(store, engine.options.dataDir, path, imagesDir),
     'datasets/export': async ({ datasetId, format }) => exportDataset(store, datasetId, format),
     'datasets/image': async ({ datasetId, itemId, index }) => {
       const tensor = await itemImage(store, datasetId, itemId, index);

@@ -53,6 +53,11 @@ export const methods = {
   'datasets/add-images': { params: z.object({ datasetId: Id, folder: z.string().min(1) }).strict(), result: z.object({ added: z.number().int(), skipped: z.number().int(), dataset: DatasetInfo }) },
   /** Writes the dataset with its current labels as `dataset.json` (Loupe) or `coco.json` (COCO-style) in its folder. */
   'datasets/export': { params: z.object({ datasetId: Id, format: z.enum(['loupe', 'coco']) }).strict(), result: z.object({ path: z.string() }) },
+  /** A new dataset from a COCO-style JSON (boxes and one-keypoint annotations become labels). */
+  'datasets/import-coco': {
+    params: z.object({ path: z.string().min(1), imagesDir: z.string().min(1).optional() }).strict(),
+    result: z.object({ dataset: DatasetInfo, images: z.number().int(), labels: z.number().int(), ignored: z.number().int() }),
+  },
   /** An item's image decoded to RGB; streamed as a uint8 tensor [height, width, 3] (binary frame). */
   'datasets/image': { params: z.object({ datasetId: Id, itemId: z.string().min(1), index: z.number().int().nonnegative().default(0) }).strict(), result: TensorMeta },
   'labels/list': { params: z.object({ datasetId: Id, itemId: z.string().min(1) }).strict(), result: z.array(StoredLabel) },

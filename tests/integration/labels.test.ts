@@ -1,6 +1,6 @@
 /** User datasets: create, import images, label, export (Loupe manifest and COCO), refusals. */
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetManifest } from '../../src-shared/dataset/format.ts';
 import { dispatch } from '../../src-main/engine/dispatcher.ts';
@@ -49,6 +49,13 @@ describe('labelling a user dataset', () => {
     const bbox = coco.annotations.find((x: { bbox?: number[] }) => x.bbox);
     expect(bbox.bbox).toEqual([4, 6, 20, 24]);
     expect(coco.categories.find((c: { id: number }) => c.id === bbox.category_id).name).toBe('cube');
+
+    // The COCO file imports back as a new dataset with the same boxes and points.
+    const fromCoco = await call<{ dataset: { id: string; itemCount: number }; labels: number; ignored: number }>('datasets/import-coco', { path: join(dirname(path), 'coco.json'), imagesDir: dirname(path) });
+    expect(fromCoco).toMatchObject({ labels: 2, ignored: 0, dataset: { itemCount: 2 } });
+    const back = await call<{ label: { kind: string; box?: number[]; text?: string } }[]>('labels/list', { datasetId: fromCoco.dataset.id, itemId: 'a' });
+    expect(back.find((l) => l.label.kind === 'box')!.label).toEqual({ kind: 'box', image: 0, box: [4, 6, 24, 30], text: 'cube' });
+    await expect(call('datasets/import-coco', { path: join(DATASET_DIR, 'dataset.json') })).rejects.toThrow(/lacks "images" or "annotations"/);
 
     // The exported manifest re-imports as a dataset with the same labels.
     const again = await call<{ itemCount: number; id: string }>('datasets/import', { path });
