@@ -7,7 +7,8 @@ export const rendererConfig = {
   root: fileURLToPath(new URL('./src-renderer', import.meta.url)),
   base: './',
   plugins: [svelte()],
-  build: { outDir: fileURLToPath(new URL('./out/renderer', import.meta.url)), emptyOutDir: true },
+  // three.js is its own lazily loaded chunk (~600 kB, only for the 3D view): not worth a warning.
+  build: { outDir: fileURLToPath(new URL('./out/renderer', import.meta.url)), emptyOutDir: true, chunkSizeWarningLimit: 1024 },
 };
 
 export default defineConfig(rendererConfig);
