@@ -7,7 +7,6 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
-import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { ComputeClient } from '../compute/compute-client.ts';
 import { EncodeImagesRunner } from '../jobs/encode-images.ts';
 import { JobQueue } from '../jobs/queue.ts';
@@ -113,8 +112,4 @@ export class Engine {
     await this.compute.close();
     this.store.close();
   }
-}
-
-export function notFound(what: string): never {
-  throw new LoupeError('not-found', what);
 }

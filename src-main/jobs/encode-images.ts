@@ -8,7 +8,7 @@ import { EncodeImagesSpec } from '../../src-shared/jobs/specs.ts';
 import { type HostTensor, float32ToFloat16, toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder } from '../engine/model-folder.ts';
-import { decodePng, preprocess } from '../engine/image.ts';
+import { VlmProcessing } from '../engine/vlm/processing.ts';
 import type { Store } from '../store/store.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
 
@@ -34,12 +34,14 @@ export class EncodeImagesRunner implements JobRunner {
     const dataset = this.store.datasets.get(run.datasetId);
     const key = `${run.modelId}:vision_encoder`;
     await this.compute.load(key, model.files.vision_encoder);
+    // The folder's own image processor (transformers.js), as the VLM forward uses: one preprocessing path.
+    const processing = await VlmProcessing.load(model.path, model.preprocessor);
     return {
       processItem: async (itemId): Promise<ItemOutput> => {
         const item = this.store.datasets.item(run.datasetId, itemId);
         const first = item.images[0];
         if (!first) throw new Error(`item ${itemId} has no image`);
-        const pixels = preprocess(decodePng(join(dataset.path, first)), model.preprocessor);
+        const pixels = await processing.pixelValues({ kind: 'files', paths: [join(dataset.path, first)] });
         const { image_features } = await this.compute.run(key, { pixel_values: pixels }, ['image_features']);
         if (!image_features) throw new Error('vision encoder returned no image_features');
         const f = toFloat32(image_features);

@@ -58,6 +58,14 @@ export class VlmProcessing {
     return this.tokenizer.decode(ids, { skip_special_tokens: true });
   }
 
+  /** pixel_values for images alone (no prompt), through the folder's own image processor. */
+  async pixelValues(image: ImageInput): Promise<HostTensor> {
+    const images = await this.images(image);
+    const imageProcessor = (this.processor as unknown as { image_processor: (i: RawImage[]) => Promise<{ pixel_values: { dims: number[]; data: Float32Array } }> }).image_processor;
+    const { pixel_values } = await imageProcessor(images);
+    return { dtype: 'float32', shape: [...pixel_values.dims], data: pixel_values.data };
+  }
+
   /**
    * The processor's own call, for families whose processor expands image tokens correctly
    * (Qwen2-VL, Idefics3): text first, then images. Every output becomes a host tensor.
@@ -87,9 +95,7 @@ export class VlmProcessing {
     const ids = this.tokenizer.encode(expanded);
     const inputIds: HostTensor = { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) };
     if (images.length === 0) return { prompt, inputIds };
-    const imageProcessor = (this.processor as unknown as { image_processor: (i: RawImage[]) => Promise<{ pixel_values: { dims: number[]; data: Float32Array } }> }).image_processor;
-    const { pixel_values } = await imageProcessor(images);
-    return { prompt, inputIds, pixelValues: { dtype: 'float32', shape: [...pixel_values.dims], data: pixel_values.data } };
+    return { prompt, inputIds, pixelValues: await this.pixelValues(image) };
   }
 
   async images(image: ImageInput): Promise<RawImage[]> {
