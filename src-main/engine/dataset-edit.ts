@@ -3,7 +3,7 @@
  * labelled item by item (labels live in SQLite, autosaved), exported as our manifest or COCO.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { RawImage } from '@huggingface/transformers';
 import type { DatasetInfo } from '../../src-shared/contract/domain.ts';
@@ -11,14 +11,10 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { DATASET_FORMAT, DATASET_FORMAT_VERSION, type DatasetManifest } from '../../src-shared/dataset/format.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { Store } from '../store/store.ts';
+import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { fingerprintFolder } from '../util/hash.ts';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
-
-function atomicWrite(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 export function createDataset(store: Store, dataDir: string, name: string, task: string): DatasetInfo {
   const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'dataset';
@@ -26,7 +22,7 @@ export function createDataset(store: Store, dataDir: string, name: string, task:
   const root = join(dataDir, 'datasets', id);
   mkdirSync(join(root, 'images'), { recursive: true });
   const manifest: DatasetManifest = { format: DATASET_FORMAT, version: DATASET_FORMAT_VERSION, name, description: 'labelled in Loupe', task, source: { labelledBy: 'hand' }, items: [] };
-  atomicWrite(join(root, 'dataset.json'), JSON.stringify(manifest, null, 1));
+  writeFileAtomicSync(join(root, 'dataset.json'), JSON.stringify(manifest, null, 1));
   return store.datasets.put(id, root, fingerprintFolder(root), false, manifest);
 }
 
@@ -81,7 +77,7 @@ export async function exportDataset(store: Store, datasetId: string, format: 'lo
   if (format === 'loupe') {
     if (info.bundled) throw new LoupeError('bad-input', `dataset ${datasetId} is bundled and read-only`);
     const path = join(info.path, 'dataset.json');
-    atomicWrite(path, JSON.stringify(manifest, null, 1));
+    writeFileAtomicSync(path, JSON.stringify(manifest, null, 1));
     return { path };
   }
   if (info.bundled) throw new LoupeError('bad-input', `dataset ${datasetId} is bundled and read-only; export from a copy instead`);
@@ -107,7 +103,7 @@ export async function exportDataset(store: Store, datasetId: string, format: 'lo
     }
   }
   const path = join(info.path, 'coco.json');
-  atomicWrite(path, JSON.stringify({ info: { description: info.name }, images, annotations, categories: [...categories].map(([name, id]) => ({ id, name })) }));
+  writeFileAtomicSync(path, JSON.stringify({ info: { description: info.name }, images, annotations, categories: [...categories].map(([name, id]) => ({ id, name })) }));
   return { path };
 }
 

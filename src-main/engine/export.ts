@@ -1,9 +1,10 @@
 /** Run exports that leave Loupe: all of a run's tensors in one safetensors file for Python. */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { encodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
 import type { Store } from '../store/store.ts';
+import { writeFileAtomicSync } from '../util/atomic-write.ts';
 
 export function exportRunTensors(store: Store, runId: string, dir: string): { path: string; bytes: number; tensors: number } {
   const run = store.runs.get(runId);
@@ -20,7 +21,6 @@ export function exportRunTensors(store: Store, runId: string, dir: string): { pa
   const bytes = encodeSafetensors(tensors, { run: run.id, kind: run.kind, model_hash: run.provenance.modelHash, dataset_hash: run.provenance.datasetHash, spec: JSON.stringify(run.spec) });
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${run.id}.safetensors`);
-  writeFileSync(`${path}.tmp`, bytes);
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomicSync(path, bytes);
   return { path, bytes: bytes.byteLength, tensors: Object.keys(tensors).length };
 }

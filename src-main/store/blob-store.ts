@@ -3,12 +3,13 @@
  * Same bytes → same file, so identical captures are stored once. Writes go to a temp
  * file that is fsynced and renamed, so a crash never leaves a half-written blob under its name.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { decodeSafetensors, encodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
+import { writeFileAtomicSync } from '../util/atomic-write.ts';
 
 export class BlobStore {
   readonly root: string;
@@ -29,18 +30,9 @@ export class BlobStore {
     const target = this.pathOf(sha);
     if (existsSync(target)) return sha;
     mkdirSync(join(this.root, sha.slice(0, 2)), { recursive: true });
-    const tmp = `${target}.${randomUUID()}.tmp`;
     try {
-      const fd = openSync(tmp, 'w');
-      try {
-        writeSync(fd, bytes);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, target);
+      writeFileAtomicSync(target, bytes);
     } catch (e) {
-      rmSync(tmp, { force: true });
       const err = e as NodeJS.ErrnoException;
       throw new LoupeError('storage', err.code === 'ENOSPC' ? `disk full while writing a tensor blob under ${this.root}` : `cannot write tensor blob: ${err.message}`);
     }

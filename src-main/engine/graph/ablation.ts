@@ -19,9 +19,9 @@
  * `rewrittenModelPath` caches the rewritten copy next to the original, like `tappedModelPath`,
  * and composes with taps: one file holds both.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { AttributeProto_AttributeType, NodeProtoSchema, TensorProto_DataType, ValueInfoProtoSchema } from 'onnx-buf';
@@ -31,6 +31,7 @@ import { type AttentionSite, AttentionSiteError, findAttentionSites } from './at
 import { indexGraph } from './graph-index.ts';
 import { decodeModel, encodeModel, opsetVersion } from './model-proto.ts';
 import { TAP_FORMAT_VERSION, addTapsInPlace, tappedModelPath } from './taps.ts';
+import { writeFileAtomic } from '../../util/atomic-write.ts';
 
 /** Bump when the rewrite changes, so cached rewritten files from older code are not reused. */
 export const ABLATION_FORMAT_VERSION = 1;
@@ -186,19 +187,6 @@ export async function rewrittenModelPath(originalPath: string, opts: { taps: rea
   if (opts.taps.length) addTapsInPlace(model, opts.taps);
   addAttentionBiasInPlace(model, { label: originalPath });
   const rewritten = encodeModel(model);
-  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(rewritten);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(target, rewritten);
   return target;
 }

@@ -14,9 +14,9 @@
  * and Loop/Scan bodies would return it once per iteration with different shapes. Optimum
  * "merged" decoders are the case in practice; their unmerged decoder files tap fine.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { clone, create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from 'onnx-buf';
@@ -24,6 +24,7 @@ import type { ModelProto } from 'onnx-buf';
 import { allGraphs, cloneModel, decodeModel, encodeModel } from './model-proto.ts';
 import { definedNames, indexGraph } from './graph-index.ts';
 import { enableOptionalOutput, optionalOutputName, optionalOutputSpec } from './optional-outputs.ts';
+import { writeFileAtomic } from '../../util/atomic-write.ts';
 
 /** Bump when the rewrite changes, so cached tapped files from older code are not reused. */
 export const TAP_FORMAT_VERSION = 1;
@@ -112,19 +113,6 @@ export async function tappedModelPath(originalPath: string, tensorNames: readonl
   const target = tappedFileName(originalPath, bytes, tensorNames);
   if (existsSync(target)) return target;
   const rewritten = encodeModel(addTapsInPlace(decodeModel(bytes), tensorNames));
-  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(rewritten);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(target, rewritten);
   return target;
 }
