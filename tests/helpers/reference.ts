@@ -37,10 +37,14 @@ export function fixtureTensors(c: FixtureCase): Record<string, HostTensor> {
   return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).tensors;
 }
 
-/** max |a − b| / max |b|: the relative error used for every numeric parity claim. */
-export function relativeError(actual: HostTensor | Float32Array, expected: HostTensor | Float32Array): number {
-  const a = actual instanceof Float32Array ? actual : toFloat32(actual);
-  const b = expected instanceof Float32Array ? expected : toFloat32(expected);
+/**
+ * max |a − b| / max |b|: the relative error used for every numeric parity claim. An all-zero
+ * reference admits only an exact match (0), never a division that hides a difference.
+ */
+export function relativeError(actual: HostTensor | ArrayLike<number>, expected: HostTensor | ArrayLike<number>): number {
+  const values = (x: HostTensor | ArrayLike<number>): ArrayLike<number> => ('dtype' in x ? toFloat32(x) : x);
+  const a = values(actual);
+  const b = values(expected);
   if (a.length !== b.length) return Infinity;
   let diff = 0;
   let scale = 0;
@@ -48,5 +52,5 @@ export function relativeError(actual: HostTensor | Float32Array, expected: HostT
     diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
     scale = Math.max(scale, Math.abs(b[i]!));
   }
-  return diff / (scale || 1);
+  return scale > 0 ? diff / scale : diff === 0 ? 0 : Infinity;
 }

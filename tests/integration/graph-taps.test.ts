@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
+import { relativeError } from '../helpers/reference.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { encodeModel, readModelSync } from '../../src-main/engine/graph/model-proto.ts';
 import { type TapCatalogue, buildCatalogue } from '../../src-main/engine/graph/catalogue.ts';
@@ -52,22 +53,11 @@ function load(name: string): Record<string, HostTensor> {
   return decodeSafetensors(new Uint8Array(readFileSync(join(FIXTURES, name)))).tensors;
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
-
 function check(tap: string, got: ort.Tensor | undefined, want: HostTensor | undefined): void {
   expect(got, `tap ${tap} missing from the outputs`).toBeDefined();
   expect(want, `fixture lacks ${tap}`).toBeDefined();
   expect(got!.dims, tap).toEqual(want!.shape);
-  const e = relErr(got!.data as Float32Array, want!.data as Float32Array);
+  const e = relativeError(got!.data as Float32Array, want!.data as Float32Array);
   worst.set(tap, Math.max(worst.get(tap) ?? 0, e));
   expect(e, `${tap}: max|a-b|/max|b|`).toBeLessThan(TOLERANCE);
 }
@@ -194,7 +184,7 @@ describe('tap catalogue on micro-llava', () => {
     const t = load(c.file);
     const out = await s.decoderTapped.run(decoderFeeds(t, c, await embedIds(t.input_ids!)));
     // hidden_states.2 compared against hidden_states.1's reference must fail.
-    expect(relErr(out[decoderCat.hiddenStates['hidden_states.2']!]!.data as Float32Array, t['text.hidden_states.1']!.data as Float32Array)).toBeGreaterThan(TOLERANCE);
+    expect(relativeError(out[decoderCat.hiddenStates['hidden_states.2']!]!.data as Float32Array, t['text.hidden_states.1']!.data as Float32Array)).toBeGreaterThan(TOLERANCE);
   });
 
   it('prints the overhead of all built-in taps (vision + decoder forward, median of 20)', async () => {
@@ -256,7 +246,7 @@ describe('attention taps on hand-built graphs run in ORT', () => {
         const a = await plain.run(feeds);
         const b = await tapped.run(feeds);
         // GQA takes another kernel path when output_qk is requested: equal up to float rounding.
-        expect(relErr(b.logits!.data as Float32Array, a.logits!.data as Float32Array)).toBeLessThan(1e-5);
+        expect(relativeError(b.logits!.data as Float32Array, a.logits!.data as Float32Array)).toBeLessThan(1e-5);
         for (const l of cat.layers) {
           const p = b[l.attention!.tensor]!;
           expect(p.dims.slice(-2)).toEqual([S, S]);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
+import { relativeError } from '../helpers/reference.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -48,18 +49,6 @@ function load(name: string): Record<string, HostTensor> {
 
 function toOrt(t: HostTensor): ort.Tensor {
   return new ort.Tensor(t.dtype === 'int64' ? 'int64' : 'float32', t.data as Float32Array | BigInt64Array, t.shape);
-}
-
-/** max |a - b| / max |b|: the relative error the fixtures are held to. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
 }
 
 function argmaxLast(logits: ort.Tensor): number {
@@ -158,16 +147,16 @@ describe('micro-llava ONNX export matches PyTorch', () => {
       const t = load(c.file);
       const { out, imageFeatures, embeds } = await prefill(t.input_ids!, t.pixel_values);
       if (c.num_images) {
-        expect(relErr(imageFeatures!.data as Float32Array, t.image_features!.data as Float32Array)).toBeLessThan(TOLERANCE);
+        expect(relativeError(imageFeatures!.data as Float32Array, t.image_features!.data as Float32Array)).toBeLessThan(TOLERANCE);
       }
-      expect(relErr(embeds, t['text.hidden_states.0']!.data as Float32Array)).toBeLessThan(TOLERANCE);
+      expect(relativeError(embeds, t['text.hidden_states.0']!.data as Float32Array)).toBeLessThan(TOLERANCE);
       const logits = out.logits!.data as Float32Array;
       const ref = t.logits!.data as Float32Array;
       expect(out.logits!.dims).toEqual(t.logits!.shape);
-      expect(relErr(logits, ref)).toBeLessThan(TOLERANCE);
+      expect(relativeError(logits, ref)).toBeLessThan(TOLERANCE);
       for (let i = 0; i < cases.text_layers; i++) {
         for (const kv of ['key', 'value']) {
-          expect(relErr(out[`present.${i}.${kv}`]!.data as Float32Array, t[`present.${i}.${kv}`]!.data as Float32Array)).toBeLessThan(TOLERANCE);
+          expect(relativeError(out[`present.${i}.${kv}`]!.data as Float32Array, t[`present.${i}.${kv}`]!.data as Float32Array)).toBeLessThan(TOLERANCE);
         }
       }
       const tokens = await greedy(out, t.input_ids!.shape[1]!);
@@ -185,7 +174,7 @@ describe('micro-llava ONNX export matches PyTorch', () => {
     const d = perturbed.data as Float32Array;
     for (let y = 24; y < 32; y++) for (let x = 24; x < 32; x++) d[y * 64 + x]! += 1.5;
     const { out } = await prefill(t.input_ids!, perturbed);
-    expect(relErr(out.logits!.data as Float32Array, t.logits!.data as Float32Array)).toBeGreaterThan(TOLERANCE);
+    expect(relativeError(out.logits!.data as Float32Array, t.logits!.data as Float32Array)).toBeGreaterThan(TOLERANCE);
     // And a shifted image token (features scattered one row late) is caught too.
     const ids = t.input_ids!;
     const shifted: HostTensor = { ...ids, data: new BigInt64Array(ids.data as BigInt64Array) };
@@ -193,6 +182,6 @@ describe('micro-llava ONNX export matches PyTorch', () => {
     const first = sd.findIndex((v) => Number(v) === cases.image_token_index);
     [sd[first - 1], sd[first + 63]] = [sd[first + 63]!, sd[first - 1]!];
     const shiftedOut = (await prefill(shifted, px)).out;
-    expect(relErr(shiftedOut.logits!.data as Float32Array, t.logits!.data as Float32Array)).toBeGreaterThan(TOLERANCE);
+    expect(relativeError(shiftedOut.logits!.data as Float32Array, t.logits!.data as Float32Array)).toBeGreaterThan(TOLERANCE);
   });
 });
