@@ -19,7 +19,7 @@ import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
 import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
 import { dispatch } from '../../src-main/engine/dispatcher.ts';
-import { Engine } from '../../src-main/engine/engine.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
 import { openModelFolder } from '../../src-main/engine/model-folder.ts';
 import { ablationRequest } from '../../src-main/engine/vlm/ablation.ts';
 import { type ResolvedTaps, resolveTaps } from '../../src-main/engine/vlm/tap-sets.ts';
@@ -27,6 +27,7 @@ import { type ForwardResult, Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 import { FIXTURE_DIR, fixtureIndex, fixtureTensors, relativeError } from '../helpers/reference.ts';
+import { startTestEngine } from '../helpers/engine.ts';
 
 const MODEL_DIR = join(RESOURCES_DIR, 'models', 'micro-llava');
 const TAPS = { projector: false, imageKV: false, visionLayers: true, llmLayers: false, attention: false };
@@ -188,7 +189,7 @@ describe('attention ablation on micro-llava', () => {
 describe('vlm-forward job with an ablation spec', () => {
   let engine: Engine;
   beforeAll(async () => {
-    engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+    engine = await startTestEngine();
   });
   afterAll(() => engine?.close());
 

@@ -3,15 +3,16 @@ import { cpSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
-import { Engine } from '../../src-main/engine/engine.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
 import { DATASET_ID, MODEL_ID, makeLongDataset, tempDir } from '../helpers/fixtures.ts';
+import { startTestEngine } from '../helpers/engine.ts';
 
 let engine: Engine;
 const MODEL_DIR = join(RESOURCES_DIR, 'models', MODEL_ID);
 
 beforeAll(async () => {
-  engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+  engine = await startTestEngine();
 });
 afterAll(() => engine?.close());
 

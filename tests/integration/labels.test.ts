@@ -3,22 +3,17 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetManifest } from '../../src-shared/dataset/format.ts';
-import { dispatch } from '../../src-main/engine/dispatcher.ts';
-import { Engine } from '../../src-main/engine/engine.ts';
-import { RESOURCES_DIR } from '../../src-main/paths.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
 import { DATASET_DIR, tempDir } from '../helpers/fixtures.ts';
+import { callEngine, startTestEngine } from '../helpers/engine.ts';
 
 let engine: Engine;
 beforeAll(async () => {
-  engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+  engine = await startTestEngine();
 });
 afterAll(() => engine?.close());
 
-async function call<T>(method: string, params: unknown): Promise<T> {
-  const { response } = await dispatch(engine.handlers, { t: 'req', id: 1, method, params });
-  if (!response.ok) throw Object.assign(new Error(response.error.message), { code: response.error.code });
-  return response.result as T;
-}
+const call = <T>(method: string, params: unknown): Promise<T> => callEngine<T>(engine, method, params);
 
 describe('labelling a user dataset', () => {
   it('imports images (skipping a truncated one), stores labels and exports them', async () => {

@@ -5,22 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { cosine } from '../../src-shared/metrics/probe.ts';
-import { dispatch } from '../../src-main/engine/dispatcher.ts';
-import { Engine } from '../../src-main/engine/engine.ts';
-import { RESOURCES_DIR } from '../../src-main/paths.ts';
-import { tempDir } from '../helpers/fixtures.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
+import { callEngine, startTestEngine } from '../helpers/engine.ts';
 
 let engine: Engine;
 beforeAll(async () => {
-  engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+  engine = await startTestEngine();
 });
 afterAll(() => engine?.close());
 
-async function call<T>(method: string, params: unknown): Promise<T> {
-  const { response } = await dispatch(engine.handlers, { t: 'req', id: 1, method, params });
-  if (!response.ok) throw new Error(response.error.message);
-  return response.result as T;
-}
+const call = <T>(method: string, params: unknown): Promise<T> => callEngine<T>(engine, method, params);
 
 type Summary = {
   items: number;

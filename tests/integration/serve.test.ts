@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
-import { Engine } from '../../src-main/engine/engine.ts';
-import { RESOURCES_DIR } from '../../src-main/paths.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
 import { type RunningServer, serve } from '../../src-main/server/serve.ts';
 import { DATASET_ID, MODEL_ID, tempDir } from '../helpers/fixtures.ts';
 import { connectNode, rawExchange } from '../helpers/node-ws-transport.ts';
+import { startTestEngine } from '../helpers/engine.ts';
 
 const TOKEN = 'test-token-123';
 let engine: Engine;
@@ -20,7 +20,7 @@ beforeAll(async () => {
   const staticRoot = tempDir();
   mkdirSync(staticRoot, { recursive: true });
   writeFileSync(join(staticRoot, 'index.html'), '<!doctype html><title>t</title>');
-  engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+  engine = await startTestEngine();
   server = await serve(engine, { host: '127.0.0.1', port: 0, token: TOKEN, staticRoot });
   origin = `http://127.0.0.1:${server.port}`;
   wsUrl = `ws://127.0.0.1:${server.port}/engine?token=${TOKEN}`;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
 import { dispatch } from '../../src-main/engine/dispatcher.ts';
-import { Engine } from '../../src-main/engine/engine.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
 import { openModelFolder } from '../../src-main/engine/model-folder.ts';
 import { resolveTaps } from '../../src-main/engine/vlm/tap-sets.ts';
 import { gatherSequence } from '../../src-main/engine/vlm/slicing.ts';
@@ -15,6 +15,7 @@ import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 import { fixtureIndex, fixtureTensors, relativeError } from '../helpers/reference.ts';
+import { startTestEngine } from '../helpers/engine.ts';
 
 const MODEL_DIR = join(RESOURCES_DIR, 'models', 'micro-llava');
 const ALL = { projector: true, imageKV: true, visionLayers: true, llmLayers: true, attention: true };
@@ -50,7 +51,7 @@ describe('built-in taps equal the PyTorch reference', () => {
 describe('vlm-forward job stores what was asked, as computed', () => {
   let engine: Engine;
   beforeAll(async () => {
-    engine = await Engine.start({ dataDir: tempDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+    engine = await startTestEngine();
   });
   afterAll(() => engine?.close());
 
