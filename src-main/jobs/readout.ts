@@ -14,7 +14,7 @@ import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder } from '../engine/model-folder.ts';
 import { resolveTaps } from '../engine/vlm/tap-sets.ts';
 import { llavaGrid } from '../engine/vlm/token-map.ts';
-import { type ForwardResult, Vlm } from '../engine/vlm/vlm.ts';
+import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
 import { type Spot, geometryOf, patchAt } from './readout-geometry.ts';
@@ -24,12 +24,6 @@ function pngSize(path: string): { width: number; height: number } {
   const b = readFileSync(path);
   if (b.length < 24 || b.readUInt32BE(12) !== 0x49484452) throw new LoupeError('bad-input', `${path} is not a PNG (readouts need the image size)`);
   return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
-}
-
-function answerOf(res: ForwardResult): { choice: string; probs: Record<string, number> } | null {
-  if (!res.choiceScores) return null;
-  const best = res.choiceScores.reduce((a, b) => (b.prob > a.prob ? b : a));
-  return { choice: best.choice, probs: Object.fromEntries(res.choiceScores.map((s) => [s.choice, s.prob])) };
 }
 
 export class ReadoutRunner implements JobRunner {
@@ -97,8 +91,8 @@ export class ReadoutRunner implements JobRunner {
           const per = grid.prefix + grid.rows * grid.cols;
           tensors['readout.projector'] = rowsOf((image, patch) => f.slice((image * per + grid.prefix + patch) * dim, (image * per + grid.prefix + patch + 1) * dim), dim);
         }
-        const seen = answerOf(res)!;
-        const blindAnswer = answerOf(blind)!;
+        const seen = chosenAnswer(res)!;
+        const blindAnswer = chosenAnswer(blind)!;
         return {
           metrics: { correct: seen.choice === item.answer ? 1 : 0, blindCorrect: blindAnswer.choice === item.answer ? 1 : 0 },
           values: { geometry: geo.kind, spots: spots.map((s) => s.name), truth: item.answer, answer: seen.choice, answerProbs: seen.probs, blind: blindAnswer.choice, blindProbs: blindAnswer.probs },

@@ -13,7 +13,7 @@ import { openModelFolder } from '../engine/model-folder.ts';
 import type { ImageInput } from '../engine/vlm/processing.ts';
 import { attentionAsBHQK, gatherSequence } from '../engine/vlm/slicing.ts';
 import { resolveTaps } from '../engine/vlm/tap-sets.ts';
-import { Vlm } from '../engine/vlm/vlm.ts';
+import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
 import { toStoreDtype } from './encode-images.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
@@ -58,13 +58,13 @@ export class VlmForwardRunner implements JobRunner {
 
         const metrics: Record<string, number> = { promptTokens: res.inputIds.length, imageTokens: res.imageTokens.length };
         const values: Record<string, unknown> = { prompt: res.prompt };
-        if (res.choiceScores) {
-          const best = res.choiceScores.reduce((a, b) => (b.prob > a.prob ? b : a));
-          values.prediction = best.choice;
-          values.choiceProbs = Object.fromEntries(res.choiceScores.map((s) => [s.choice, s.prob]));
+        const answer = chosenAnswer(res);
+        if (answer) {
+          values.prediction = answer.choice;
+          values.choiceProbs = answer.probs;
           if (item.answer !== undefined) {
-            metrics.correct = best.choice === item.answer ? 1 : 0;
-            metrics.pAnswer = res.choiceScores.find((s) => s.choice === item.answer)?.prob ?? 0;
+            metrics.correct = answer.choice === item.answer ? 1 : 0;
+            metrics.pAnswer = answer.probs[item.answer] ?? 0;
           }
         }
         if (res.generatedText !== undefined) values.generated = res.generatedText;

@@ -33,6 +33,13 @@ export interface ForwardResult extends VlmRunResult {
   choiceScores?: { choice: string; tokenId: number; logProb: number; prob: number }[];
 }
 
+/** The model's answer over a choice set: the most probable choice, and every choice's probability. */
+export function chosenAnswer(res: Pick<ForwardResult, 'choiceScores'>): { choice: string; probs: Record<string, number> } | null {
+  if (!res.choiceScores?.length) return null;
+  const best = res.choiceScores.reduce((a, b) => (b.prob > a.prob ? b : a));
+  return { choice: best.choice, probs: Object.fromEntries(res.choiceScores.map((s) => [s.choice, s.prob])) };
+}
+
 export class Vlm {
   readonly folder: ModelFolder;
   readonly processing: VlmProcessing;
