@@ -34,16 +34,21 @@ class Example:
     prompt_ids: List[int]
     answer_id: int
     item: Item
-    aux: np.ndarray  # float32 [n_images, 64, 7]: colour, shape, style, marker, z, dx, dy (class ids as floats)
+    aux: np.ndarray  # float32 [n_images, 64, 8]: colour, shape, style, marker, centre, z, dx, dy (class ids as floats)
+
+
+AUX_COLUMNS = 8  # colour, shape, style, marker, centre (classes), then z, dx, dy (regression)
+AUX_CLASS_COLUMNS = 5
 
 
 def patch_targets(mask: np.ndarray, objects: list, points: list) -> np.ndarray:
-    """[64, 7] targets for one image: majority instance per patch -> attributes; markers by centre."""
+    """[64, 8] targets for one image: majority instance per patch -> attributes; markers by centre;
+    `centre` marks the patch holding each visible object's centre (what counting and relations need)."""
     patches = mask.reshape(G, P, G, P).transpose(0, 2, 1, 3).reshape(G * G, P * P)
     ids = np.stack([np.bincount(row, minlength=32)[:32] for row in patches]).argmax(1)
     by_id = {o["id"]: o for o in objects}
-    out = np.zeros((G * G, 7), np.float32)
-    out[:, 4:] = np.nan  # regression targets only on object patches
+    out = np.zeros((G * G, AUX_COLUMNS), np.float32)
+    out[:, AUX_CLASS_COLUMNS:] = np.nan  # regression targets only on object patches
     for k, i in enumerate(ids):
         o = by_id.get(int(i))
         if o is None:
@@ -53,9 +58,14 @@ def patch_targets(mask: np.ndarray, objects: list, points: list) -> np.ndarray:
         out[k, 2] = 1 + STYLES.index(o["style"])
         cx, cy = (k % G) * P + P / 2, (k // G) * P + P / 2
         r = max(o["radius"], 1.0)
-        out[k, 4] = o["z"]
-        out[k, 5] = np.clip((cx - o["centre"][0]) / r, -2, 2)
-        out[k, 6] = np.clip((cy - o["centre"][1]) / r, -2, 2)
+        out[k, 5] = o["z"]
+        out[k, 6] = np.clip((cx - o["centre"][0]) / r, -2, 2)
+        out[k, 7] = np.clip((cy - o["centre"][1]) / r, -2, 2)
+    visible = set(int(i) for i in ids)
+    for o in objects:
+        x, y = o["centre"]
+        if o["id"] in visible and 0 <= x < G * P and 0 <= y < G * P:
+            out[int(y // P) * G + int(x // P), 4] = 1
     for name, x, y in points:
         out[(y // P) * G + x // P, 3] = 1 + MARKERS.index(name)
     return out
@@ -75,7 +85,7 @@ def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux
     return Example(tok.encode(text), tok.vocab[item.answer], item, aux)
 
 
-def collate(batch: List[Example], eos_id: int, pad_id: int):
+def collate(batch: List[Example], eos_id: int, pad_id: int, with_pixels: bool = True):
     """Right-padded batch. Causal attention means padding after a sequence never affects it."""
     lens = [len(e.prompt_ids) + 2 for e in batch]
     s = max(lens)
@@ -87,7 +97,6 @@ def collate(batch: List[Example], eos_id: int, pad_id: int):
         n = len(e.prompt_ids)
         tgt_pos += [(b, n - 1), (b, n)]  # position predicting answer, position predicting </s>
         tgt_ids += [e.answer_id, eos_id]
-    images = np.concatenate([np.asarray(e.item.images) for e in batch])
-    px = torch.from_numpy(preprocess(images))
+    px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch]))) if with_pixels else None
     aux = torch.from_numpy(np.concatenate([e.aux for e in batch])) if batch[0].aux is not None else None
     return ids, px, torch.tensor(tgt_pos), torch.tensor(tgt_ids), aux
