@@ -122,6 +122,20 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    name: 'label masks: the pixels of user-drawn mask labels (PNG bytes), deleted with their label',
+    up(db) {
+      db.exec(`
+        CREATE TABLE label_masks (
+          label_id INTEGER PRIMARY KEY REFERENCES labels(id) ON DELETE CASCADE,
+          width INTEGER NOT NULL,
+          height INTEGER NOT NULL,
+          png BLOB NOT NULL
+        );
+      `);
+    },
+  },
 ];
 
 export class MigrationError extends Error {}
