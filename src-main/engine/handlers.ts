@@ -7,7 +7,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { join } from 'node:path';
 import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
-import { addImages, createDataset, exportDataset, importCoco, itemImage } from './dataset-edit.ts';
+import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
 import { kvSegmentation } from './kv-segmentation.ts';
 import { readoutSummary } from './readout-summary.ts';
@@ -62,7 +62,7 @@ export function createHandlers(engine: Engine): Handlers {
     'datasets/items': async ({ datasetId, offset, limit }) => {
       const info = store.datasets.get(datasetId);
       const items = store.datasets.items(datasetId, offset, limit);
-      return { total: info.itemCount, items: items.map((i) => ({ id: i.id, prompt: i.prompt ?? null, answer: i.answer ?? null, images: i.images })) };
+      return { total: info.itemCount, items: items.map((i) => ({ id: i.id, prompt: i.prompt ?? null, choices: i.choices ?? null, answer: i.answer ?? null, images: i.images })) };
     },
     'datasets/import': async ({ path }) => engine.importDataset(path),
     'datasets/create': async ({ name, task }) => createDataset(store, engine.options.dataDir, name, task),
@@ -76,6 +76,12 @@ export function createHandlers(engine: Engine): Handlers {
     'labels/list': async ({ datasetId, itemId }) => store.labels.list(datasetId, itemId),
     'labels/put': async ({ datasetId, itemId, id, label }) => store.labels.put(datasetId, itemId, label, id),
     'labels/delete': async ({ id }) => ({ deleted: store.labels.delete(id) }),
+    'labels/put-mask': async (p) => putMask(store, p),
+    'labels/mask': async ({ id }) => {
+      const { label, tensor } = labelMask(store, id);
+      return { result: { id: `label-${id}`, runId: null, itemId: label.itemId, name: 'mask', dtype: tensor.dtype, shape: tensor.shape, blob: '' }, tensor };
+    },
+    'datasets/set-question': async ({ datasetId, itemId, prompt, choices, answer }) => setQuestion(store, datasetId, itemId, { prompt, choices, answer }),
     'jobs/start': async (job) => queue.enqueue(createRun(engine, job).id),
     'sweeps/start': async ({ modelId, datasetId, name, base, ablations }) => {
       const sweepId = store.runs.createSweep(name, { base, ablations });

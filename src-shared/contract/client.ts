@@ -40,7 +40,7 @@ export class EngineClient {
   }
 
   /** A call whose answer carries a tensor: the bytes arrive as a binary frame, never as JSON. */
-  async callTensor<M extends 'tensors/get' | 'datasets/image'>(method: M, params: ParamsOf<M>): Promise<{ result: ResultOf<M>; tensor: HostTensor }> {
+  async callTensor<M extends 'tensors/get' | 'datasets/image' | 'labels/mask'>(method: M, params: ParamsOf<M>): Promise<{ result: ResultOf<M>; tensor: HostTensor }> {
     const id = this.nextId;
     const result = await this.call(method, params);
     const frame = this.lastTensor.get(id);

@@ -43,7 +43,7 @@ export const methods = {
     params: z.object({ datasetId: Id, offset: z.number().int().nonnegative().default(0), limit: z.number().int().positive().max(1000).default(100) }).strict(),
     result: z.object({
       total: z.number().int().nonnegative(),
-      items: z.array(z.object({ id: z.string(), prompt: z.string().nullable(), answer: z.string().nullable(), images: z.array(z.string()) })),
+      items: z.array(z.object({ id: z.string(), prompt: z.string().nullable(), choices: z.array(z.string()).nullable(), answer: z.string().nullable(), images: z.array(z.string()) })),
     }),
   },
   'datasets/import': { params: z.object({ path: z.string().min(1) }).strict(), result: DatasetInfo },
@@ -64,6 +64,32 @@ export const methods = {
   /** Creates (no id) or replaces (id) a label; autosave calls this on every edit. */
   'labels/put': { params: z.object({ datasetId: Id, itemId: z.string().min(1), id: z.number().int().positive().optional(), label: Label }).strict(), result: StoredLabel },
   'labels/delete': { params: z.object({ id: z.number().int().positive() }).strict(), result: z.object({ deleted: StoredLabel }) },
+  /**
+   * Creates (no id) or replaces (id) a binary mask label drawn in the Label view. The mask travels
+   * as PNG bytes (base64: the wire carries no client→engine binary frame; deflate keeps a mask
+   * small), non-zero = inside, the size of the item's image; the engine keeps the pixels in SQLite.
+   */
+  'labels/put-mask': {
+    params: z
+      .object({
+        datasetId: Id,
+        itemId: z.string().min(1),
+        id: z.number().int().positive().optional(),
+        image: z.number().int().nonnegative(),
+        name: z.string().max(200).optional(),
+        png: z.string().min(1).max(900_000),
+        polygons: z.array(z.array(z.tuple([z.number(), z.number()])).min(3)).max(1000).optional(),
+      })
+      .strict(),
+    result: StoredLabel,
+  },
+  /** A mask label's instance ids, streamed as a uint8 (int32 above 255) tensor [height, width] (binary frame). */
+  'labels/mask': { params: z.object({ id: z.number().int().positive() }).strict(), result: TensorMeta },
+  /** Replaces an item's prompt, choices and answer (validated: the answer is one of the choices). */
+  'datasets/set-question': {
+    params: z.object({ datasetId: Id, itemId: z.string().min(1), prompt: z.string().max(4000).nullable(), choices: z.array(z.string().max(400)).max(64).nullable(), answer: z.string().max(400).nullable() }).strict(),
+    result: z.object({ id: z.string(), prompt: z.string().nullable(), choices: z.array(z.string()).nullable(), answer: z.string().nullable() }),
+  },
   'jobs/start': {
     params: StartJob,
     result: RunInfo,

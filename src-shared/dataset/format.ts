@@ -36,6 +36,13 @@ export const Label = z.discriminatedUnion('kind', [
     file: z.string(),
     /** Instance ids this label refers to; all non-zero ids when absent. */
     ids: z.array(z.number().int().positive()).optional(),
+    /** The object this mask outlines (a category name in COCO exports). */
+    name: z.string().optional(),
+    /**
+     * Closed polygons (image pixels) the mask was filled from, when it was made only of polygons;
+     * kept so COCO exports write polygons as polygons. Absent once a brush or eraser touched it.
+     */
+    polygons: z.array(z.array(Point).min(3)).optional(),
   }),
   z.object({ kind: z.literal('class'), value: z.string() }),
 ]);

@@ -113,6 +113,14 @@ export class DatasetsRepo {
     }));
   }
 
+  /** Replaces an item's prompt, choices and answer (already validated: src-shared/dataset/question.ts). */
+  setQuestion(datasetId: string, itemId: string, q: { prompt: string | null; choices: string[] | null; answer: string | null }): void {
+    const r = this.db
+      .prepare('UPDATE items SET prompt = ?, choices = ?, answer = ? WHERE dataset_id = ? AND id = ?')
+      .run(q.prompt, q.choices ? JSON.stringify(q.choices) : null, q.answer, datasetId, itemId);
+    if (r.changes === 0) throw new LoupeError('not-found', `dataset ${datasetId} has no item ${itemId}`);
+  }
+
   item(datasetId: string, itemId: string): StoredItem {
     const row = this.db.prepare('SELECT ord FROM items WHERE dataset_id = ? AND id = ?').get(datasetId, itemId) as { ord: number } | undefined;
     if (!row) throw new LoupeError('not-found', `dataset ${datasetId} has no item ${itemId}`);
