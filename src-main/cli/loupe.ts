@@ -8,6 +8,7 @@
  *   loupe cancel  --run ID
  *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
  *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
+ *   loupe kv-probes --run ID [--alpha 0.1] [--k 5]   segmentation, correspondence PCK, mask propagation, referring boxes from K/V tokens
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
@@ -38,6 +39,8 @@ const { positionals, values } = parseArgs({
     kind: { type: 'string', default: 'encode-images' },
     spec: { type: 'string', default: '{}' },
     dtype: { type: 'string' },
+    alpha: { type: 'string' },
+    k: { type: 'string' },
   },
 });
 
@@ -113,6 +116,9 @@ async function main(): Promise<void> {
     }
     case 'kv-segmentation':
       print(await call(engine, 'kv/segmentation', { runId: values.run }));
+      break;
+    case 'kv-probes':
+      print(await call(engine, 'kv/probes', { runId: values.run, ...(values.alpha && { alpha: Number(values.alpha) }), ...(values.k && { k: Number(values.k) }) }));
       break;
     case 'readout-summary':
       print(await call(engine, 'readout/summary', { runId: values.run }));

@@ -9,7 +9,7 @@ import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
 import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
-import { kvSegmentation } from './kv-segmentation.ts';
+import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
 import { readoutSummary } from './readout-summary.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
@@ -110,6 +110,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'readout/summary': async ({ runId }) => readoutSummary(store, runId),
     'kv/segmentation': async ({ runId }) => kvSegmentation(store, runId),
+    'kv/probes': async ({ runId, alpha, k }) => kvProbes(store, runId, { alpha, k }),
     'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),
     'tensors/get': async ({ tensorId }) => {
       const meta = store.runs.tensor(tensorId);

@@ -1,7 +1,8 @@
 /**
  * Job kind `vlm-forward`: the VLM on every item — its answer over the item's choices
  * (first-token scoring), optionally greedy text, in normal or blind mode — and the internals
- * the spec selects (projector output, image K/V per LLM layer, layer hidden states, attention).
+ * the spec selects (projector output, image K/V per LLM layer, K/V at the question's tokens,
+ * layer hidden states, attention).
  */
 import { join } from 'node:path';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
@@ -12,6 +13,7 @@ import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder } from '../engine/model-folder.ts';
 import type { ImageInput } from '../engine/vlm/processing.ts';
 import { attentionAsBHQK, gatherSequence } from '../engine/vlm/slicing.ts';
+import { locateQuestion } from '../engine/vlm/prompt-tokens.ts';
 import { resolveTaps } from '../engine/vlm/tap-sets.ts';
 import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
@@ -40,7 +42,7 @@ export class VlmForwardRunner implements JobRunner {
     const textLayers = Number(textConfig.num_hidden_layers);
     const textHeads = Number(textConfig.num_attention_heads);
     const visionHeads = Number((folder.config.vision_config as { num_attention_heads?: number } | undefined)?.num_attention_heads ?? 1);
-    const kvNames = spec.taps.imageKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];
+    const kvNames = spec.taps.imageKV || spec.taps.promptKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];
 
     return {
       processItem: async (itemId): Promise<ItemOutput> => {
@@ -77,7 +79,14 @@ export class VlmForwardRunner implements JobRunner {
         }
         if (spec.taps.projector && res.imageFeatures) keep('projector', res.imageFeatures);
         const positions = res.imageTokens.map((t) => t.position);
-        for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
+        if (spec.taps.imageKV) for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
+        if (spec.taps.promptKV) {
+          // The question's own tokens (not the chat template), with the word each belongs to.
+          const piece = (id: number) => vlm.processing.tokenizer.decode([id], { skip_special_tokens: false });
+          const question = locateQuestion(res.inputIds, vlm.processing.tokenIdsOf(item.prompt), piece, item.prompt);
+          tensors.prompt_token_map = { dtype: 'int32', shape: [question.length, 3], data: Int32Array.from(question.flatMap((t) => [t.position, t.tokenId, t.word])) };
+          for (const n of kvNames) keep(`prompt_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, question.map((t) => t.position)));
+        }
         for (const t of [...taps.vision, ...taps.decoder]) {
           const raw = res.taps[t.tensor]!;
           const heads = t.name.startsWith('vision.') ? visionHeads : textHeads;

@@ -134,6 +134,25 @@ export const methods = {
     params: z.object({ runId: Id }).strict(),
     result: z.array(z.object({ layer: z.number().int(), kind: z.enum(['key', 'value']), items: z.number().int(), miou: z.number(), controlMiou: z.number() })),
   },
+  /**
+   * K/V-token probes of a vlm-forward run, per LLM layer × key/value, each with a shuffled-position
+   * control: segmentation (mIoU), point correspondence (PCK@alpha), mask propagation (J, k-NN
+   * voting), referring expression → box (acc@IoU≥0.5 and mIoU; needs taps.promptKV).
+   */
+  'kv/probes': {
+    params: z.object({ runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5) }).strict(),
+    result: z.array(
+      z.object({
+        probe: z.enum(['segmentation', 'correspondence', 'propagation', 'referring']),
+        metric: z.string(),
+        layer: z.number().int(),
+        kind: z.enum(['key', 'value']),
+        items: z.number().int(),
+        value: z.number(),
+        control: z.number(),
+      }),
+    ),
+  },
   /** The readout experiment's stage-wise accuracies vs the answer and the blind answer (computed from stored features). */
   'readout/summary': {
     params: z.object({ runId: Id }).strict(),

@@ -26,6 +26,13 @@ export const TapSelection = z
     projector: z.boolean().default(false),
     /** Key and value vectors at the image-token positions, every LLM layer (keys carry RoPE). */
     imageKV: z.boolean().default(false),
+    /**
+     * Key and value vectors at the question's text positions, every LLM layer (default off;
+     * optional so specs written before it parse unchanged). Stored as `prompt_kv.<layer>.key|value`
+     * [kvHeads, nQuestionTokens, headDim] with `prompt_token_map` int32 rows
+     * (position, token id, word index into the question split on whitespace).
+     */
+    promptKV: z.boolean().optional(),
     /** Every vision-encoder layer's hidden state (CLS + patches). */
     visionLayers: z.boolean().default(false),
     /** Every LLM layer's hidden state (all positions). */

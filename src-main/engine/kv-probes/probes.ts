@@ -1,0 +1,220 @@
+/**
+ * The four K/V-token probes of "Visual representations inside the language model", per item
+ * and per stored LLM layer × key/value. Each returns one score per (metric, tensor) with its
+ * shuffled control; engine/kv-probes/index.ts averages them over the run's items.
+ *
+ * - segmentation: the token under the item's marker → tokens above the midpoint of mean and
+ *   max similarity → IoU with the marked object's patch mask (control: segment positions shuffled).
+ * - correspondence: pointPair a → nearest target-image token (cosine) → its patch centre;
+ *   PCK@α against b (control: target grid positions shuffled).
+ * - propagation: the object under pointPair a, as soft patch labels (coverage) of a's image,
+ *   carried to b's image by weighted k-NN label voting (propagation.ts); J = IoU with the same
+ *   object id's patch mask there (the world's per-frame masks keep an object's id across
+ *   frames) (control: propagated mask shuffled).
+ * - referring: mean of the referring expression's question-token vectors vs every image token
+ *   (cosine) → box (boxes.ts: ≥ mean + std, peak component) → IoU with the labelled box;
+ *   accuracy at IoU ≥ 0.5 and mean IoU (control: similarity map shuffled over the grid).
+ */
+import { join } from 'node:path';
+import type { DatasetItem, Label } from '../../../src-shared/dataset/format.ts';
+import { type Box, boxFromSimilarity, boxIou } from '../../../src-shared/metrics/boxes.ts';
+import { type Size, dotRows, matchPoint, unitRows } from '../../../src-shared/metrics/correspondence.ts';
+import { shuffle } from '../../../src-shared/metrics/probe.ts';
+import { patchCoverage, propagateMask } from '../../../src-shared/metrics/propagation.ts';
+import { iou, patchMask, segmentBySimilarity } from '../../../src-shared/metrics/segmentation.ts';
+import { patchAt } from '../../jobs/readout-geometry.ts';
+import { type InstanceMask, idAt, imageSize, readMask } from './images.ts';
+import { type ItemTokens, type KvKind, gatherTokens, kvTensors } from './tokens.ts';
+
+export const PROBES = ['segmentation', 'correspondence', 'propagation', 'referring'] as const;
+export type Probe = (typeof PROBES)[number];
+
+export interface Score {
+  probe: Probe;
+  metric: string;
+  layer: number;
+  kind: KvKind;
+  value: number;
+  control: number;
+}
+
+export interface ProbeOptions {
+  /** PCK threshold as a fraction of max(width, height). */
+  alpha: number;
+  /** Neighbours voting in mask propagation. */
+  k: number;
+  /** Shuffled controls per score. */
+  seeds: number;
+}
+
+/** An item with lazily read image sizes and masks. */
+export class ProbeItem {
+  readonly item: DatasetItem;
+  readonly tokens: ItemTokens;
+  private readonly root: string;
+  private readonly sizes = new Map<number, Size>();
+  private readonly masks = new Map<string, InstanceMask>();
+
+  constructor(item: DatasetItem, tokens: ItemTokens, datasetRoot: string) {
+    this.item = item;
+    this.tokens = tokens;
+    this.root = datasetRoot;
+  }
+
+  size(image: number): Size {
+    let s = this.sizes.get(image);
+    if (!s) this.sizes.set(image, (s = imageSize(join(this.root, this.item.images[image]!))));
+    return s;
+  }
+
+  mask(label: Extract<Label, { kind: 'mask' }>): InstanceMask {
+    let m = this.masks.get(label.file);
+    if (!m) this.masks.set(label.file, (m = readMask(join(this.root, label.file))));
+    return m;
+  }
+
+  maskLabel(image: number): Extract<Label, { kind: 'mask' }> | undefined {
+    return this.item.labels.find((l): l is Extract<Label, { kind: 'mask' }> => l.kind === 'mask' && l.image === image);
+  }
+
+  pointPair(): Extract<Label, { kind: 'pointPair' }> | undefined {
+    const pairs = this.item.labels.filter((l): l is Extract<Label, { kind: 'pointPair' }> => l.kind === 'pointPair');
+    return pairs.find((p) => p.name === 'match') ?? pairs[0];
+  }
+}
+
+/** `seeds` permutations of 0…n−1 (the shuffled controls), the same for every item. */
+export function permutations(n: number, seeds: number): number[][] {
+  return Array.from({ length: seeds }, (_, s) =>
+    shuffle(
+      Array.from({ length: n }, (_, i) => i),
+      17 + s,
+    ),
+  );
+}
+
+const meanOver = (n: number, f: (s: number) => number) => {
+  let sum = 0;
+  for (let s = 0; s < n; s++) sum += f(s);
+  return n ? sum / n : 0;
+};
+
+/**
+ * Zero-shot segmentation of the marked object in image 0: the first mask label on image 0 and
+ * the first point on image 0 that lies on an instance the mask lists (any instance when it lists
+ * none) — e.g. the referring set's marker on the referred object, not marker a.
+ */
+export function segmentationScores(p: ProbeItem, o: ProbeOptions): Score[] {
+  const label = p.maskLabel(0);
+  const tokens = p.tokens.images.get(0);
+  if (!label || !tokens) return [];
+  const mask = p.mask(label);
+  const points = p.item.labels.filter((l): l is Extract<Label, { kind: 'point' }> => l.kind === 'point' && l.image === 0);
+  const point = points.find((l) => (label.ids ? label.ids.includes(idAt(mask, l.at)) : idAt(mask, l.at) !== 0));
+  if (!point) return [];
+  // The marked object: the instance under the marker (masks may list several objects).
+  const target = new Set([idAt(mask, point.at)]);
+  const { grid } = tokens;
+  const truth = patchMask(mask.ids, mask.width, mask.height, target, grid.rows, grid.cols);
+  const query = patchAt(point.at, mask, grid);
+  const n = grid.rows * grid.cols;
+  return p.tokens.kv.map(({ name, layer, kind }) => {
+    const d = p.tokens.width(name);
+    const u = p.tokens.unit(name, 0);
+    const seg = segmentBySimilarity(dotRows(u, u, n, d, query * d));
+    return { probe: 'segmentation', metric: 'mIoU', layer, kind, value: iou(seg, truth), control: meanOver(o.seeds, (s) => iou(shuffle(seg, 17 + s), truth)) };
+  });
+}
+
+/** PCK@α of pointPair a → b by the nearest target token. */
+export function correspondenceScores(p: ProbeItem, o: ProbeOptions): Score[] {
+  const pair = p.pointPair();
+  const src = pair && p.tokens.images.get(pair.a.image);
+  const dst = pair && p.tokens.images.get(pair.b.image);
+  if (!pair || !src || !dst) return [];
+  const sizeA = p.size(pair.a.image);
+  const sizeB = p.size(pair.b.image);
+  const sourcePatch = patchAt(pair.a.at, sizeA, src.grid);
+  const perms = permutations(dst.grid.rows * dst.grid.cols, o.seeds);
+  return p.tokens.kv.map(({ name, layer, kind }) => {
+    const m = matchPoint(p.tokens.unit(name, pair.a.image), sourcePatch, p.tokens.unit(name, pair.b.image), p.tokens.width(name), dst.grid, sizeB, pair.b.at, o.alpha, perms);
+    return { probe: 'correspondence', metric: `PCK@${o.alpha}`, layer, kind, value: m.correct ? 1 : 0, control: m.control };
+  });
+}
+
+/**
+ * Mask propagation from pointPair a's image to b's image. Items are skipped when the object
+ * covers no whole patch (more than half a patch) in either image: J is then undefined.
+ */
+export function propagationScores(p: ProbeItem, o: ProbeOptions): Score[] {
+  const pair = p.pointPair();
+  if (!pair || pair.a.image === pair.b.image) return [];
+  const src = p.tokens.images.get(pair.a.image);
+  const dst = p.tokens.images.get(pair.b.image);
+  const la = p.maskLabel(pair.a.image);
+  const lb = p.maskLabel(pair.b.image);
+  if (!src || !dst || !la || !lb) return [];
+  const ma = p.mask(la);
+  const mb = p.mask(lb);
+  const id = idAt(ma, pair.a.at);
+  if (id === 0) return [];
+  const object = new Set([id]);
+  const sourceLabels = patchCoverage(ma.ids, ma.width, ma.height, object, src.grid.rows, src.grid.cols);
+  const truth = patchMask(mb.ids, mb.width, mb.height, object, dst.grid.rows, dst.grid.cols);
+  if (!sourceLabels.some((c) => c > 0.5) || !truth.some(Boolean)) return [];
+  return p.tokens.kv.map(({ name, layer, kind }) => {
+    const pred = propagateMask(p.tokens.unit(name, pair.a.image), sourceLabels, p.tokens.unit(name, pair.b.image), p.tokens.width(name), { k: o.k });
+    return { probe: 'propagation', metric: `J (k=${o.k})`, layer, kind, value: iou(pred, truth), control: meanOver(o.seeds, (s) => iou(shuffle(pred, 17 + s), truth)) };
+  });
+}
+
+const norm = (w: string) => w.toLowerCase().replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
+
+/** Word range [start, end) of `expression` inside `words` (last occurrence; case and edge punctuation ignored), or null. */
+export function expressionSpan(words: readonly string[], expression: string): [number, number] | null {
+  const e = expression.trim().split(/\s+/).map(norm).filter(Boolean);
+  const w = words.map(norm);
+  if (!e.length) return null;
+  for (let i = w.length - e.length; i >= 0; i--) if (e.every((x, j) => w[i + j] === x)) return [i, i + e.length];
+  return null;
+}
+
+/** The referring label: a box with the expression as its text. */
+export function referringLabel(item: DatasetItem): Extract<Label, { kind: 'box' }> | undefined {
+  return item.labels.find((l): l is Extract<Label, { kind: 'box' }> => l.kind === 'box' && !!l.text?.trim());
+}
+
+/** Referring expression → box from the text–image similarity map (needs taps.promptKV). */
+export function referringScores(p: ProbeItem, o: ProbeOptions): Score[] {
+  const box = referringLabel(p.item);
+  const tokens = box && p.tokens.images.get(box.image);
+  const map = p.tokens.tensors.prompt_token_map?.data as Int32Array | undefined;
+  if (!box || !tokens || !map || !p.item.prompt) return [];
+  const words = p.item.prompt.trim().split(/\s+/).filter(Boolean);
+  const span = expressionSpan(words, box.text!);
+  if (!span) return [];
+  const rows = Array.from({ length: map.length / 3 }, (_, r) => r).filter((r) => map[r * 3 + 2]! >= span[0] && map[r * 3 + 2]! < span[1]);
+  if (!rows.length) return [];
+  const size = p.size(box.image);
+  const { grid } = tokens;
+  const n = grid.rows * grid.cols;
+  const perms = permutations(n, o.seeds);
+  const out: Score[] = [];
+  for (const t of kvTensors(p.tokens.tensors, 'prompt')) {
+    const imageName = `image_kv.${t.layer}.${t.kind}`;
+    if (!p.tokens.tensors[imageName]) continue;
+    const d = p.tokens.width(imageName);
+    const text = gatherTokens(p.tokens.tensors[t.name]!, rows);
+    const mean = new Float32Array(d);
+    for (let r = 0; r < rows.length; r++) for (let j = 0; j < d; j++) mean[j]! += text[r * d + j]! / rows.length;
+    const sims = dotRows(unitRows(mean, 1, d), p.tokens.unit(imageName, box.image), n, d);
+    const scoreOf = (s: ArrayLike<number>) => boxIou(boxFromSimilarity(s, grid, size), box.box as Box);
+    const value = scoreOf(sims);
+    const controls = perms.map((perm) => scoreOf(Float64Array.from(perm, (i) => sims[i]!)));
+    const control = controls.reduce((s, x) => s + x, 0) / (controls.length || 1);
+    const hitControl = controls.filter((x) => x >= 0.5).length / (controls.length || 1);
+    out.push({ probe: 'referring', metric: 'acc@IoU≥0.5', layer: t.layer, kind: t.kind, value: value >= 0.5 ? 1 : 0, control: hitControl });
+    out.push({ probe: 'referring', metric: 'mIoU', layer: t.layer, kind: t.kind, value, control });
+  }
+  return out;
+}
