@@ -1,14 +1,22 @@
-/** Labelling in the browser: import images, label a point pair and a box, undo/redo, reload and find them. */
+/**
+ * Labelling in the browser: import images, label a point pair and a box, undo/redo, reload and
+ * find them; paint a brush mask and a polygon mask, edit the item's question, reload and find
+ * the mask pixels on the overlay canvases and the question.
+ */
 import type { Browser, Page } from 'playwright-core';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { paintSegment } from '../../src-shared/dataset/mask-raster.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { DATASET_DIR, tempDir } from '../helpers/fixtures.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
 
 let browser: Browser;
 let server: ServerProcess;
+
+// Runs in the page; typed structurally because this file is type-checked without DOM types.
+type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
 
 beforeAll(async () => {
   browser = await launchChromium();
@@ -78,5 +86,99 @@ describe('dataset labelling', () => {
     expect(byKind.pointPair.a.at).toEqual([10.5, 12.5]);
     expect(byKind.pointPair.b.at).toEqual([40.5, 44.5]);
     expect(byKind.box.box).toEqual([20.5, 20.5, 50.5, 36.5]);
+  });
+
+  it('paints a brush mask and a polygon mask and edits the question; all survive a reload', async () => {
+    const page = await browser.newPage({ viewport: { width: 1360, height: 1100 } });
+    await page.goto(server.url);
+    await page.getByTestId('nav-label').click();
+    await page.getByTestId('new-dataset-name').fill('mask probes');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => page.getByTestId('label-empty').textContent()).toMatch(/has no images yet/);
+    await page.getByTestId('image-folder').fill(imageFolder());
+    await page.getByTestId('import-images').click();
+    await page.getByText('added 3 images').waitFor();
+    await page.getByTestId('label-surface-0').waitFor();
+    await expect(page.getByTestId('labels-empty').textContent()).resolves.toMatch(/No labels yet/);
+    await expect(page.getByTestId('label-shortcuts').textContent()).resolves.toMatch(/mask brush/);
+
+    // Brush: radius 1.7 (well away from the grid distances 1.41 and 2), drag along row 10 from x = 10 to 20.
+    await page.getByTestId('label-text').fill('blob');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('m');
+    await page.getByTestId('brush-radius').fill('1.7');
+    await page.getByTestId('tool-brush').click();
+    let p = await at(page, 10, 10);
+    await page.mouse.move(p.x, p.y);
+    await page.mouse.down();
+    p = await at(page, 20, 10);
+    await page.mouse.move(p.x, p.y, { steps: 8 });
+    await page.mouse.up();
+    await expect.poll(() => page.getByTestId('label-status').textContent()).toBe('saved brush stroke');
+    const brushed = new Uint8Array(64 * 64);
+    paintSegment(brushed, 64, 64, [10.5, 10.5], [20.5, 10.5], 1.7, 1);
+    expect(brushed.reduce((n, v) => n + v, 0)).toBe(39); // x 9…21 × y 9…11
+
+    // Polygon: a new mask, four clicks at pixel centres, Enter closes.
+    await page.getByTestId('label-text').fill('square');
+    await page.getByTestId('new-mask').click();
+    await page.getByTestId('tool-polygon').click();
+    for (const [x, y] of [[40, 40], [55, 40], [55, 55], [40, 55]] as const) {
+      p = await at(page, x, y);
+      await page.mouse.click(p.x, p.y);
+    }
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('label-status').textContent()).toBe('saved polygon');
+    const square = Uint8Array.from({ length: 64 * 64 }, (_, i) => (i % 64 >= 40 && i % 64 < 55 && Math.floor(i / 64) >= 40 && Math.floor(i / 64) < 55 ? 1 : 0));
+    const masks = page.getByTestId('label-list').locator('li[data-kind="mask"]');
+    await expect.poll(() => masks.count()).toBe(2);
+
+    // Undo removes the polygon mask from storage, redo brings it back.
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => masks.count()).toBe(1);
+    await page.keyboard.press('Control+Shift+z');
+    await expect.poll(() => masks.count()).toBe(2);
+
+    // The question: prompt, choices, answer; an answer outside the choices is refused before saving.
+    await page.getByTestId('question-prompt').fill('which shape is marked?');
+    await page.getByTestId('question-choices').fill('circle\nsquare\nblob');
+    await page.getByTestId('question-answer').selectOption('square');
+    await page.getByTestId('question-save').click();
+    await expect.poll(() => page.getByTestId('label-status').textContent()).toBe('question saved');
+    await page.getByRole('button', { name: 'undo', exact: true }).click();
+    await expect.poll(() => page.getByTestId('question-prompt').inputValue()).toBe('');
+    await page.getByRole('button', { name: 'redo', exact: true }).click();
+    await expect.poll(() => page.getByTestId('question-prompt').inputValue()).toBe('which shape is marked?');
+    await page.getByTestId('question-choices').fill('circle\nblob');
+    await expect(page.getByTestId('question-problem').textContent()).resolves.toBe('the answer "square" is not one of the choices (circle, blob)');
+    await expect(page.getByTestId('question-save').isDisabled()).resolves.toBe(true);
+    await page.screenshot({ path: join(import.meta.dirname, 'screenshots', 'label-mask.png') });
+
+    await page.reload();
+    await page.getByTestId('nav-label').click();
+    await page.getByTestId('label-surface-0').waitFor();
+    await expect.poll(() => masks.count()).toBe(2);
+    const stored = await masks.evaluateAll((lis) => lis.map((li) => ({ id: li.getAttribute('data-id'), label: JSON.parse(li.querySelector('.mono')?.textContent ?? '{}') })));
+    const byName = Object.fromEntries(stored.map((m) => [m.label.name, m]));
+    expect(byName.blob.label).toMatchObject({ kind: 'mask', image: 0, ids: [1] });
+    expect(byName.blob.label.polygons).toBeUndefined();
+    expect(byName.square.label.polygons).toEqual([[[40.5, 40.5], [55.5, 40.5], [55.5, 55.5], [40.5, 55.5]]]);
+
+    // The overlay canvases hold exactly the mask pixels (opaque inside, transparent outside).
+    const overlayMask = (id: string) =>
+      page.locator(`[data-testid="mask-overlay"][data-label="${id}"]`).evaluate((el) => {
+        const c = el as unknown as Canvas;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return { w: c.width, h: c.height, alpha: Array.from({ length: c.width * c.height }, (_, i) => (d[i * 4 + 3]! > 0 ? 1 : 0)) };
+      });
+    const blob = await overlayMask(byName.blob.id!);
+    expect([blob.w, blob.h]).toEqual([64, 64]);
+    expect(blob.alpha).toEqual(Array.from(brushed));
+    expect((await overlayMask(byName.square.id!)).alpha).toEqual(Array.from(square));
+
+    // The question as saved (the unsaved, invalid edit is gone).
+    await expect.poll(() => page.getByTestId('question-prompt').inputValue()).toBe('which shape is marked?');
+    await expect(page.getByTestId('question-choices').inputValue()).resolves.toBe('circle\nsquare\nblob');
+    await expect(page.getByTestId('question-answer').inputValue()).resolves.toBe('square');
   });
 });
