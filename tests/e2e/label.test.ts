@@ -176,6 +176,36 @@ describe('dataset labelling', () => {
     expect(blob.alpha).toEqual(Array.from(brushed));
     expect((await overlayMask(byName.square.id!)).alpha).toEqual(Array.from(square));
 
+    // Selecting a mask highlights it (the heatmap overlay's top colour); erasing part of it and undoing.
+    await page.getByTestId('label-list').locator(`li[data-id="${byName.blob.id}"] button`).first().click();
+    const selectedMask = () =>
+      page.getByTestId('mask-selected').evaluate((el) => {
+        const c = el as unknown as Canvas;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const on = Array.from({ length: c.width * c.height }, (_, i) => (d[i * 4 + 3]! > 0 ? 1 : 0));
+        const k = on.indexOf(1);
+        return { on, rgb: Array.from(d.slice(k * 4, k * 4 + 3)) };
+      });
+    await expect.poll(async () => (await selectedMask()).on).toEqual(Array.from(brushed));
+    expect((await selectedMask()).rgb).toEqual([253, 231, 37]);
+    await page.keyboard.press('m');
+    await page.keyboard.press('e');
+    await page.getByTestId('brush-radius').fill('1.7');
+    await page.getByTestId('tool-brush').click();
+    p = await at(page, 10, 10);
+    await page.mouse.move(p.x, p.y);
+    await page.mouse.down();
+    p = await at(page, 12, 10);
+    await page.mouse.move(p.x, p.y, { steps: 4 });
+    await page.mouse.up();
+    await expect.poll(() => page.getByTestId('label-status').textContent()).toBe('saved erase stroke');
+    const erased = brushed.slice();
+    paintSegment(erased, 64, 64, [10.5, 10.5], [12.5, 10.5], 1.7, 0);
+    expect(erased.reduce((n, v) => n + v, 0)).toBe(39 - 15); // x 9…13 × y 9…11 gone
+    await expect.poll(async () => (await selectedMask()).on).toEqual(Array.from(erased));
+    await page.keyboard.press('Control+z');
+    await expect.poll(async () => (await selectedMask()).on).toEqual(Array.from(brushed));
+
     // The question as saved (the unsaved, invalid edit is gone).
     await expect.poll(() => page.getByTestId('question-prompt').inputValue()).toBe('which shape is marked?');
     await expect(page.getByTestId('question-choices').inputValue()).resolves.toBe('circle\nsquare\nblob');

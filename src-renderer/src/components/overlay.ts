@@ -1,6 +1,6 @@
 /**
- * Pixels for the image overlays (MaskOverlay, HeatmapOverlay): pure RGBA builders plus one
- * canvas painter. Overlay pixels are opaque where something is drawn and fully transparent
+ * Pixels for the image overlays (MaskOverlay, HeatmapOverlay): pure RGBA builders (no DOM, so
+ * unit tests and Node type-checking can import them; the canvas painter is in paint.ts). Overlay pixels are opaque where something is drawn and fully transparent
  * elsewhere; the overlay's see-through-ness is CSS opacity, so a canvas read-back gives the
  * exact colours (what the e2e tests check) while the user sees the image through them.
  */
@@ -67,14 +67,4 @@ export function heatmapRgba(
     out[i * 4 + 3] = 255;
   }
   return out;
-}
-
-/** Sizes the canvas to width × height (its native pixels) and puts the RGBA pixels, or clears it. */
-export function paintRgba(canvas: HTMLCanvasElement, rgba: Uint8ClampedArray<ArrayBuffer> | null, width: number, height: number): void {
-  if (canvas.width !== width) canvas.width = width;
-  if (canvas.height !== height) canvas.height = height;
-  const ctx = canvas.getContext('2d');
-  if (!ctx) return;
-  if (!rgba || width * height === 0) ctx.clearRect(0, 0, canvas.width, canvas.height);
-  else ctx.putImageData(new ImageData(rgba, width, height), 0, 0);
 }
