@@ -4,8 +4,11 @@
  * with 95% intervals, the chance line, the shuffled-label control, and the total-variation
  * distances between the answer distributions (VLM, blind, ground truth).
  * Readouts: correspondence by cosine similarity (no training); everything else by a
- * cross-validated linear probe (features of spot a − spot b for two-spot tasks).
+ * cross-validated linear probe (features of spot a − spot b for two-spot tasks). Where the run
+ * stored them, two more readouts per stage: Gram-matrix similarity of the patches around the
+ * spot (style; leave-one-out nearest class mean) and a probe on the vision encoder's CLS token.
  */
+import { gramVector, nearestMeanLeaveOneOut, nearestMeanShuffledAccuracy } from '../../src-shared/metrics/gram.ts';
 import { cosine, probe, totalVariation } from '../../src-shared/metrics/probe.ts';
 import { wilson } from '../../src-shared/metrics/summary.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
@@ -14,7 +17,7 @@ import type { Store } from '../store/store.ts';
 
 export interface StageReadout {
   stage: string;
-  method: 'probe' | 'cosine';
+  method: 'probe' | 'cosine' | 'gram' | 'cls';
   accuracy: number;
   low: number;
   high: number;
@@ -26,6 +29,8 @@ export interface ReadoutSummary {
   choices: string[];
   chance: number;
   stages: StageReadout[];
+  /** The same stages read out by the Gram-matrix and CLS readouts, where the run stored them. */
+  alternatives: StageReadout[];
   answer: { accuracy: number; low: number; high: number };
   blind: { accuracy: number; low: number; high: number };
   tv: { answerVsTruth: number; blindVsTruth: number; answerVsBlind: number };
@@ -53,22 +58,27 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
   const truth = items.map((it) => choices.indexOf(it.answer ?? ''));
   const geometry = results[0]!.values.geometry as string;
 
-  // Feature matrices per stage, read once per item blob.
-  const features = new Map<string, Float32Array[]>();
+  // Feature matrices per readout family ("readout", "gram", "cls") and stage, read once per item blob.
+  const families = new Map<string, Map<string, Float32Array[]>>();
+  const dims = new Map<string, number>();
   results.forEach((r) => {
     const blob = store.blobs.getTensors(r.tensors[0]!.blob);
     for (const meta of r.tensors) {
       const t = blob[meta.name]!;
-      const stage = meta.name.replace(/^readout\./, '');
-      const rows = features.get(stage) ?? [];
-      rows.push(toFloat32(t));
-      features.set(stage, rows);
+      const [family = '', ...rest] = meta.name.split('.');
+      const stage = rest.join('.');
+      const byStage = families.get(family) ?? new Map<string, Float32Array[]>();
+      families.set(family, byStage);
+      byStage.set(stage, [...(byStage.get(stage) ?? []), toFloat32(t)]);
+      dims.set(`${family}.${stage}`, t.shape.at(-1)!);
     }
   });
+  const features = families.get('readout') ?? new Map<string, Float32Array[]>();
+  const byStage = <T>(m: Map<string, T>) => [...m].sort((a, b) => stageOrder(a[0]) - stageOrder(b[0]));
 
   const stages: StageReadout[] = [];
   const stagePredictions = new Map<string, number[]>();
-  for (const [stage, mats] of [...features].sort((a, b) => stageOrder(a[0]) - stageOrder(b[0]))) {
+  for (const [stage, mats] of byStage(features)) {
     const dim = mats[0]!.length / (geometry === 'pooled' ? 1 : (results[0]!.values.spots as string[]).length);
     let predictions: number[];
     let shuffledAccuracy: number | null = null;
@@ -89,6 +99,22 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     const right = predictions.filter((p, i) => p === truth[i]).length;
     const [low, high] = wilson(right, predictions.length);
     stages.push({ stage, method: geometry === 'match' ? 'cosine' : 'probe', accuracy: right / predictions.length, low, high, shuffledAccuracy });
+  }
+
+  const alternatives: StageReadout[] = [];
+  const score = (stage: string, method: StageReadout['method'], predictions: number[], shuffledAccuracy: number) => {
+    stagePredictions.set(`${method}:${stage}`, predictions);
+    const right = predictions.filter((p, i) => p === truth[i]).length;
+    const [low, high] = wilson(right, predictions.length);
+    alternatives.push({ stage, method, accuracy: right / predictions.length, low, high, shuffledAccuracy });
+  };
+  for (const [stage, mats] of byStage(families.get('gram') ?? new Map<string, Float32Array[]>())) {
+    const grams = mats.map((m) => gramVector(m, dims.get(`gram.${stage}`)!));
+    score(stage, 'gram', nearestMeanLeaveOneOut(grams, truth, choices.length), nearestMeanShuffledAccuracy(grams, truth, choices.length));
+  }
+  for (const [stage, mats] of byStage(families.get('cls') ?? new Map<string, Float32Array[]>())) {
+    const r = probe(mats, truth, choices.length, { folds: 5 });
+    score(stage, 'cls', r.predictions, r.shuffledAccuracy);
   }
 
   const rate = (key: 'correct' | 'blindCorrect') => {
@@ -112,6 +138,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     choices,
     chance: 1 / Math.max(1, choices.length),
     stages,
+    alternatives,
     answer: rate('correct'),
     blind: rate('blindCorrect'),
     tv: { answerVsTruth: totalVariation(answers, truths), blindVsTruth: totalVariation(blinds, truths), answerVsBlind: totalVariation(answers, blinds) },

@@ -63,14 +63,18 @@ export class ReadoutRunner implements JobRunner {
         const geo = geometryOf(item);
         const spots: Spot[] = geo.kind === 'match' ? [geo.reference, ...geo.candidates] : geo.kind === 'points' ? geo.spots : [];
 
-        // Feature rows per stage: one per spot, or the mean over the image's patches.
-        const rowsOf = (read: (image: number, patch: number) => Float32Array, dim: number): HostTensor => {
-          const rows = spots.length ? spots.map((s) => read(s.image, patchAt(s.at, sizes[s.image]!, grid))) : [meanOver(Array.from({ length: grid.rows * grid.cols }, (_, p) => read(0, p)), dim)];
+        const stack = (rows: Float32Array[], dim: number): HostTensor => {
           const data = new Float32Array(rows.length * dim);
           rows.forEach((r, i) => data.set(r, i * dim));
           return { dtype: 'float32', shape: [rows.length, dim], data };
         };
+        // Feature rows per stage: one per spot, or the mean over the image's patches.
+        const rowsOf = (read: (image: number, patch: number) => Float32Array, dim: number): HostTensor =>
+          stack(spots.length ? spots.map((s) => read(s.image, patchAt(s.at, sizes[s.image]!, grid))) : [meanOver(Array.from({ length: grid.rows * grid.cols }, (_, p) => read(0, p)), dim)], dim);
         const tensors: Record<string, HostTensor> = {};
+        // Gram region: the 3×3 patches around the first spot, or every patch of image 0 (pooled tasks).
+        const gramPatches = geo.kind === 'match' || !spec.gram ? [] : spots.length ? neighbourhood(patchAt(spots[0]!.at, sizes[spots[0]!.image]!, grid), grid) : Array.from({ length: grid.rows * grid.cols }, (_, p) => p);
+        const gramImage = spots[0]?.image ?? 0;
         for (const stage of stages) {
           const t = res.taps[stage.tensor]!;
           const f = toFloat32(t);
@@ -79,17 +83,24 @@ export class ReadoutRunner implements JobRunner {
             // [nImages, prefix + patches, dim]; the prefix (CLS) precedes the patch grid.
             const perImage = t.shape.at(-2)!;
             const prefix = perImage - grid.rows * grid.cols;
-            tensors[`readout.${stage.name}`] = rowsOf((image, patch) => f.slice((image * perImage + prefix + patch) * dim, (image * perImage + prefix + patch + 1) * dim), dim);
+            const read = (image: number, patch: number) => f.slice((image * perImage + prefix + patch) * dim, (image * perImage + prefix + patch + 1) * dim);
+            tensors[`readout.${stage.name}`] = rowsOf(read, dim);
+            if (gramPatches.length) tensors[`gram.${stage.name}`] = stack(gramPatches.map((p) => read(gramImage, p)), dim);
+            if (spec.cls && prefix > 0) tensors[`cls.${stage.name}`] = stack([f.slice(0, dim)], dim);
           } else {
             const position = (image: number, patch: number) => res.imageTokens.find((x) => x.image === image && x.row === Math.floor(patch / grid.cols) && x.col === patch % grid.cols)!.position;
-            tensors[`readout.${stage.name}`] = rowsOf((image, patch) => f.slice(position(image, patch) * dim, (position(image, patch) + 1) * dim), dim);
+            const read = (image: number, patch: number) => f.slice(position(image, patch) * dim, (position(image, patch) + 1) * dim);
+            tensors[`readout.${stage.name}`] = rowsOf(read, dim);
+            if (gramPatches.length) tensors[`gram.${stage.name}`] = stack(gramPatches.map((p) => read(gramImage, p)), dim);
           }
         }
         if (res.imageFeatures) {
           const f = toFloat32(res.imageFeatures);
           const dim = res.imageFeatures.shape.at(-1)!;
           const per = grid.prefix + grid.rows * grid.cols;
-          tensors['readout.projector'] = rowsOf((image, patch) => f.slice((image * per + grid.prefix + patch) * dim, (image * per + grid.prefix + patch + 1) * dim), dim);
+          const read = (image: number, patch: number) => f.slice((image * per + grid.prefix + patch) * dim, (image * per + grid.prefix + patch + 1) * dim);
+          tensors['readout.projector'] = rowsOf(read, dim);
+          if (gramPatches.length) tensors['gram.projector'] = stack(gramPatches.map((p) => read(gramImage, p)), dim);
         }
         const seen = chosenAnswer(res)!;
         const blindAnswer = chosenAnswer(blind)!;
@@ -101,6 +112,15 @@ export class ReadoutRunner implements JobRunner {
       },
     };
   }
+}
+
+/** Patch indices of the 3×3 window around `patch`, clipped to the grid. */
+function neighbourhood(patch: number, grid: { rows: number; cols: number }): number[] {
+  const r0 = Math.floor(patch / grid.cols);
+  const c0 = patch % grid.cols;
+  const out: number[] = [];
+  for (let r = Math.max(0, r0 - 1); r <= Math.min(grid.rows - 1, r0 + 1); r++) for (let c = Math.max(0, c0 - 1); c <= Math.min(grid.cols - 1, c0 + 1); c++) out.push(r * grid.cols + c);
+  return out;
 }
 
 function meanOver(rows: Float32Array[], dim: number): Float32Array {

@@ -24,6 +24,15 @@ export type StartJob = z.input<typeof StartJob>;
 
 const none = z.object({}).strict();
 
+const StageReadout = z.object({
+  stage: z.string(),
+  method: z.enum(['probe', 'cosine', 'gram', 'cls']),
+  accuracy: z.number(),
+  low: z.number(),
+  high: z.number(),
+  shuffledAccuracy: z.number().nullable(),
+});
+
 export const methods = {
   'app/info': {
     params: none,
@@ -117,7 +126,7 @@ export const methods = {
    * blocked in the last k vision layers, k = 1…L), queued together and summarised as recovery.
    */
   'sweeps/start': {
-    params: z.object({ modelId: Id, datasetId: Id, name: z.string().min(1).max(120), base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0 }), ablations: z.array(AblationSpec).min(1).max(32) }).strict(),
+    params: z.object({ modelId: Id, datasetId: Id, name: z.string().min(1).max(120), base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true }), ablations: z.array(AblationSpec).min(1).max(32) }).strict(),
     result: z.object({ sweepId: Id, runIds: z.array(Id) }),
   },
   /** recovery = (ablated − floor) / (intact − floor) per stage and for the answer; the floor is chance or the blind answer. */
@@ -160,7 +169,8 @@ export const methods = {
       items: z.number().int(),
       choices: z.array(z.string()),
       chance: z.number(),
-      stages: z.array(z.object({ stage: z.string(), method: z.enum(['probe', 'cosine']), accuracy: z.number(), low: z.number(), high: z.number(), shuffledAccuracy: z.number().nullable() })),
+      stages: z.array(StageReadout),
+      alternatives: z.array(StageReadout),
       answer: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
       blind: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
       tv: z.object({ answerVsTruth: z.number(), blindVsTruth: z.number(), answerVsBlind: z.number() }),

@@ -70,6 +70,13 @@ export const ReadoutSpec = z
     blind: z.enum(['blank', 'none']).default('blank'),
     /** Optional ablation applied to the sighted forward (the compensation experiments). */
     ablation: AblationSpec.optional(),
+    /**
+     * Also read the task out of Gram matrices (feature correlations) of the patches around the
+     * first spot (3×3) or of the whole image: the style readout. Stores those patch rows.
+     */
+    gram: z.boolean().default(true),
+    /** Also probe the vision encoder's CLS token of the first image at every vision layer. */
+    cls: z.boolean().default(true),
     limit: z.number().int().nonnegative().default(0),
   })
   .strict();
