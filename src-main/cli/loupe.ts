@@ -9,6 +9,9 @@
  *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
  *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
  *   loupe kv-probes --run ID [--alpha 0.1] [--k 5]   segmentation, correspondence PCK, mask propagation, referring boxes from K/V tokens
+ *   loupe kv-key-tokens --run ID [--max-per-layer 5] [--threshold 0.25] [--block]   input-agnostic image key tokens per LLM layer;
+ *                      --block also runs the vlm-forward with text → those tokens blocked and prints kv-compare against the run
+ *   loupe kv-compare --base ID --run ID [--alpha 0.1] [--k 5]   answer accuracy and K/V probes of two vlm-forward runs, with deltas
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
@@ -41,6 +44,10 @@ const { positionals, values } = parseArgs({
     dtype: { type: 'string' },
     alpha: { type: 'string' },
     k: { type: 'string' },
+    'max-per-layer': { type: 'string' },
+    threshold: { type: 'string' },
+    block: { type: 'boolean', default: false },
+    base: { type: 'string' },
   },
 });
 
@@ -119,6 +126,25 @@ async function main(): Promise<void> {
       break;
     case 'kv-probes':
       print(await call(engine, 'kv/probes', { runId: values.run, ...(values.alpha && { alpha: Number(values.alpha) }), ...(values.k && { k: Number(values.k) }) }));
+      break;
+    case 'kv-key-tokens': {
+      const found = (await call(engine, 'kv/key-tokens', {
+        runId: values.run,
+        ...(values['max-per-layer'] && { maxPerLayer: Number(values['max-per-layer']) }),
+        ...(values.threshold && { threshold: Number(values.threshold) }),
+      })) as { blockingRun: object | null };
+      print(found);
+      if (values.block) {
+        if (!found.blockingRun) throw new LoupeError('bad-input', 'no key token is flagged under this threshold: nothing to block');
+        const blocked = (await call(engine, 'jobs/start', found.blockingRun)) as { id: string };
+        await engine.queue.drained();
+        print({ result: engine.store.runs.get(blocked.id) });
+        print(await call(engine, 'kv/compare', { baseRunId: values.run, runId: blocked.id }));
+      }
+      break;
+    }
+    case 'kv-compare':
+      print(await call(engine, 'kv/compare', { baseRunId: values.base, runId: values.run, ...(values.alpha && { alpha: Number(values.alpha) }), ...(values.k && { k: Number(values.k) }) }));
       break;
     case 'readout-summary':
       print(await call(engine, 'readout/summary', { runId: values.run }));

@@ -9,7 +9,9 @@ import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
 import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
+import { kvCompare } from './kv-probes/compare.ts';
 import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
+import { keyTokens } from './kv-probes/key-tokens.ts';
 import { readoutSummary } from './readout-summary.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
@@ -111,6 +113,8 @@ export function createHandlers(engine: Engine): Handlers {
     'readout/summary': async ({ runId }) => readoutSummary(store, runId),
     'kv/segmentation': async ({ runId }) => kvSegmentation(store, runId),
     'kv/probes': async ({ runId, alpha, k }) => kvProbes(store, runId, { alpha, k }),
+    'kv/key-tokens': async ({ runId, maxPerLayer, threshold }) => keyTokens(store, runId, { maxPerLayer, threshold }),
+    'kv/compare': async ({ baseRunId, runId, alpha, k }) => kvCompare(store, baseRunId, runId, { alpha, k }),
     'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),
     'tensors/get': async ({ tensorId }) => {
       const meta = store.runs.tensor(tensorId);

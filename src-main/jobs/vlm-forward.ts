@@ -2,7 +2,8 @@
  * Job kind `vlm-forward`: the VLM on every item — its answer over the item's choices
  * (first-token scoring), optionally greedy text, in normal or blind mode — and the internals
  * the spec selects (projector output, image K/V per LLM layer, K/V at the question's tokens,
- * layer hidden states, attention).
+ * layer hidden states, attention). `textPrefix` puts words before the first image (the
+ * text-prefix control); image_token_map is built from the real input ids, so it follows.
  */
 import { join } from 'node:path';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
@@ -56,6 +57,7 @@ export class VlmForwardRunner implements JobRunner {
           ...(spec.maxNewTokens > 0 && { maxNewTokens: spec.maxNewTokens }),
           ...(item.choices && { choices: item.choices }),
           ...(spec.ablation && { ablation: spec.ablation }),
+          ...(spec.textPrefix && { textPrefix: spec.textPrefix }),
         });
 
         const metrics: Record<string, number> = { promptTokens: res.inputIds.length, imageTokens: res.imageTokens.length };

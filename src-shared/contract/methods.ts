@@ -162,6 +162,74 @@ export const methods = {
       }),
     ),
   },
+  /**
+   * Input-agnostic key tokens of a vlm-forward run with image K/V: per LLM layer and image-token
+   * slot, the variance of the key across items (summed over dims and KV heads), normalised by
+   * the layer's mean; flagged when below `threshold` × the layer median. Returns the ablation
+   * that blocks text → the flagged tokens in their layers and the run to start with it.
+   */
+  'kv/key-tokens': {
+    params: z.object({ runId: Id, maxPerLayer: z.number().int().min(1).max(1000).default(5), threshold: z.number().positive().max(1).default(0.25) }).strict(),
+    result: z.object({
+      runId: Id,
+      items: z.number().int(),
+      threshold: z.number(),
+      rule: z.string(),
+      layers: z.array(z.object({ layer: z.number().int(), tokens: z.number().int(), meanVariance: z.number(), medianVariance: z.number(), flagged: z.number().int() })),
+      tokens: z.array(
+        z.object({
+          layer: z.number().int(),
+          image: z.number().int(),
+          tile: z.number().int(),
+          row: z.number().int(),
+          col: z.number().int(),
+          patch: z.number().int(),
+          items: z.number().int(),
+          variance: z.number(),
+          normalised: z.number(),
+          z: z.number(),
+          meanNorm: z.number(),
+          attention: z.number().nullable(),
+          flagged: z.boolean(),
+        }),
+      ),
+      ablation: AblationSpec.nullable(),
+      blockingRun: z.object({ kind: z.literal('vlm-forward'), modelId: Id, datasetId: Id, name: z.string(), spec: VlmForwardSpec }).nullable(),
+    }),
+  },
+  /**
+   * Two vlm-forward runs of one dataset side by side (e.g. intact vs key tokens blocked, or
+   * without vs with textPrefix): answer accuracy over the shared items and every K/V probe
+   * metric per layer × key/value, with other − base deltas.
+   */
+  'kv/compare': {
+    params: z.object({ baseRunId: Id, runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5) }).strict(),
+    result: z.object({
+      baseRunId: Id,
+      runId: Id,
+      sharedItems: z.number().int(),
+      answer: z.object({
+        base: z.object({ n: z.number().int(), accuracy: z.number(), low: z.number(), high: z.number() }).nullable(),
+        other: z.object({ n: z.number().int(), accuracy: z.number(), low: z.number(), high: z.number() }).nullable(),
+        delta: z.number().nullable(),
+      }),
+      pAnswer: z.object({ base: z.number().nullable(), other: z.number().nullable(), delta: z.number().nullable() }),
+      probes: z.array(
+        z.object({
+          probe: z.enum(['segmentation', 'correspondence', 'propagation', 'referring']),
+          metric: z.string(),
+          layer: z.number().int(),
+          kind: z.enum(['key', 'value']),
+          items: z.number().int(),
+          base: z.number().nullable(),
+          other: z.number().nullable(),
+          delta: z.number().nullable(),
+          baseControl: z.number().nullable(),
+          otherControl: z.number().nullable(),
+        }),
+      ),
+    }),
+  },
   /** The readout experiment's stage-wise accuracies vs the answer and the blind answer (computed from stored features). */
   'readout/summary': {
     params: z.object({ runId: Id }).strict(),

@@ -54,6 +54,12 @@ export const VlmForwardSpec = z
     limit: z.number().int().nonnegative().default(0),
     /** Attention edits applied to every item (graph surgery + per-run bias feeds); stored with the run. */
     ablation: AblationSpec.optional(),
+    /**
+     * Text-prefix control: words placed in the user turn before the first image (before the
+     * question when there is no image), so every image token sits later by the prefix's token
+     * count. Absent or empty = none. Must not contain the model's image placeholder.
+     */
+    textPrefix: z.string().max(2000).optional(),
   })
   .strict();
 export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;

@@ -20,7 +20,8 @@ export interface FamilyInputs {
 }
 
 export interface Family {
-  encode(question: string, image: ImageInput): Promise<FamilyInputs>;
+  /** `textPrefix`: the text-prefix control, placed before the first image (VlmProcessing.prompt). */
+  encode(question: string, image: ImageInput, textPrefix?: string): Promise<FamilyInputs>;
   /** Token map for input ids prepared elsewhere (fixtures, stored runs) — LLaVA-style only. */
   mapTokens(inputIds: BigInt64Array): ImageTokenPosition[];
 }
@@ -31,22 +32,22 @@ function llava(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imag
   const mapTokens = (ids: BigInt64Array) => imageTokenMap(ids, imageTokenId, grid);
   return {
     mapTokens,
-    async encode(question, image) {
-      const e = await p.encode(question, image, { imageToken, tokensPerImage });
+    async encode(question, image, textPrefix) {
+      const e = await p.encode(question, image, { imageToken, tokensPerImage }, textPrefix);
       return { ...e, imageTokens: mapTokens(e.inputIds.data as BigInt64Array) };
     },
   };
 }
 
-function qwen2vl(folder: ModelFolder, p: VlmProcessing, imageTokenId: number): Family {
+function qwen2vl(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
   const merge = Number((folder.config.vision_config as { spatial_merge_size?: number } | undefined)?.spatial_merge_size ?? 2);
   return {
     mapTokens: () => {
       throw new LoupeError('bad-input', 'Qwen2-VL token maps need the image grids: encode through the processor');
     },
-    async encode(question, image) {
+    async encode(question, image, textPrefix) {
       const images = await p.images(image);
-      const prompt = p.prompt(question, images.length);
+      const prompt = p.prompt(question, images.length, { ...(textPrefix && { text: textPrefix }), imageToken });
       const out = await p.processWithProcessor(prompt, images);
       const ids = out.input_ids!.data as BigInt64Array;
       const thw = out.image_grid_thw;
@@ -64,15 +65,15 @@ function qwen2vl(folder: ModelFolder, p: VlmProcessing, imageTokenId: number): F
   };
 }
 
-function idefics3(folder: ModelFolder, p: VlmProcessing, imageTokenId: number): Family {
+function idefics3(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
   const seqLen = Number((folder.processorConfig.image_seq_len as number | undefined) ?? (folder.config.image_seq_len as number | undefined) ?? 64);
   return {
     mapTokens: () => {
       throw new LoupeError('bad-input', 'Idefics3 token maps need the tile layout: encode through the processor');
     },
-    async encode(question, image) {
+    async encode(question, image, textPrefix) {
       const images = await p.images(image);
-      const prompt = p.prompt(question, images.length);
+      const prompt = p.prompt(question, images.length, { ...(textPrefix && { text: textPrefix }), imageToken });
       const out = await p.processWithProcessor(prompt, images);
       const ids = out.input_ids!.data as BigInt64Array;
       // Tiles per image: rows×cols split tiles plus the global view (just the global view when not split).
@@ -98,9 +99,9 @@ export function familyFor(folder: ModelFolder, p: VlmProcessing, imageTokenId: n
     case 'llava-onevision':
       return llava(folder, p, imageTokenId, imageToken);
     case 'qwen2-vl':
-      return qwen2vl(folder, p, imageTokenId);
+      return qwen2vl(folder, p, imageTokenId, imageToken);
     case 'idefics3':
-      return idefics3(folder, p, imageTokenId);
+      return idefics3(folder, p, imageTokenId, imageToken);
     default:
       throw new LoupeError('bad-input', `model family ${folder.family} has no input adapter`);
   }

@@ -44,10 +44,30 @@ export class VlmProcessing {
     }
   }
 
-  /** The chat-templated prompt with one image placeholder per image. */
-  prompt(question: string, numImages: number): string {
-    const content = [...Array.from({ length: numImages }, () => ({ type: 'image' })), { type: 'text', text: question }];
-    return this.tokenizer.apply_chat_template([{ role: 'user', content }] as never, { tokenize: false, add_generation_prompt: true }) as string;
+  /**
+   * The chat-templated prompt with one image placeholder per image. `prefix.text` (the
+   * text-prefix control) goes into the user turn right before the first image's placeholder
+   * text (before the question when there is no image), followed by a space. Templates differ in
+   * where they put images relative to the text (some list every image first whatever the content
+   * order), so the place is found, not assumed: the first character where the prompt with images
+   * and the prompt without them differ, never after the first image token.
+   */
+  prompt(question: string, numImages: number, prefix?: { text?: string; imageToken?: string }): string {
+    const render = (n: number, text: string) => {
+      const content = [...Array.from({ length: n }, () => ({ type: 'image' })), { type: 'text', text }];
+      return this.tokenizer.apply_chat_template([{ role: 'user', content }] as never, { tokenize: false, add_generation_prompt: true }) as string;
+    };
+    const text = prefix?.text?.trim();
+    if (!text) return render(numImages, question);
+    if (prefix?.imageToken && text.includes(prefix.imageToken)) throw new LoupeError('bad-input', `textPrefix must not contain the image placeholder ${prefix.imageToken}`);
+    if (numImages === 0) return render(0, `${text} ${question}`);
+    const withImages = render(numImages, question);
+    const without = render(0, question);
+    let at = 0;
+    while (at < withImages.length && at < without.length && withImages[at] === without[at]) at++;
+    const first = prefix?.imageToken ? withImages.indexOf(prefix.imageToken) : -1;
+    if (first >= 0) at = Math.min(at, first);
+    return `${withImages.slice(0, at)}${text} ${withImages.slice(at)}`;
   }
 
   tokenIdsOf(text: string): number[] {
@@ -88,9 +108,9 @@ export class VlmProcessing {
    * image, because transformers.js's LlavaProcessor expands only the first `<image>` of a prompt
    * (multi-image prompts such as two-view correspondence would otherwise be wrong).
    */
-  async encode(question: string, image: ImageInput, expand: { imageToken: string; tokensPerImage: number }): Promise<EncodedInputs> {
+  async encode(question: string, image: ImageInput, expand: { imageToken: string; tokensPerImage: number }, textPrefix?: string): Promise<EncodedInputs> {
     const images = await this.images(image);
-    const prompt = this.prompt(question, images.length);
+    const prompt = this.prompt(question, images.length, { ...(textPrefix && { text: textPrefix }), imageToken: expand.imageToken });
     const expanded = prompt.split(expand.imageToken).join(expand.imageToken.repeat(expand.tokensPerImage));
     const ids = this.tokenizer.encode(expanded);
     const inputIds: HostTensor = { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) };

@@ -22,6 +22,8 @@ export interface ForwardOptions {
   choices?: string[];
   /** Attention edits (the sessions must be the ablation rewrite: resolveTaps with `ablation`). */
   ablation?: AblationSpec;
+  /** Text-prefix control: words in the user turn before the first image (VlmProcessing.prompt). */
+  textPrefix?: string;
 }
 
 export interface ForwardResult extends VlmRunResult {
@@ -84,7 +86,7 @@ export class Vlm {
   }
 
   async forward(question: string, image: ImageInput, options: ForwardOptions = {}): Promise<ForwardResult> {
-    return this.run(await this.family.encode(question, image), options);
+    return this.run(await this.family.encode(question, image, options.textPrefix), options);
   }
 
   /** For inputs prepared elsewhere (reference fixtures): LLaVA-style families only. */
