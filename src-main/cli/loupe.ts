@@ -9,7 +9,7 @@
  *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
  *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
  *   loupe kv-probes --run ID [--alpha 0.1] [--k 5]   segmentation, correspondence PCK, mask propagation, referring boxes from K/V tokens
- *   loupe kv-key-tokens --run ID [--max-per-layer 5] [--threshold 0.25] [--block]   input-agnostic image key tokens per LLM layer;
+ *   loupe kv-key-tokens --run ID [--max-per-layer 5] [--threshold 0.25] [--input-floor 0] [--block]   input-agnostic image key tokens per LLM layer;
  *                      --block also runs the vlm-forward with text → those tokens blocked and prints kv-compare against the run
  *   loupe kv-compare --base ID --run ID [--alpha 0.1] [--k 5]   answer accuracy and K/V probes of two vlm-forward runs, with deltas
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
@@ -46,6 +46,7 @@ const { positionals, values } = parseArgs({
     k: { type: 'string' },
     'max-per-layer': { type: 'string' },
     threshold: { type: 'string' },
+    'input-floor': { type: 'string' },
     block: { type: 'boolean', default: false },
     base: { type: 'string' },
   },
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
         runId: values.run,
         ...(values['max-per-layer'] && { maxPerLayer: Number(values['max-per-layer']) }),
         ...(values.threshold && { threshold: Number(values.threshold) }),
+        ...(values['input-floor'] && { inputFloor: Number(values['input-floor']) }),
       })) as { blockingRun: object | null };
       print(found);
       if (values.block) {

@@ -1,7 +1,6 @@
 /** One handler per contract method, typed from `src-shared/contract/methods.ts`. */
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
-import { recoveryTable } from '../../src-shared/metrics/recovery.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { kvCompare } from './kv-probes/compare.ts';
 import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
 import { keyTokens } from './kv-probes/key-tokens.ts';
 import { readoutSummary } from './readout-summary.ts';
+import { listSweeps, startSweep, sweepSummary } from './sweeps.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -85,23 +85,9 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'datasets/set-question': async ({ datasetId, itemId, prompt, choices, answer }) => setQuestion(store, datasetId, itemId, { prompt, choices, answer }),
     'jobs/start': async (job) => queue.enqueue(createRun(engine, job).id),
-    'sweeps/start': async ({ modelId, datasetId, name, base, ablations }) => {
-      const sweepId = store.runs.createSweep(name, { base, ablations });
-      const runs = [undefined, ...ablations].map((ablation, i) =>
-        createRun(engine, { kind: 'readout', modelId, datasetId, name: `${name} · ${i === 0 ? 'intact' : `ablation ${i}`}`, spec: { ...base, ...(ablation && { ablation }) } }, sweepId),
-      );
-      for (const r of runs) queue.enqueue(r.id);
-      return { sweepId, runIds: runs.map((r) => r.id) };
-    },
-    'sweeps/summary': async ({ sweepId, floor }) => {
-      const runs = store.runs.sweepRuns(sweepId);
-      const unfinished = runs.filter((r) => r.status !== 'done');
-      if (unfinished.length) throw new LoupeError('conflict', `sweep ${sweepId} has ${unfinished.length} unfinished run(s): ${unfinished.map((r) => `${r.name} (${r.status})`).join(', ')}`);
-      const [intact, ...ablated] = runs.map((r) => readoutSummary(store, r.id));
-      const floorValue = floor === 'chance' ? intact!.chance : intact!.blind.accuracy;
-      const withAnswer = (s: ReturnType<typeof readoutSummary>) => [...s.stages, { stage: 'answer', accuracy: s.answer.accuracy }];
-      return { runIds: runs.map((r) => r.id), floor: floorValue, stages: recoveryTable(withAnswer(intact!), ablated.map(withAnswer), floorValue) };
-    },
+    'sweeps/start': async (p) => startSweep(engine, p, createRun),
+    'sweeps/summary': async ({ sweepId, floor }) => sweepSummary(store, sweepId, floor),
+    'sweeps/list': async () => listSweeps(store),
     'jobs/cancel': async ({ runId }) => queue.cancel(runId),
     'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
     'runs/list': async ({ status }) => store.runs.list(status),
@@ -113,7 +99,7 @@ export function createHandlers(engine: Engine): Handlers {
     'readout/summary': async ({ runId }) => readoutSummary(store, runId),
     'kv/segmentation': async ({ runId }) => kvSegmentation(store, runId),
     'kv/probes': async ({ runId, alpha, k }) => kvProbes(store, runId, { alpha, k }),
-    'kv/key-tokens': async ({ runId, maxPerLayer, threshold }) => keyTokens(store, runId, { maxPerLayer, threshold }),
+    'kv/key-tokens': async ({ runId, maxPerLayer, threshold, inputFloor }) => keyTokens(store, runId, { maxPerLayer, threshold, inputFloor }),
     'kv/compare': async ({ baseRunId, runId, alpha, k }) => kvCompare(store, baseRunId, runId, { alpha, k }),
     'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),
     'tensors/get': async ({ tensorId }) => {

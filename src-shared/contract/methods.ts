@@ -33,6 +33,9 @@ const StageReadout = z.object({
   shuffledAccuracy: z.number().nullable(),
 });
 
+/** One run of a sweep: its label (`intact`, or the ablation's), progress, and why it has no readout when it failed. */
+const SweepRun = z.object({ id: Id, label: z.string(), status: RunStatus, done: z.number().int(), total: z.number().int(), failed: z.number().int(), error: z.string().nullable() });
+
 export const methods = {
   'app/info': {
     params: none,
@@ -126,17 +129,39 @@ export const methods = {
    * blocked in the last k vision layers, k = 1…L), queued together and summarised as recovery.
    */
   'sweeps/start': {
-    params: z.object({ modelId: Id, datasetId: Id, name: z.string().min(1).max(120), base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true }), ablations: z.array(AblationSpec).min(1).max(32) }).strict(),
+    params: z
+      .object({
+        modelId: Id,
+        datasetId: Id,
+        name: z.string().min(1).max(120),
+        base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true }),
+        ablations: z.array(AblationSpec).min(1).max(32),
+        /** One short name per ablation spec (run names, table columns); default `ablation i`. */
+        labels: z.array(z.string().min(1).max(120)).max(32).optional(),
+      })
+      .strict(),
     result: z.object({ sweepId: Id, runIds: z.array(Id) }),
   },
-  /** recovery = (ablated − floor) / (intact − floor) per stage and for the answer; the floor is chance or the blind answer. */
+  /**
+   * recovery = (ablated − floor) / (intact − floor) per stage and for the answer; the floor is chance
+   * or the blind answer. Partial while the sweep runs: cells of runs not done yet are null, and the
+   * intact column, the floor and every recovery are null until the intact run is done.
+   */
   'sweeps/summary': {
     params: z.object({ sweepId: Id, floor: z.enum(['chance', 'blind']).default('chance') }).strict(),
     result: z.object({
+      sweepId: Id,
+      name: z.string(),
       runIds: z.array(Id),
-      floor: z.number(),
-      stages: z.array(z.object({ stage: z.string(), intact: z.number(), ablated: z.array(z.number().nullable()), recovery: z.array(z.number().nullable()) })),
+      runs: z.array(SweepRun),
+      floor: z.number().nullable(),
+      stages: z.array(z.object({ stage: z.string(), intact: z.number().nullable(), ablated: z.array(z.number().nullable()), recovery: z.array(z.number().nullable()) })),
     }),
+  },
+  /** Every sweep, newest first, with its runs (intact first) and their progress, so a saved sweep can be reopened. */
+  'sweeps/list': {
+    params: none,
+    result: z.array(z.object({ id: Id, name: z.string(), createdAt: z.string(), modelId: Id, datasetId: Id, runs: z.array(SweepRun) })),
   },
   /** Zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV) on items with a marker and a mask. */
   'kv/segmentation': {
@@ -165,15 +190,17 @@ export const methods = {
   /**
    * Input-agnostic key tokens of a vlm-forward run with image K/V: per LLM layer and image-token
    * slot, the variance of the key across items (summed over dims and KV heads), normalised by
-   * the layer's mean; flagged when below `threshold` × the layer median. Returns the ablation
+   * the layer's mean; flagged when below `threshold` × the layer median (and, with inputFloor > 0,
+   * when the token's input itself varies: inputNormalised ≥ inputFloor). Returns the ablation
    * that blocks text → the flagged tokens in their layers and the run to start with it.
    */
   'kv/key-tokens': {
-    params: z.object({ runId: Id, maxPerLayer: z.number().int().min(1).max(1000).default(5), threshold: z.number().positive().max(1).default(0.25) }).strict(),
+    params: z.object({ runId: Id, maxPerLayer: z.number().int().min(1).max(1000).default(5), threshold: z.number().positive().max(1).default(0.25), inputFloor: z.number().min(0).max(10).default(0) }).strict(),
     result: z.object({
       runId: Id,
       items: z.number().int(),
       threshold: z.number(),
+      inputFloor: z.number(),
       rule: z.string(),
       layers: z.array(z.object({ layer: z.number().int(), tokens: z.number().int(), meanVariance: z.number(), medianVariance: z.number(), flagged: z.number().int() })),
       tokens: z.array(
@@ -189,6 +216,7 @@ export const methods = {
           normalised: z.number(),
           z: z.number(),
           meanNorm: z.number(),
+          inputNormalised: z.number().nullable(),
           attention: z.number().nullable(),
           flagged: z.boolean(),
         }),

@@ -83,8 +83,9 @@ describe('blockingSpec', () => {
 
 describe('keyTokens over a hand-made run', () => {
   // 3 items; 2×2 grid at positions 1..4 (BOS at 0, text at 5 and 6); 2 KV heads × headDim 1.
-  // Layer 0: token 0 is [1, 1] in every item; token j > 0 is [i·j, −i] (item i) → variance
-  // j²·(2/3) + 2/3: 4/3, 10/3, 20/3. Layer 1: token j is [i, j] → 2/3 for every token.
+  // Layer 0 keys: token 0 is [1, 1] in every item; token j > 0 is [i·j, −i] (item i) → variance
+  // j²·(2/3) + 2/3: 4/3, 10/3, 20/3. Layer 1 keys: token j is [i, j] → 2/3 for every token.
+  // Layer-0 values (the tokens' inputs) follow the layer-0 key pattern: token 0's input is constant too.
   const map = { dtype: 'int32' as const, shape: [4, 5], data: Int32Array.from([1, 0, 0, 0, 0, 2, 0, 0, 0, 1, 3, 0, 0, 1, 0, 4, 0, 0, 1, 1]) };
   const kv = (f: (i: number, j: number, h: number) => number, i: number) => f32([2, 4, 1], [0, 1].flatMap((h) => [0, 1, 2, 3].map((j) => f(i, j, h))));
   const layer0 = (i: number, j: number, h: number) => (j === 0 ? 1 : h === 0 ? i * j : -i);
@@ -100,7 +101,7 @@ describe('keyTokens over a hand-made run', () => {
   const blobs: Record<string, Record<string, HostTensor>> = Object.fromEntries(
     [0, 1, 2].map((i) => [
       `b${i}`,
-      { image_token_map: map, 'image_kv.0.key': kv(layer0, i), 'image_kv.0.value': kv(layer1, i), 'image_kv.1.key': kv(layer1, i), 'text.attentions.0': attention() },
+      { image_token_map: map, 'image_kv.0.key': kv(layer0, i), 'image_kv.0.value': kv(layer0, i), 'image_kv.1.key': kv(layer1, i), 'image_kv.1.value': kv(layer1, i), 'text.attentions.0': attention() },
     ]),
   );
   const run = { id: 'r1', kind: 'vlm-forward', name: 'hand', modelId: 'm', datasetId: 'd', spec: { limit: 3, taps: { imageKV: true } } };
@@ -130,9 +131,21 @@ describe('keyTokens over a hand-made run', () => {
     expect(l0[0]!.meanNorm).toBeCloseTo(Math.SQRT2, 6);
     expect(l0[0]!.attention).toBeCloseTo(0.4, 6); // mean of 0.5 and 0.3 over the two text queries
     expect(l0[1]!.attention).toBeCloseTo(0.1, 6); // position 2: 0 and 0.2
+    // Input variation from the layer-0 values (not from layer 1's): token 0 constant, token 1 at 4/3 ÷ 17/6.
+    expect(l0[0]!.inputNormalised).toBe(0);
+    expect(l0[1]!.inputNormalised).toBeCloseTo(4 / 3 / (17 / 6), 10);
+    expect(r.tokens.find((t) => t.layer === 1 && t.patch === 0)!.inputNormalised).toBe(0);
     expect(r.tokens.filter((t) => t.layer === 1).every((t) => t.attention === null && !t.flagged)).toBe(true);
     expect(r.ablation).toEqual({ edits: [{ op: 'block', part: 'llm', layers: [0], heads: 'all', queries: { kind: 'text' }, keys: { kind: 'patches', indices: [0] }, excludeSelf: false }] });
     expect(r.blockingRun).toMatchObject({ kind: 'vlm-forward', modelId: 'm', datasetId: 'd', name: 'hand · key tokens blocked', spec: { limit: 3, taps: { imageKV: true }, ablation: r.ablation } });
+  });
+
+  it('with inputFloor, does not flag a token whose input never changes', () => {
+    const r = keyTokens(store, 'r1', { inputFloor: 0.5 });
+    expect(r.inputFloor).toBe(0.5);
+    expect(r.layers.map((l) => l.flagged)).toEqual([0, 0]);
+    expect(r.ablation).toBeNull();
+    expect(r.blockingRun).toBeNull();
   });
 
   it('refuses runs without image keys or with a single item', () => {

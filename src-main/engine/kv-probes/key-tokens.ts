@@ -20,6 +20,12 @@
  * 0.25: a quarter of the layer's median). The median, not the mean, is the reference because a
  * few huge-variance tokens inflate the mean; strict "<" so a layer of identical variances (or a
  * zero median) flags nothing. Slots present in fewer than 2 items are left out (no variance).
+ * Input variation: a key can also be constant because the token's input is — a place that is
+ * plain background in every image of a synthetic set. `inputNormalised` tells the two apart: the
+ * same normalised variance for the slot's VALUE at the first stored LLM layer, which depends only
+ * on the token's own embedding (the projected patch). Input-agnostic proper = key variance low
+ * while inputNormalised is ordinary (≈ 1); both low = the content there never changes. With
+ * `inputFloor` > 0 a token is flagged only when also inputNormalised ≥ inputFloor (default 0: off).
  * Mean attention received (when the run captured `text.attentions.<l>` [1, heads, q, k]): per
  * item, the mean over query heads and over text query positions after the token of the
  * probability of attending to it; then the mean over items. null without attention taps.
@@ -40,7 +46,8 @@ import type { Store } from '../../store/store.ts';
 export const DEFAULT_THRESHOLD = 0.25;
 export const DEFAULT_MAX_PER_LAYER = 5;
 
-export const FLAG_RULE = 'flagged: variance < threshold × the layer\'s median token variance (normalised = variance / layer mean variance; z = (variance − layer mean) / layer sd)';
+export const FLAG_RULE =
+  'flagged: variance < threshold × the layer\'s median token variance, and inputNormalised ≥ inputFloor when inputFloor > 0 (variance = mean over items of ‖key − mean key‖², all KV heads; normalised = variance / layer mean variance; z = (variance − layer mean) / layer sd; inputNormalised = the same normalised variance of the slot\'s first-layer value, i.e. of its input embedding)';
 
 /** Running mean and sum of squared deviations per dimension (Welford), in float64. */
 export class KeyVariance {
@@ -138,6 +145,8 @@ export interface KeyTokenRow {
   normalised: number;
   z: number;
   meanNorm: number;
+  /** Normalised variance of the slot's first-layer value (its input) across items; null when not stored. */
+  inputNormalised: number | null;
   /** Mean attention from text queries after the token (null: the run captured no attention). */
   attention: number | null;
   flagged: boolean;
@@ -155,6 +164,7 @@ export interface KeyTokensResult {
   runId: string;
   items: number;
   threshold: number;
+  inputFloor: number;
   rule: string;
   layers: KeyTokenLayer[];
   /** Per layer, the lowest-variance tokens: at least `maxPerLayer`, and every flagged one. Sorted by layer, then variance. */
@@ -217,14 +227,19 @@ export interface KeyTokenOptions {
   maxPerLayer?: number;
   /** Flag tokens with variance < threshold × the layer's median. */
   threshold?: number;
+  /** Also require inputNormalised ≥ inputFloor (0 = no such condition). */
+  inputFloor?: number;
 }
 
 export function keyTokens(store: Store, runId: string, options: KeyTokenOptions = {}): KeyTokensResult {
   const maxPerLayer = options.maxPerLayer ?? DEFAULT_MAX_PER_LAYER;
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  const inputFloor = options.inputFloor ?? 0;
   const run = store.runs.get(runId);
   if (run.kind !== 'vlm-forward') throw new LoupeError('bad-input', `run ${runId} is a ${run.kind} run; key tokens are found in vlm-forward runs with taps.imageKV`);
   const acc = new Map<number, Map<string, { slot: Slot; w: KeyVariance; att: number; attItems: number }>>();
+  const input = new Map<string, KeyVariance>();
+  let inputLayer: number | undefined;
   let items = 0;
   let withAttention = false;
   for (const result of store.runs.results(runId)) {
@@ -235,6 +250,18 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
     const slots = slotsOf(tensors.image_token_map!.data as Int32Array);
     const imagePositions = new Set(slots.map((s) => s.position));
     items++;
+    // The slot's input: its value at the first stored LLM layer (a function of its own embedding alone).
+    const first = Math.min(...Object.keys(tensors).flatMap((n) => /^image_kv\.(\d+)\.value$/.exec(n)?.[1] ?? []).map(Number));
+    inputLayer ??= first;
+    const v0 = Number.isFinite(first) && first === inputLayer ? tensors[`image_kv.${first}.value`] : undefined;
+    if (v0 && v0.shape[1] === slots.length) {
+      const f = toFloat32(v0);
+      slots.forEach(({ key }, j) => {
+        let w = input.get(key);
+        if (!w) input.set(key, (w = new KeyVariance(v0.shape[0]! * v0.shape[2]!)));
+        w.add(tokenVector(v0, j, f));
+      });
+    }
     for (const [name, t] of Object.entries(tensors)) {
       const m = /^image_kv\.(\d+)\.key$/.exec(name);
       if (!m) continue;
@@ -272,14 +299,17 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
   if (items === 0) throw new LoupeError('bad-input', `run ${runId} captured no image keys: run vlm-forward with taps.imageKV (--spec '{"taps":{"imageKV":true}}')`);
   if (items < 2) throw new LoupeError('bad-input', `run ${runId} has image K/V for ${items} item; the key variance across inputs needs at least 2 (many more for a stable ranking)`);
 
+  const inputKeys = [...input.entries()].filter(([, w]) => w.n >= 2);
+  const inputStats = layerStats(inputKeys.map(([, w]) => w.variance()));
+  const inputNormalised = new Map(inputKeys.map(([k], i) => [k, inputStats.normalised[i]!]));
   const layers: KeyTokenLayer[] = [];
   const rows: KeyTokenRow[] = [];
   const flagged = new Map<number, Slot[]>();
   for (const layer of [...acc.keys()].sort((a, b) => a - b)) {
-    const entries = [...acc.get(layer)!.values()].filter((a) => a.w.n >= 2);
-    const variances = entries.map((a) => a.w.variance());
+    const entries = [...acc.get(layer)!.entries()].filter(([, a]) => a.w.n >= 2);
+    const variances = entries.map(([, a]) => a.w.variance());
     const s = layerStats(variances, threshold);
-    const all: KeyTokenRow[] = entries.map((a, i) => ({
+    const all: KeyTokenRow[] = entries.map(([key, a], i) => ({
       layer,
       ...a.slot,
       items: a.w.n,
@@ -287,8 +317,9 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
       normalised: s.normalised[i]!,
       z: s.z[i]!,
       meanNorm: a.w.meanNorm(),
+      inputNormalised: inputNormalised.get(key) ?? null,
       attention: withAttention && a.attItems ? a.att / a.attItems : null,
-      flagged: s.flagged[i]!,
+      flagged: s.flagged[i]! && (inputFloor <= 0 || (inputNormalised.get(key) ?? Infinity) >= inputFloor),
     }));
     all.sort((x, y) => x.variance - y.variance || x.image - y.image || x.tile - y.tile || x.row - y.row || x.col - y.col);
     const nFlagged = all.filter((r) => r.flagged).length;
@@ -305,5 +336,5 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
     if (edits.length > 64) throw new LoupeError('bad-input', `run ${runId} already has ${spec.ablation!.edits.length} ablation edits; adding ${ablation.edits.length} exceeds the 64 a spec holds`);
     blockingRun = { kind: 'vlm-forward', modelId: run.modelId, datasetId: run.datasetId, name: `${run.name} · key tokens blocked`, spec: { ...spec, ablation: { edits } } };
   }
-  return { runId, items, threshold, rule: FLAG_RULE, layers, tokens: rows, ablation, blockingRun };
+  return { runId, items, threshold, inputFloor, rule: FLAG_RULE, layers, tokens: rows, ablation, blockingRun };
 }
