@@ -114,6 +114,18 @@ export function sweepGrid(family: SweepFamily, shape: ModelShape, step = 1): Swe
   }
 }
 
+/** Refuses (bad-input) attention edits naming layers the exported graph lacks or heads the tower lacks; towers the config does not describe are not checked. */
+export function checkLayers(spec: AblationSpec, shape: ModelShape): void {
+  for (const e of spec.edits.filter(isAttentionEdit)) {
+    const tower = shape[e.part];
+    if (!tower.layers.length) continue;
+    const missing = e.layers === 'all' ? [] : e.layers.filter((l) => !tower.layers.includes(l));
+    if (missing.length) throw new LoupeError('bad-input', `${e.part} layer(s) ${missing.join(', ')} are not in the model's graph (it has ${e.part} layers ${tower.layers.join(', ')})`);
+    const bad = e.heads === 'all' ? [] : e.heads.filter((h) => h >= tower.heads);
+    if (bad.length) throw new LoupeError('bad-input', `${e.part} head(s) ${bad.join(', ')} do not exist (the ${e.part} layers have ${tower.heads} heads)`);
+  }
+}
+
 export interface EdgeCount {
   /** Layers (either tower) some edit touches. */
   layers: number;
@@ -137,13 +149,9 @@ export function blockedEdges(spec: AblationSpec, shape: ModelShape): EdgeCount {
     const tower = shape[part];
     const edits = spec.edits.filter(isAttentionEdit).filter((e) => e.part === part);
     if (!edits.length) continue;
-    if (part === 'vision' && tower.rows * tower.cols === 0) throw new LoupeError('bad-input', 'config.json vision_config lacks image_size/patch_size: the patch grid is unknown');
-    for (const e of edits) {
-      const missing = e.layers === 'all' ? [] : e.layers.filter((l) => !tower.layers.includes(l));
-      if (missing.length) throw new LoupeError('bad-input', `${part} layer(s) ${missing.join(', ')} are not in the model's graph (it has ${part} layers ${tower.layers.join(', ') || 'none'})`);
-      const bad = e.heads === 'all' ? [] : e.heads.filter((h) => h >= tower.heads);
-      if (bad.length) throw new LoupeError('bad-input', `${part} head(s) ${bad.join(', ')} do not exist (the ${part} layers have ${tower.heads} heads)`);
-    }
+    if (!tower.layers.length) throw new LoupeError('bad-input', `config.json does not give the ${part} tower's layer count`);
+    if (part === 'vision' && shape.vision.rows * shape.vision.cols === 0) throw new LoupeError('bad-input', 'config.json vision_config lacks image_size/patch_size: the patch grid is unknown');
+    checkLayers({ edits }, shape);
     const groups = new Map<string, number[]>();
     for (const layer of tower.layers) {
       const key = edits.map((e, i) => (e.layers === 'all' || e.layers.includes(layer) ? i : -1)).filter((i) => i >= 0).join(',');
