@@ -19,6 +19,7 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
 import { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import { LoupeError, toErrorPayload } from '../../src-shared/contract/errors.ts';
 import { dispatch } from '../engine/dispatcher.ts';
@@ -110,14 +111,8 @@ async function main(): Promise<void> {
     case 'sweep': {
       // Preset "patch-isolation": patch→other-patch attention blocked in the last k vision layers, k = 1…L.
       if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe sweep needs --model and --dataset');
-      const cfg = engine.store.models.get(values.model).config as { vision_config: { num_hidden_layers: number }; vision_feature_layer?: number };
-      const total = cfg.vision_config.num_hidden_layers;
-      const fl = cfg.vision_feature_layer ?? -1;
-      const exported = fl < 0 ? total + fl + 1 : fl + 1;
-      const ablations = Array.from({ length: exported }, (_, i) => i + 1).map((k) => ({
-        edits: [{ op: 'block', part: 'vision', layers: Array.from({ length: k }, (_, j) => exported - k + j), queries: { kind: 'patches' }, keys: { kind: 'patches' }, excludeSelf: true }],
-      }));
-      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `patch isolation · ${values.dataset}`, base: { limit: Number(values.limit) }, ablations })) as { sweepId: string };
+      const grid = sweepGrid({ kind: 'vision-patches' }, modelShape(engine.store.models.get(values.model).config));
+      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `patch isolation · ${values.dataset}`, base: { limit: Number(values.limit) }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label) })) as { sweepId: string };
       await engine.queue.drained();
       print(await call(engine, 'sweeps/summary', { sweepId: started.sweepId }));
       break;
