@@ -129,4 +129,38 @@ describe('sweeps view', () => {
     await again.close();
     await page.close();
   });
+
+  it('custom family: takes the spec composed in the Ablation view and validated pasted JSON', async () => {
+    const page = await open('#/ablation');
+    await page.getByTestId('mask-preview').waitFor();
+    await page.getByTestId('nav-sweeps').click();
+    await page.getByTestId('sweep-model').selectOption(MODEL_ID);
+    await page.getByTestId('family-custom').check();
+    const rows = page.getByTestId('preview-row');
+    await expect.poll(() => rows.count()).toBe(1); // just the intact run
+    expect(await page.getByTestId('start-sweep').isDisabled()).toBe(true);
+
+    // The Ablation view's default draft: vision patch → other patches in every (exported) layer.
+    await page.getByTestId('add-composed').click();
+    await expect.poll(() => rows.count()).toBe(2);
+    expect(await rows.nth(1).locator('[data-edges]').getAttribute('data-edges')).toBe(String(3 * 4 * 64 * 63));
+
+    // Pasted JSON is validated with the AblationSpec schema before it is added.
+    const paste = page.getByTestId('paste-spec');
+    await paste.fill('{"edits":[{"op":"block","part":"llm","layers":[0,1],"queries":{"kind":"txt"},"keys":{"kind":"image"}}]}');
+    await page.getByTestId('add-pasted').click();
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('edits.0.queries.kind');
+    await paste.fill('{"edits":[{"op":"block","part":"llm","layers":[0,1],"queries":{"kind":"text"},"keys":{"kind":"image"}}]}');
+    await page.getByTestId('add-pasted').click();
+    await expect.poll(() => rows.count()).toBe(3);
+    // Text → image in 2 LLM layers × 4 heads: the 12 text tokens after the 64 image tokens of the sample prompt.
+    expect(await rows.nth(2).locator('[data-edges]').getAttribute('data-edges')).toBe(String(2 * 4 * 12 * 64));
+    // A layer the model lacks is flagged in the preview and blocks the start.
+    await paste.fill('{"edits":[{"op":"block","part":"llm","layers":[7],"queries":{"kind":"text"},"keys":{"kind":"image"}}]}');
+    await page.getByTestId('add-pasted').click();
+    await expect.poll(() => rows.count()).toBe(4);
+    expect(await rows.nth(3).textContent()).toContain('llm layer(s) 7 are not in the model\'s graph');
+    expect(await page.getByTestId('start-sweep').isDisabled()).toBe(true);
+    await page.close();
+  });
 });
