@@ -178,4 +178,49 @@ describe('attention flow view', () => {
     await expect.poll(async () => Number(await view.getAttribute('data-edges'))).toBe(fewer);
     await page.close();
   });
+
+  it('LOD: a held drag draws the strongest N edges at half resolution, the frame after the stop every edge again', async () => {
+    const page = await open(`#/flow?run=${runId}&item=${result.itemId}`);
+    const view = page.getByTestId('flow-view');
+    await expect.poll(async () => Number(await view.getAttribute('data-edges')), { timeout: 30_000 }).toBeGreaterThan(0);
+    const total = Number(await view.getAttribute('data-edges'));
+    const tokens = Number(await view.getAttribute('data-tokens'));
+    expect(total).toBeGreaterThan(3);
+    expect(tokens).toBeGreaterThan(0);
+    await expect.poll(async () => Number(await view.getAttribute('data-drawn-edges'))).toBe(total);
+    const canvas = () =>
+      view.locator('canvas').evaluate((c) => {
+        const el = c as unknown as { width: number; clientWidth: number };
+        return { width: el.width, css: el.clientWidth };
+      });
+    const still = await canvas();
+    expect(still.width).toBe(still.css);
+
+    await page.getByTestId('flow-lod-mode').selectOption('fixed');
+    await page.getByTestId('flow-lod-edges').fill('3');
+    await expect.poll(() => view.getAttribute('data-lod-mode')).toBe('fixed');
+    const box = (await view.boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.45, { steps: 12 });
+    await expect.poll(() => view.getAttribute('data-lod-moving')).toBe('yes');
+    expect(Number(await view.getAttribute('data-drawn-edges'))).toBe(3);
+    expect(Number(await view.getAttribute('data-drawn-tokens'))).toBe(tokens);
+    expect(Number(await view.getAttribute('data-pixel-ratio'))).toBe(0.5);
+    expect((await canvas()).width).toBe(Math.floor(still.css * 0.5));
+    expect(await page.getByTestId('flow-lod').textContent()).toContain(`showing 3 of ${total.toLocaleString('en-US')} edges while moving`);
+    // Still holding the drag, camera at rest: stays reduced until the release.
+    await page.waitForTimeout(400);
+    expect(await view.getAttribute('data-lod-moving')).toBe('yes');
+
+    await page.mouse.up();
+    await expect.poll(() => view.getAttribute('data-lod-moving')).toBe('no');
+    expect(Number(await view.getAttribute('data-drawn-edges'))).toBe(total);
+    expect(Number(await view.getAttribute('data-drawn-tokens'))).toBe(tokens);
+    expect(Number(await view.getAttribute('data-pixel-ratio'))).toBe(1);
+    expect((await canvas()).width).toBe(still.css);
+    expect(await page.getByTestId('flow-lod').textContent()).toContain(`the last move showed 3 of ${total.toLocaleString('en-US')} edges`);
+    expect(await view.getAttribute('data-selected')).toBe(''); // a drag is not a click
+    await page.close();
+  });
 });

@@ -4,14 +4,42 @@
  * token (image tokens on their patch grid, text tokens in rows below); attention edges above
  * a threshold join plane l to plane l + 1. Clicking a token traces its flow backward/forward.
  *
- * Renders on demand: nothing runs per frame unless the camera moved or something changed
- * (`invalidate()` schedules one frame). `dispose()` frees geometries, materials, controls and
- * the WebGL context.
+ * Renders on demand: nothing is drawn unless the camera moved or something changed
+ * (`invalidate()` schedules one frame); camera moves only re-render (no buffer is rebuilt or
+ * allocated per frame, the scene's matrices are static). `dispose()` frees geometries,
+ * materials, controls and the WebGL context.
+ *
+ * Level of detail while the camera moves (`flow-lod.ts`, mode off / auto / fixed): moving frames
+ * draw only the strongest N edges and a coarse lattice of the tokens (draw ranges over buffers
+ * sorted once per build) into a drawing buffer at `movingScale` × the pixel ratio; in auto mode
+ * the resolution and N follow the measured frame interval so the frame budget holds (full detail
+ * while it does). While moving, a frame loop
+ * ticks every animation frame (drawing only when the camera changed) to time frames and to notice
+ * the stop; once the camera has been still for `idleMs` with no drag held, one full-detail frame
+ * is drawn and the loop stops.
  */
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { type AttentionSource, type EdgeFilter, type EdgeSet, type FlowLayout, type Trace, type TraceDirection, selectEdges, traceFlow } from './flow-data.ts';
 import { FlowGraph } from './flow-graph.ts';
+import { DEFAULT_LOD, type Detail, LEVEL_STRIDES, LodController, type LodMode, type LodSettings, TOKEN_COST, splitBudget } from './flow-lod.ts';
+
+export interface LodStats {
+  mode: LodMode;
+  /** The last frame drawn was a reduced (moving) one. */
+  moving: boolean;
+  /** Edges and token points the last frame drew (all of them in a full-detail frame). */
+  drawnEdges: number;
+  drawnTokens: number;
+  /** Token points on the shown planes. */
+  tokens: number;
+  /** Drawing-buffer pixels per CSS pixel in the last frame, and that as a share of full detail's. */
+  pixelRatio: number;
+  scale: number;
+  /** What the last moving frame drew (0 before the first move). */
+  movingEdges: number;
+  movingTokens: number;
+}
 
 export interface FlowStats {
   edges: number;
@@ -25,17 +53,44 @@ export interface FlowStats {
   renders: number;
   /** Milliseconds the last edge selection took. */
   selectMs: number;
+  lod: LodStats;
+}
+
+export interface BenchOptions {
+  /** Seconds of orbiting before the measured ones (lets auto LOD settle). */
+  warmup?: number;
+  /** Frames timed with a readback each, moving and still. */
+  syncFrames?: number;
+  /** Hide the whole graph: the frame rate of an empty canvas, the machine's ceiling. */
+  empty?: boolean;
 }
 
 export interface BenchResult {
+  mode: LodMode;
   frames: number;
   seconds: number;
   fps: number;
-  /** Mean ms of render + a 1-pixel readback (forces the GL work to finish). */
-  syncRenderMs: number;
+  /** Mean ms of a moving frame / a full-detail frame forced to finish by a 1-pixel readback. */
+  syncMovingMs: number;
+  syncStillMs: number;
+  /** Mean ms of JS per moving frame (renderer.render only; the GL work runs elsewhere). */
+  jsMs: number;
   edges: number;
-  points: number;
+  tokens: number;
+  /** Mean edges and token points drawn per moving frame. */
+  drawnEdges: number;
+  drawnTokens: number;
+  /** Pixel ratio of the moving frames. */
+  pixelRatio: number;
+  /** From the last camera move to the full-detail frame (idle wait included). */
+  stillAfterMs: number;
+  /** Edges and tokens the frame after the camera stopped drew (all of them, or LOD failed to restore). */
+  stillEdges: number;
+  stillTokens: number;
 }
+
+/** How often the moving frames may report stats (the UI note), in ms. */
+const MOVING_STATS_MS = 250;
 
 export class AttentionFlowScene {
   private readonly renderer: THREE.WebGLRenderer;
@@ -45,7 +100,10 @@ export class AttentionFlowScene {
   private readonly graph = new FlowGraph();
   private readonly resize: ResizeObserver;
   private readonly container: HTMLElement;
-  private frame = 0;
+  /** Pixel ratio of full-detail frames (device pixels, capped at 2). */
+  private readonly pixelRatio: number;
+  private raf = 0;
+  private dirty = false;
   private layout: FlowLayout | null = null;
   private source: AttentionSource | null = null;
   private filter: EdgeFilter | null = null;
@@ -54,19 +112,40 @@ export class AttentionFlowScene {
   private direction: TraceDirection = 'both';
   private down: { x: number; y: number } | null = null;
   private disposed = false;
-  stats: FlowStats = { edges: 0, candidates: 0, truncated: false, traced: 0, tracedNodes: 0, selected: null, renders: 0, selectMs: 0 };
-  /** Called after anything in `stats` changed (not per frame). */
+  private lod: LodSettings = { ...DEFAULT_LOD };
+  private controller = new LodController(DEFAULT_LOD.targetMs);
+  /** The camera is moving (or stopped less than idleMs ago): frames are reduced. */
+  private moving = false;
+  /** A drag is held (OrbitControls start … end). */
+  private held = false;
+  private lastChange = 0;
+  /** rAF time of the previous tick when it drew a moving frame (0 if it did not). */
+  private lastMovingFrame = 0;
+  private lastStatsAt = 0;
+  private animation: { step: () => boolean; done: () => void } | null = null;
+  private frameHook: ((moving: boolean, renderMs: number) => void) | null = null;
+  stats: FlowStats = {
+    edges: 0, candidates: 0, truncated: false, traced: 0, tracedNodes: 0, selected: null, renders: 0, selectMs: 0,
+    lod: { mode: DEFAULT_LOD.mode, moving: false, drawnEdges: 0, drawnTokens: 0, tokens: 0, pixelRatio: 1, scale: 1, movingEdges: 0, movingTokens: 0 },
+  };
+  /** Called after anything in `stats` changed (not per frame: moving frames report at most every 250 ms). */
   onStats: (s: FlowStats) => void = () => {};
 
   constructor(container: HTMLElement) {
     this.container = container;
+    // No MSAA (costly in software GL, and moving frames are reduced anyway); ask for the fast GPU.
     this.renderer = new THREE.WebGLRenderer({ antialias: false, powerPreference: 'high-performance' });
-    this.renderer.setPixelRatio(Math.min(2, window.devicePixelRatio || 1));
+    this.pixelRatio = Math.min(2, window.devicePixelRatio || 1);
+    this.renderer.setPixelRatio(this.pixelRatio);
     this.renderer.setClearColor(0x111318);
     container.appendChild(this.renderer.domElement);
     this.scene.add(this.graph.group);
+    this.scene.matrixAutoUpdate = false;
+    this.scene.matrixWorldAutoUpdate = false; // the graph is static; only the camera moves
     this.controls = new OrbitControls(this.camera, this.renderer.domElement);
-    this.controls.addEventListener('change', this.invalidate);
+    this.controls.addEventListener('change', this.cameraMoved);
+    this.controls.addEventListener('start', this.dragStart);
+    this.controls.addEventListener('end', this.dragEnd);
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(container);
     const canvas = this.renderer.domElement;
@@ -149,64 +228,134 @@ export class AttentionFlowScene {
     return { x: ((v.x + 1) / 2) * rect.width + rect.left, y: ((1 - v.y) / 2) * rect.height + rect.top };
   }
 
-  /** Schedules one render on the next animation frame (coalesced). */
+  /** Level-of-detail settings for camera moves; the frame after takes them. */
+  setLod(settings: Partial<LodSettings>): void {
+    const next = { ...this.lod, ...settings };
+    if (next.targetMs !== this.lod.targetMs) this.controller = new LodController(next.targetMs);
+    this.lod = next;
+    this.stats.lod.mode = next.mode;
+    this.onStats(this.stats);
+    this.invalidate();
+  }
+
+  get lodSettings(): Readonly<LodSettings> {
+    return this.lod;
+  }
+
+  /** The GL renderer behind the canvas (WEBGL_debug_renderer_info), e.g. to tell SwiftShader from a GPU. */
+  glRenderer(): string {
+    const gl = this.renderer.getContext();
+    const ext = gl.getExtension('WEBGL_debug_renderer_info');
+    return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  }
+
+  /** Schedules one full-detail render on the next animation frame (coalesced). */
   readonly invalidate = (): void => {
-    if (this.frame || this.disposed) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.render();
-    });
+    this.dirty = true;
+    this.schedule();
   };
 
+  /** Draws a frame now: reduced while the camera moves, full detail otherwise. */
   render(): void {
-    if (this.disposed) return;
-    this.renderer.render(this.scene, this.camera);
-    this.stats.renders++;
+    if (!this.disposed) this.draw(this.moving);
   }
 
   /**
-   * Orbits the camera for `seconds` in a requestAnimationFrame loop, rendering every frame, and
-   * reports the frame rate; then times `syncFrames` renders each forced to finish by a readback.
+   * Orbits the camera for `seconds` through the same path as a drag (each animation frame moves
+   * the camera and reports the change), counting the frames drawn; then waits for the full-detail
+   * frame after the stop, and times `syncFrames` moving and still frames each forced to finish by
+   * a readback. Run it once per LOD mode (`setLod`) to compare.
    */
-  async benchOrbit(seconds: number, syncFrames = 20): Promise<BenchResult> {
-    const step = (2 * Math.PI) / 240;
+  async benchOrbit(seconds: number, opts: BenchOptions = {}): Promise<BenchResult> {
+    const { warmup = 0, syncFrames = 10, empty = false } = opts;
+    this.graph.group.visible = !empty;
+    const axis = new THREE.Vector3(0, 1, 0);
     const offset = this.camera.position.clone().sub(this.controls.target);
-    const spin = (a: number) => {
-      offset.applyAxisAngle(new THREE.Vector3(0, 1, 0), a);
+    const turn = () => {
+      offset.applyAxisAngle(axis, (2 * Math.PI) / 240);
       this.camera.position.copy(this.controls.target).add(offset);
       this.camera.lookAt(this.controls.target);
     };
-    const frames = await new Promise<{ n: number; ms: number }>((resolve) => {
-      let n = 0;
-      const t0 = performance.now();
-      const tick = () => {
-        spin(step);
-        this.render();
-        n++;
-        const ms = performance.now() - t0;
-        if (ms >= seconds * 1000) resolve({ n, ms });
-        else requestAnimationFrame(tick);
-      };
-      requestAnimationFrame(tick);
+    const orbit = (ms: number) =>
+      new Promise<void>((done) => {
+        const t0 = performance.now();
+        this.animation = {
+          step: () => {
+            if (performance.now() - t0 >= ms) return false;
+            turn();
+            this.cameraMoved();
+            return true;
+          },
+          done,
+        };
+        this.schedule();
+      });
+    if (warmup > 0) await orbit(warmup * 1000);
+    let frames = 0, edgeSum = 0, tokenSum = 0, ratio = this.pixelRatio, jsMs = 0;
+    this.frameHook = (moving, renderMs) => {
+      frames++;
+      jsMs += renderMs;
+      edgeSum += this.graph.drawnEdges;
+      tokenSum += this.graph.drawnTokens;
+      if (moving) ratio = this.renderer.getPixelRatio();
+    };
+    const t0 = performance.now();
+    await orbit(seconds * 1000);
+    const ms = performance.now() - t0;
+    this.frameHook = null;
+    const moved = frames;
+    // The frame after the stop: full detail again (with LOD on, once idle).
+    const stopped = performance.now();
+    await new Promise<void>((resolve) => {
+      const wait = () => (this.moving || this.dirty ? requestAnimationFrame(wait) : resolve());
+      requestAnimationFrame(wait);
     });
+    const stillAfterMs = performance.now() - stopped;
+    const stillEdges = this.graph.drawnEdges, stillTokens = this.graph.drawnTokens;
     const gl = this.renderer.getContext();
     const px = new Uint8Array(4);
-    const s0 = performance.now();
-    for (let i = 0; i < syncFrames; i++) {
-      spin(step);
-      this.render();
-      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
-    }
-    const syncRenderMs = (performance.now() - s0) / syncFrames;
-    return { frames: frames.n, seconds: frames.ms / 1000, fps: (frames.n * 1000) / frames.ms, syncRenderMs, edges: this.graph.edgeCount, points: (this.graph.planes[1] - this.graph.planes[0] + 1) * this.graph.seq };
+    const sync = (moving: boolean) => {
+      const s0 = performance.now();
+      for (let i = 0; i < syncFrames; i++) {
+        turn();
+        this.draw(moving);
+        gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+      }
+      return (performance.now() - s0) / syncFrames;
+    };
+    const syncMovingMs = sync(true);
+    const syncStillMs = sync(false);
+    this.graph.group.visible = true;
+    this.invalidate();
+    return {
+      mode: this.lod.mode,
+      frames: moved,
+      seconds: ms / 1000,
+      fps: (moved * 1000) / ms,
+      syncMovingMs,
+      syncStillMs,
+      jsMs: moved ? jsMs / moved : 0,
+      edges: this.graph.edgeCount,
+      tokens: this.graph.tokenCount,
+      drawnEdges: moved ? edgeSum / moved : 0,
+      drawnTokens: moved ? tokenSum / moved : 0,
+      pixelRatio: ratio,
+      stillAfterMs,
+      stillEdges,
+      stillTokens,
+    };
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    cancelAnimationFrame(this.frame);
+    cancelAnimationFrame(this.raf);
+    this.animation?.done();
+    this.animation = null;
     this.resize.disconnect();
-    this.controls.removeEventListener('change', this.invalidate);
+    this.controls.removeEventListener('change', this.cameraMoved);
+    this.controls.removeEventListener('start', this.dragStart);
+    this.controls.removeEventListener('end', this.dragEnd);
     this.controls.dispose();
     this.canvas.removeEventListener('pointerdown', this.onDown);
     this.canvas.removeEventListener('pointerup', this.onUp);
@@ -214,6 +363,94 @@ export class AttentionFlowScene {
     this.renderer.dispose();
     this.renderer.forceContextLoss();
     this.canvas.remove();
+  }
+
+  private schedule(): void {
+    if (!this.raf && !this.disposed) this.raf = requestAnimationFrame(this.tick);
+  }
+
+  /** The camera changed (a drag, the wheel, keys, a bench orbit): reduced frames until it stops. */
+  private readonly cameraMoved = (): void => {
+    this.lastChange = performance.now();
+    if (this.lod.mode !== 'off') this.moving = true;
+    this.invalidate();
+  };
+
+  private readonly dragStart = (): void => {
+    this.held = true;
+  };
+
+  private readonly dragEnd = (): void => {
+    this.held = false;
+    this.lastChange = performance.now();
+    this.schedule();
+  };
+
+  /** One animation frame: time the last moving frame, draw if anything changed, notice the stop. */
+  private readonly tick = (now: number): void => {
+    this.raf = 0;
+    if (this.disposed) return;
+    const anim = this.animation;
+    if (anim && !anim.step()) {
+      this.animation = null;
+      anim.done();
+    }
+    if (this.moving) {
+      if (this.lastMovingFrame && this.lod.mode === 'auto') this.controller.sample(now - this.lastMovingFrame, this.graph.edgeCount + TOKEN_COST * this.graph.tokenCount);
+      this.lastMovingFrame = 0;
+      if (this.held || this.animation || performance.now() - this.lastChange < this.lod.idleMs) {
+        if (this.dirty) {
+          this.dirty = false;
+          this.draw(true);
+          this.lastMovingFrame = now;
+        }
+        this.schedule();
+        return;
+      }
+      this.moving = false;
+      this.dirty = true; // the full-detail frame
+    }
+    if (this.dirty) {
+      this.dirty = false;
+      this.draw(false);
+    }
+    if (this.animation) this.schedule();
+  };
+
+  /** What a moving frame draws under the current settings. */
+  private movingDetail(): Detail {
+    const g = this.graph;
+    const finest = LEVEL_STRIDES.length - 1;
+    if (this.lod.mode === 'fixed') return { edges: this.lod.fixedEdges, tokenLevel: finest };
+    return splitBudget(this.controller.budget, g.edgeCount, g.tokenOrder.levelEnd, g.planes[1] - g.planes[0] + 1);
+  }
+
+  private draw(moving: boolean): void {
+    const g = this.graph;
+    const reduced = moving && this.lod.mode !== 'off';
+    if (reduced) {
+      const d = this.movingDetail();
+      g.setDetail(d.edges, d.tokenLevel);
+    } else g.setDetail(Infinity, Infinity);
+    const lowRes = reduced && (this.lod.mode === 'fixed' || this.controller.lowRes);
+    const ratio = lowRes ? this.pixelRatio * this.lod.movingScale : this.pixelRatio;
+    if (this.renderer.getPixelRatio() !== ratio) this.renderer.setPixelRatio(ratio); // resizes the drawing buffer only
+    const r0 = performance.now();
+    this.renderer.render(this.scene, this.camera);
+    const renderMs = performance.now() - r0;
+    this.stats.renders++;
+    const s = this.stats.lod;
+    const started = reduced && !s.moving;
+    const changed = s.moving !== reduced || s.drawnEdges !== g.drawnEdges || s.drawnTokens !== g.drawnTokens || s.tokens !== g.tokenCount || s.pixelRatio !== ratio;
+    Object.assign(s, { moving: reduced, drawnEdges: g.drawnEdges, drawnTokens: g.drawnTokens, tokens: g.tokenCount, pixelRatio: ratio, scale: ratio / this.pixelRatio });
+    if (reduced) Object.assign(s, { movingEdges: g.drawnEdges, movingTokens: g.drawnTokens });
+    this.frameHook?.(reduced, renderMs);
+    const t = performance.now();
+    // Moving frames report at most every MOVING_STATS_MS (the first one at once); a full-detail frame always does.
+    if (changed && (!reduced || started || t - this.lastStatsAt >= MOVING_STATS_MS)) {
+      this.lastStatsAt = t;
+      this.onStats(this.stats);
+    }
   }
 
   private retrace(): void {
@@ -249,7 +486,10 @@ export class AttentionFlowScene {
     this.camera.near = Math.max(0.01, dist / 100);
     this.camera.far = dist * 10;
     this.camera.updateProjectionMatrix();
+    // Not a camera move: no reduced frames for it.
+    this.controls.removeEventListener('change', this.cameraMoved);
     this.controls.update();
+    this.controls.addEventListener('change', this.cameraMoved);
     this.invalidate();
   }
 

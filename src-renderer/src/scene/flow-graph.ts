@@ -3,10 +3,15 @@
  * Node): one `Points` for every token on every shown plane, one `LineSegments` for every edge
  * (a single BufferGeometry, vertex-coloured by weight), plane frames, and a second pair of
  * objects for the traced flow. Rebuilt when the data or filters change, never per frame.
+ *
+ * Built for interaction-time level of detail: edges are stored strongest first and tokens coarse
+ * lattice first (`flow-lod.ts`), so drawing fewer of either is a draw-range change (`setDetail`),
+ * not a rebuild. Every object is static: matrices are computed once, never per frame.
  */
 import * as THREE from 'three';
 import { viridis } from './colormap.ts';
 import type { EdgeSet, FlowLayout, Trace } from './flow-data.ts';
+import { type TokenOrder, tokenOrder } from './flow-lod.ts';
 
 const IMAGE_COLOUR = [0.36, 0.56, 0.85] as const;
 const TEXT_COLOUR = [0.92, 0.7, 0.3] as const;
@@ -28,6 +33,10 @@ export class FlowGraph {
   private readonly traceNodes: THREE.Points<THREE.BufferGeometry, THREE.PointsMaterial>;
   private layout: FlowLayout | null = null;
   private edgeSet: EdgeSet | null = null;
+  /** Edge indices (into the EdgeSet) in drawing order, strongest first: vertex 2i, 2i+1 is edge edgeOrder[i]. */
+  edgeOrder = new Uint32Array(0);
+  /** Tokens of one plane in drawing order (coarse lattice first); point k·nPlanes + j is token order[k] on plane p0 + j. */
+  tokenOrder: TokenOrder = { order: new Uint32Array(0), levelEnd: [0] };
   spacing: GraphSpacing = { cell: 1, planeGap: 6 };
   /** Planes drawn: [first, last] inclusive. */
   planes: [number, number] = [0, 0];
@@ -41,10 +50,13 @@ export class FlowGraph {
     this.traceNodes = new THREE.Points(new THREE.BufferGeometry(), new THREE.PointsMaterial({ size: 7, sizeAttenuation: false, color: TRACE_COLOUR, depthTest: false, transparent: true }));
     this.traceEdges.renderOrder = 2;
     this.traceNodes.renderOrder = 3;
+    this.group.matrixAutoUpdate = false;
     for (const o of [this.frames, this.edges, this.tokens, this.traceEdges, this.traceNodes]) {
-      o.frustumCulled = false;
+      o.frustumCulled = false; // the stack is always in view; skips a bounding-sphere test per object
+      o.matrixAutoUpdate = false; // static: identity matrices, never recomputed per frame
       this.group.add(o);
     }
+    this.group.updateMatrixWorld(true);
   }
 
   /** World position of `token` on `plane`. */
@@ -61,6 +73,36 @@ export class FlowGraph {
     return this.edgeSet?.count ?? 0;
   }
 
+  /** Token points on all shown planes. */
+  get tokenCount(): number {
+    return (this.planes[1] - this.planes[0] + 1) * this.seq;
+  }
+
+  /** Edges the next frame draws (the strongest ones). */
+  get drawnEdges(): number {
+    return Math.min(this.edgeCount, Math.floor(this.edges.geometry.drawRange.count / 2));
+  }
+
+  /** Token points the next frame draws. */
+  get drawnTokens(): number {
+    return Math.min(this.tokenCount, this.tokens.geometry.drawRange.count);
+  }
+
+  /** Tokens drawn per plane up to a lattice level (LEVEL_STRIDES index). */
+  tokensAtLevel(level: number): number {
+    const ends = this.tokenOrder.levelEnd;
+    return ends[Math.max(0, Math.min(ends.length - 1, level))]! * (this.planes[1] - this.planes[0] + 1);
+  }
+
+  /**
+   * Draws only the strongest `edges` edges and the tokens up to lattice `tokenLevel` (everything
+   * with `Infinity`): two draw ranges, no buffer is touched.
+   */
+  setDetail(edges: number, tokenLevel: number): void {
+    this.edges.geometry.setDrawRange(0, edges >= this.edgeCount ? Infinity : 2 * Math.max(0, Math.floor(edges)));
+    this.tokens.geometry.setDrawRange(0, tokenLevel >= this.tokenOrder.levelEnd.length - 1 ? Infinity : this.tokensAtLevel(tokenLevel));
+  }
+
   /** Rebuilds tokens, frames and edges for a layout, the planes shown, and the selected edges. */
   build(layout: FlowLayout, planes: [number, number], edges: EdgeSet, threshold: number): void {
     this.layout = layout;
@@ -72,12 +114,15 @@ export class FlowGraph {
     const S = layout.seq;
     const v = new THREE.Vector3();
 
+    // Tokens coarse lattice first, each token on every plane in turn, so a level's prefix covers every plane.
+    this.tokenOrder = tokenOrder(layout);
     const pos = new Float32Array(nPlanes * S * 3);
     const col = new Float32Array(nPlanes * S * 3);
-    for (let p = p0, i = 0; p <= p1; p++)
-      for (let t = 0; t < S; t++, i++) {
-        this.position(p, t, v).toArray(pos, i * 3);
-        col.set(layout.isImage[t] ? IMAGE_COLOUR : TEXT_COLOUR, i * 3);
+    let n = 0;
+    for (const t of this.tokenOrder.order)
+      for (let p = p0; p <= p1; p++, n++) {
+        this.position(p, t, v).toArray(pos, n * 3);
+        col.set(layout.isImage[t] ? IMAGE_COLOUR : TEXT_COLOUR, n * 3);
       }
     setAttributes(this.tokens, pos, col);
 
@@ -95,19 +140,25 @@ export class FlowGraph {
 
     let maxW = threshold;
     for (let e = 0; e < edges.count; e++) maxW = Math.max(maxW, edges.weight[e]!);
+    // Strongest first (ties in selection order), so the N strongest are the first 2N vertices.
+    const w = edges.weight;
+    this.edgeOrder = new Uint32Array(edges.count);
+    for (let e = 0; e < edges.count; e++) this.edgeOrder[e] = e;
+    this.edgeOrder.sort((a, b) => w[b]! - w[a]! || a - b);
     const ep = new Float32Array(edges.count * 6);
     const ec = new Float32Array(edges.count * 6);
     const span = maxW - threshold;
-    for (let e = 0; e < edges.count; e++) {
+    for (let i = 0; i < edges.count; i++) {
+      const e = this.edgeOrder[i]!;
       const l = edges.layer[e]!;
-      this.position(l, edges.from[e]!, v).toArray(ep, e * 6);
-      this.position(l + 1, edges.to[e]!, v).toArray(ep, e * 6 + 3);
-      const t = span > 0 ? (edges.weight[e]! - threshold) / span : 1;
+      this.position(l, edges.from[e]!, v).toArray(ep, i * 6);
+      this.position(l + 1, edges.to[e]!, v).toArray(ep, i * 6 + 3);
+      const t = span > 0 ? (w[e]! - threshold) / span : 1;
       const [r, g, b] = viridis(0.2 + 0.8 * t);
       const k = (0.3 + 0.7 * t) / 255; // additive blending: strength as brightness
-      ec[e * 6] = ec[e * 6 + 3] = r * k;
-      ec[e * 6 + 1] = ec[e * 6 + 4] = g * k;
-      ec[e * 6 + 2] = ec[e * 6 + 5] = b * k;
+      ec[i * 6] = ec[i * 6 + 3] = r * k;
+      ec[i * 6 + 1] = ec[i * 6 + 4] = g * k;
+      ec[i * 6 + 2] = ec[i * 6 + 5] = b * k;
     }
     setAttributes(this.edges, ep, ec);
     this.setTrace(null);
