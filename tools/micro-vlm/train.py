@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--vision-steps", type=int, default=2000, help="stage 1: vision tower alone on the auxiliary objective")
     ap.add_argument("--vision-batch", type=int, default=128)
     ap.add_argument("--vision-lr", type=float, default=2e-3)
+    ap.add_argument("--tune-vision", type=float, default=0.0,
+                    help="stage 2 also trains the vision tower at this fraction of --lr (0 = frozen, features cached)")
     ap.add_argument("--init", help="start from this checkpoint's weights (e.g. --vision-steps 0 to reuse its tower)")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -141,25 +143,34 @@ def main():
             log.append({"stage": "vision", "step": step, "seconds": round(time.time() - t0), "aux_loss": round(al.item(), 4)})
     vision_seconds = time.time() - t0
 
-    # Stage 2: frozen tower, cached features; projector + LLM.
+    # Stage 2: projector + LLM; the tower frozen (features cached) or tuned at a lower rate.
     t0 = time.time()
-    for p in m.vision_tower.parameters():
-        p.requires_grad_(False)
-    feats_cache = cache_features(m, train)
-    print(f"cached {tuple(feats_cache.shape)} feature-layer states in {time.time() - t0:.0f}s", flush=True)
+    tune = a.tune_vision > 0
+    if not tune:
+        for p in m.vision_tower.parameters():
+            p.requires_grad_(False)
+        feats_cache = cache_features(m, train)
+        print(f"cached {tuple(feats_cache.shape)} feature-layer states in {time.time() - t0:.0f}s", flush=True)
     params = list(m.multi_modal_projector.parameters()) + list(m.language_model.parameters()) + list(m.lm_head.parameters())
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.98))
+    vision = list(m.vision_tower.parameters()) if tune else []
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05, "scale": 1.0},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "scale": 1.0}]
+    if tune:
+        groups.append({"params": vision, "weight_decay": 0.05, "scale": a.tune_vision})
+    params += vision
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.steps * a.batch / len(train)) + 1)])
     for step in range(a.steps):
         m.train()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a.steps, a.lr, 100)
+            g["lr"] = lr_at(step, a.steps, a.lr, 100) * g["scale"]
         idx = order[step * a.batch : (step + 1) * a.batch]
-        ids, _, tpos, tids, _ = collate([train[i] for i in idx], c.eos_token_id, c.pad_token_id, with_pixels=False)
-        feats = m.multi_modal_projector(feats_cache[torch.from_numpy(idx)])
+        ids, px, tpos, tids, _ = collate([train[i] for i in idx], c.eos_token_id, c.pad_token_id, with_pixels=tune)
+        if tune:
+            vstates, _ = m.vision_states(px, all_layers=False)
+            feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
+        else:
+            feats = m.multi_modal_projector(feats_cache[torch.from_numpy(idx)])
         embeds = m.merge(ids, m.embed(ids), feats)
         att = torch.ones_like(ids)
         pos = torch.arange(ids.shape[1])[None].expand_as(ids)
@@ -179,7 +190,7 @@ def main():
             print("monitor", json.dumps(acc), flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     info = {"seed": a.seed, "steps": a.steps, "vision_steps": a.vision_steps, "vision_batch": a.vision_batch, "vision_lr": a.vision_lr,
-            "batch": a.batch, "lr": a.lr, "train_per_task": a.train_per_task, "frozen_vision": True,
+            "batch": a.batch, "lr": a.lr, "train_per_task": a.train_per_task, "tune_vision": a.tune_vision,
             "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS,
             "vision_seconds": round(vision_seconds), "train_seconds": round(vision_seconds + time.time() - t0), "log": log}
     checkpoint.save(a.out, m.eval(), tok, info)
