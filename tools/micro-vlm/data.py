@@ -34,21 +34,18 @@ class Example:
     prompt_ids: List[int]
     answer_id: int
     item: Item
-    aux: np.ndarray  # float32 [n_images, 64, 8]: colour, shape, style, marker, centre, z, dx, dy (class ids as floats)
+    aux: np.ndarray  # float32 [n_images, 64, 7]: colour, shape, style, marker, z, dx, dy (class ids as floats)
 
 
-AUX_COLUMNS = 8  # colour, shape, style, marker, centre (classes), then z, dx, dy (regression)
-AUX_CLASS_COLUMNS = 5
-
-
-def patch_targets(mask: np.ndarray, objects: list, points: list) -> np.ndarray:
-    """[64, 8] targets for one image: majority instance per patch -> attributes; markers by centre;
-    `centre` marks the patch holding each visible object's centre (what counting and relations need)."""
+def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bool = False) -> np.ndarray:
+    """[64, 7] targets for one image: majority instance per patch -> attributes; markers by centre.
+    with_centre appends an 8th column: 1 on the patch holding each visible object's centre
+    (train_two_stage.py; counting and relations need object centres)."""
     patches = mask.reshape(G, P, G, P).transpose(0, 2, 1, 3).reshape(G * G, P * P)
     ids = np.stack([np.bincount(row, minlength=32)[:32] for row in patches]).argmax(1)
     by_id = {o["id"]: o for o in objects}
-    out = np.zeros((G * G, AUX_COLUMNS), np.float32)
-    out[:, AUX_CLASS_COLUMNS:] = np.nan  # regression targets only on object patches
+    out = np.zeros((G * G, 7), np.float32)
+    out[:, 4:] = np.nan  # regression targets only on object patches
     for k, i in enumerate(ids):
         o = by_id.get(int(i))
         if o is None:
@@ -58,20 +55,23 @@ def patch_targets(mask: np.ndarray, objects: list, points: list) -> np.ndarray:
         out[k, 2] = 1 + STYLES.index(o["style"])
         cx, cy = (k % G) * P + P / 2, (k // G) * P + P / 2
         r = max(o["radius"], 1.0)
-        out[k, 5] = o["z"]
-        out[k, 6] = np.clip((cx - o["centre"][0]) / r, -2, 2)
-        out[k, 7] = np.clip((cy - o["centre"][1]) / r, -2, 2)
+        out[k, 4] = o["z"]
+        out[k, 5] = np.clip((cx - o["centre"][0]) / r, -2, 2)
+        out[k, 6] = np.clip((cy - o["centre"][1]) / r, -2, 2)
+    for name, x, y in points:
+        out[(y // P) * G + x // P, 3] = 1 + MARKERS.index(name)
+    if not with_centre:
+        return out
+    centre = np.zeros((G * G, 1), np.float32)
     visible = set(int(i) for i in ids)
     for o in objects:
         x, y = o["centre"]
         if o["id"] in visible and 0 <= x < G * P and 0 <= y < G * P:
-            out[int(y // P) * G + int(x // P), 4] = 1
-    for name, x, y in points:
-        out[(y // P) * G + x // P, 3] = 1 + MARKERS.index(name)
-    return out
+            centre[int(y // P) * G + int(x // P), 0] = 1
+    return np.concatenate([out, centre], 1)
 
 
-def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux: bool = True) -> Example:
+def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux: bool = True, with_centre: bool = False) -> Example:
     n = len(item.images)
     text = tok.expand_images(render_prompt(item.prompt, n), tokens_per_image)
     aux = None
@@ -81,7 +81,7 @@ def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux
         for lab in item.labels:
             if lab["kind"] == "point" and lab.get("name") in MARKERS:
                 pts[lab["image"]].append((lab["name"], int(lab["at"][0]), int(lab["at"][1])))
-        aux = np.stack([patch_targets(np.asarray(item.masks[k]), objects, pts[k]) for k in range(n)])
+        aux = np.stack([patch_targets(np.asarray(item.masks[k]), objects, pts[k], with_centre) for k in range(n)])
     return Example(tok.encode(text), tok.vocab[item.answer], item, aux)
 
 

@@ -6,14 +6,10 @@ Only the TRAINED_TASKS are used; relative-depth, correspondence and temporal-cor
 held out entirely (no questions, no images), so evaluate.py can show visual information
 that the encoder has but the answers do not use.
 
-Two stages, as LLaVA-1.5 is built on a pretrained CLIP tower:
-1. Vision pretraining (stand-in for CLIP): the vision tower alone, on a dense per-patch
-   auxiliary objective (data.py) through linear heads on the feature layer the LLM reads
-   (hidden_states[-2]) and on the last layer. Cheap: no language model in the loop.
-2. Instruction tuning with the tower FROZEN (LLaVA freezes CLIP too): projector + LLM on the
-   answer loss (answer word + </s>). Because the tower is frozen, its feature-layer states are
-   computed once per image and cached, so a step costs only the projector and the LLM.
-The heads are not part of the shipped model.
+Loss = answer loss (answer word + </s>) + AUX_WEIGHT * per-patch auxiliary loss on the vision
+tower (data.py): linear heads on the feature layer the LLM reads (hidden_states[-2]) and on
+the last layer (like a CLIP tower's own pretraining objective, which is what the LLM's
+"penultimate layer" convention assumes exists). The heads are not part of the shipped model.
 Deterministic for a seed: fixed shuffles, single process, fixed thread count.
 """
 import argparse
@@ -33,15 +29,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint  # noqa: E402
 from config import MicroConfig  # noqa: E402
 from corpus import load_task, vocabulary  # noqa: E402
-from data import AUX_CLASS_COLUMNS, COLOURS, MARKERS, SHAPES, STYLES, collate, make_example  # noqa: E402
-from processor import preprocess  # noqa: E402
+from data import COLOURS, MARKERS, SHAPES, STYLES, collate, make_example  # noqa: E402
 from evaluate import choice_accuracy  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 
 TRAINED_TASKS = ["colour-at-point", "shape-at-point", "style", "count", "relation", "referring"]
 HELD_OUT_TASKS = ["relative-depth", "correspondence", "temporal-correspondence"]
-AUX_SIZES = [len(COLOURS) + 1, len(SHAPES) + 1, len(STYLES) + 1, len(MARKERS) + 1, 2, 3]  # classes..., regression (z, dx, dy)
+AUX_WEIGHT = 0.5
+AUX_SIZES = [len(COLOURS) + 1, len(SHAPES) + 1, len(STYLES) + 1, len(MARKERS) + 1, 3]  # classes..., regression (z, dx, dy)
 
 
 class AuxHeads(nn.Module):
@@ -50,15 +46,15 @@ class AuxHeads(nn.Module):
         self.heads = nn.ModuleList([nn.Linear(d, sum(AUX_SIZES)) for _ in range(2)])
 
     def loss(self, states, targets):
-        """states: two [N, 65, d] tensors; targets: [N, 64, AUX_COLUMNS]."""
+        """states: two [N, 65, d] tensors; targets: [N, 64, 7]."""
         total = 0.0
         for head, h in zip(self.heads, states):
             out = head(h[:, 1:])
             o = 0
-            for j, size in enumerate(AUX_SIZES[:AUX_CLASS_COLUMNS]):
+            for j, size in enumerate(AUX_SIZES[:4]):
                 total = total + F.cross_entropy(out[..., o : o + size].reshape(-1, size), targets[..., j].long().reshape(-1))
                 o += size
-            reg, t = out[..., o:], targets[..., AUX_CLASS_COLUMNS:]
+            reg, t = out[..., o:], targets[..., 4:]
             ok = ~torch.isnan(t)
             total = total + 4 * F.mse_loss(reg[ok], t[ok])
         return total / len(self.heads)
@@ -70,34 +66,20 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
-@torch.no_grad()
-def cache_features(m: MicroLlava, train: list, batch: int = 256) -> torch.Tensor:
-    """Feature-layer states (CLS dropped) of every training image: [n_images, 64, vision_hidden]."""
-    m.eval()
-    out = []
-    for s in range(0, len(train), batch):
-        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in train[s : s + batch]])))
-        states, _ = m.vision_states(px, all_layers=False)
-        out.append(states[m.feature_layer_index()][:, 1:].clone())
-    return torch.cat(out)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=".cache/world-train")
     ap.add_argument("--out", default="tools/micro-vlm/weights/micro-llava.safetensors")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--steps", type=int, default=1100)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--train-per-task", type=int, default=8000)
-    ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--vision-steps", type=int, default=2000, help="stage 1: vision tower alone on the auxiliary objective")
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--vision-steps", type=int, default=300,
+                    help="stage 1: auxiliary objective only, vision tower alone (cheap), before joint training")
     ap.add_argument("--vision-batch", type=int, default=128)
-    ap.add_argument("--vision-lr", type=float, default=2e-3)
-    ap.add_argument("--tune-vision", type=float, default=0.0,
-                    help="stage 2 also trains the vision tower at this fraction of --lr (0 = frozen, features cached)")
-    ap.add_argument("--init", help="start from this checkpoint's weights (e.g. --vision-steps 0 to reuse its tower)")
+    ap.add_argument("--init", help="continue from this checkpoint's weights (use with --vision-steps 0)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(a.seed)
@@ -116,83 +98,66 @@ def main():
         tr = [it for it in items if it.split == "train"][: a.train_per_task]
         train += [make_example(it, tok, c.num_patches) for it in tr]
         monitor += [it for it in items if it.split == "test"][:64]
-    assert all(len(e.item.images) == 1 for e in train), "the trained tasks have one image per item"
     print(f"{len(train)} training examples from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
-    log = []
 
-    # Stage 1: vision pretraining.
     t0 = time.time()
+    params = list(m.parameters()) + list(aux.parameters())
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98))
+    # Stage 1 (like the CLIP pretraining a LLaVA tower starts from): vision tower + aux heads only.
+    # Without it the LLM sits at the answer prior for hundreds of steps while features form.
     vparams = list(m.vision_tower.parameters()) + list(aux.parameters())
-    vopt = torch.optim.AdamW(vparams, lr=a.vision_lr, betas=(0.9, 0.98), weight_decay=0.05)
-    vorder = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.vision_steps * a.vision_batch / len(train)) + 1)])
+    vopt = torch.optim.AdamW(vparams, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
+    vorder = rng.permutation(len(train))
     for step in range(a.vision_steps):
-        m.train()
         for g in vopt.param_groups:
-            g["lr"] = lr_at(step, a.vision_steps, a.vision_lr, 100)
-        batch = [train[i] for i in vorder[step * a.vision_batch : (step + 1) * a.vision_batch]]
-        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch])))
-        aux_t = torch.from_numpy(np.concatenate([e.aux for e in batch]))
+            g["lr"] = lr_at(step, a.vision_steps, a.lr, 30)
+        idx = vorder[(np.arange(a.vision_batch) + step * a.vision_batch) % len(train)]
+        _, px, _, _, aux_t = collate([train[i] for i in idx], c.eos_token_id, c.pad_token_id)
         vstates, _ = m.vision_states(px)
         al = aux.loss([vstates[m.feature_layer_index()], vstates[-1]], aux_t)
         vopt.zero_grad(set_to_none=True)
         al.backward()
         torch.nn.utils.clip_grad_norm_(vparams, 1.0)
         vopt.step()
-        if step % 100 == 0 or step + 1 == a.vision_steps:
+        if step % 25 == 0:
             print(f"vision step {step} aux {al.item():.3f} {time.time() - t0:.0f}s", flush=True)
-            log.append({"stage": "vision", "step": step, "seconds": round(time.time() - t0), "aux_loss": round(al.item(), 4)})
-    vision_seconds = time.time() - t0
 
-    # Stage 2: projector + LLM; the tower frozen (features cached) or tuned at a lower rate.
-    t0 = time.time()
-    tune = a.tune_vision > 0
-    if not tune:
-        for p in m.vision_tower.parameters():
-            p.requires_grad_(False)
-        feats_cache = cache_features(m, train)
-        print(f"cached {tuple(feats_cache.shape)} feature-layer states in {time.time() - t0:.0f}s", flush=True)
-    params = list(m.multi_modal_projector.parameters()) + list(m.language_model.parameters()) + list(m.lm_head.parameters())
-    vision = list(m.vision_tower.parameters()) if tune else []
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05, "scale": 1.0},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "scale": 1.0}]
-    if tune:
-        groups.append({"params": vision, "weight_decay": 0.05, "scale": a.tune_vision})
-    params += vision
-    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.steps * a.batch / len(train)) + 1)])
+    log = []
     for step in range(a.steps):
         m.train()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a.steps, a.lr, 100) * g["scale"]
-        idx = order[step * a.batch : (step + 1) * a.batch]
-        ids, px, tpos, tids, _ = collate([train[i] for i in idx], c.eos_token_id, c.pad_token_id, with_pixels=tune)
-        if tune:
-            vstates, _ = m.vision_states(px, all_layers=False)
-            feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        else:
-            feats = m.multi_modal_projector(feats_cache[torch.from_numpy(idx)])
+            g["lr"] = lr_at(step, a.steps, a.lr, 60)
+        batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
+        ids, px, tpos, tids, aux_t = collate(batch, c.eos_token_id, c.pad_token_id)
+        vstates, _ = m.vision_states(px)
+        feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
         embeds = m.merge(ids, m.embed(ids), feats)
         att = torch.ones_like(ids)
         pos = torch.arange(ids.shape[1])[None].expand_as(ids)
         hidden, _, _, _ = m.language_model(embeds, att, pos)
         logits = m.lm_head(hidden[tpos[:, 0], tpos[:, 1]])
         qa = F.cross_entropy(logits, tids)
+        al = aux.loss([vstates[m.feature_layer_index()], vstates[-1]], aux_t)
+        loss = qa + AUX_WEIGHT * al
         opt.zero_grad(set_to_none=True)
-        qa.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 50 == 0:
-            print(f"step {step} qa {qa.item():.3f} lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s", flush=True)
+        if step % 25 == 0:
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             m.eval()
             acc = choice_accuracy(m, tok, monitor)
-            log.append({"stage": "llm", "step": step + 1, "seconds": round(time.time() - t0), "qa_loss": round(qa.item(), 4), "monitor": acc})
+            log.append({"step": step + 1, "seconds": round(time.time() - t0), "qa_loss": qa.item(), "aux_loss": al.item(), "monitor": acc})
             print("monitor", json.dumps(acc), flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    info = {"seed": a.seed, "steps": a.steps, "vision_steps": a.vision_steps, "vision_batch": a.vision_batch, "vision_lr": a.vision_lr,
-            "batch": a.batch, "lr": a.lr, "train_per_task": a.train_per_task, "tune_vision": a.tune_vision,
-            "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS,
-            "vision_seconds": round(vision_seconds), "train_seconds": round(vision_seconds + time.time() - t0), "log": log}
+    info = {"seed": a.seed, "steps": a.steps, "vision_steps": a.vision_steps, "vision_batch": a.vision_batch, "batch": a.batch, "lr": a.lr, "train_per_task": a.train_per_task,
+            "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS, "aux_weight": AUX_WEIGHT,
+            "train_seconds": round(time.time() - t0), "log": log}
     checkpoint.save(a.out, m.eval(), tok, info)
     print(f"saved {a.out} after {time.time() - t0:.0f}s", flush=True)
 
