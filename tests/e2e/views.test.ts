@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src-shared/contract/client.ts';
 import type { RunResult } from '../../src-shared/contract/domain.ts';
-import { parseTokenMap, selectEdges, tensorAttention, traceFlow } from '../../src-renderer/src/scene/flow-data.ts';
+import { attentionOnImages } from '../../src-renderer/src/scene/attention-map.ts';
+import { type AttentionSource, type HeadSelect, type ImageToken, parseTokenMap, selectEdges, tensorAttention, traceFlow } from '../../src-renderer/src/scene/flow-data.ts';
 import { argmax, cosineMap, listStages, patchVector, stageGrid } from '../../src-renderer/src/scene/similarity.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
@@ -154,6 +155,15 @@ describe('attention flow view', () => {
     const edges = selectEdges(src, { layerFrom: 0, layerTo: src.layers - 1, head: 'mean', threshold: 0.1, maxEdges: 60000 });
     expect(Number(await view.getAttribute('data-edges'))).toBe(edges.count);
 
+    // Attention on the image, before any click: from the last prompt position at the last layer, mean over heads.
+    const tokens = parseTokenMap(await client.tensor(result.tensors.find((x) => x.name === 'image_token_map')!.id));
+    const panel = page.getByTestId('flow-att-panel');
+    await expect.poll(() => panel.getAttribute('data-query')).toBe(String(src.seq - 1));
+    expect(await panel.getAttribute('data-layer')).toBe(String(src.layers - 1));
+    const last = await checkAttentionPanel(page, src, tokens, src.seq - 1, src.layers - 1, 'mean');
+    expect(last.length).toBe(2); // the correspondence item has two images
+    expect(last.every((m) => m.max > 0)).toBe(true);
+
     // Click across the canvas until a token is hit (picking is nearest-token within 10 px).
     const box = (await view.boundingBox())!;
     let hit = '';
@@ -168,16 +178,69 @@ describe('attention flow view', () => {
     const trace = traceFlow(edges, src.seq, plane, token, 'both');
     expect(Number(await view.getAttribute('data-traced'))).toBe(trace.edges.length);
     expect(Number(await view.getAttribute('data-traced-nodes'))).toBe(trace.nodes.size);
+    // The panel follows the selected token; the layer slider and the head filter move it.
+    await expect.poll(() => panel.getAttribute('data-query')).toBe(String(token));
+    await checkAttentionPanel(page, src, tokens, token, src.layers - 1, 'mean');
+    // Select a token that attends to an image (after the first image token) so the maps are not all zero.
+    const attends = (t: number) => attentionOnImages(src, tokens, t, src.layers - 1, 'mean').some((m) => m.max > 0);
+    let q = attends(token) ? token : -1;
+    for (let i = 40; i < 120 && q < 0; i++) {
+      const fx = 0.3 + 0.4 * ((i * 0.618) % 1), fy = 0.25 + 0.5 * ((i * 0.382) % 1);
+      await page.mouse.click(box.x + fx * box.width, box.y + fy * box.height);
+      await page.waitForTimeout(50);
+      const sel = (await view.getAttribute('data-selected')) ?? '';
+      if (sel && attends(Number(sel.split(':')[1]))) q = Number(sel.split(':')[1]);
+    }
+    expect(q).toBeGreaterThanOrEqual(0);
+    await expect.poll(() => panel.getAttribute('data-query')).toBe(String(q));
+    const chosen = await checkAttentionPanel(page, src, tokens, q, src.layers - 1, 'mean');
+    expect(chosen.some((m) => m.max > 0)).toBe(true);
+    await page.getByTestId('flow-att-layer').fill('0');
+    await expect.poll(() => panel.getAttribute('data-layer')).toBe('0');
+    await checkAttentionPanel(page, src, tokens, q, 0, 'mean');
+    const oneHead = src.heads - 1;
+    await page.getByTestId('flow-head').selectOption(String(oneHead));
+    await expect.poll(() => panel.getAttribute('data-head')).toBe(String(oneHead));
+    await checkAttentionPanel(page, src, tokens, q, 0, oneHead);
+    await page.getByTestId('flow-head').selectOption('mean');
+    await page.getByTestId('flow-att-layer').fill(String(src.layers - 1));
+    await expect.poll(() => panel.getAttribute('data-layer')).toBe(String(src.layers - 1));
     await page.screenshot({ path: join(SHOTS, 'flow.png') });
 
     // Backward only: fewer (or as many) traced edges; a higher threshold drops edges.
     await page.getByTestId('flow-direction').selectOption('backward');
-    await expect.poll(async () => Number(await view.getAttribute('data-traced'))).toBe(traceFlow(edges, src.seq, plane, token, 'backward').edges.length);
+    const [plane2, token2] = ((await view.getAttribute('data-selected')) ?? '').split(':').map(Number) as [number, number];
+    expect(token2).toBe(q);
+    await expect.poll(async () => Number(await view.getAttribute('data-traced'))).toBe(traceFlow(edges, src.seq, plane2, token2, 'backward').edges.length);
     await page.getByTestId('flow-threshold').fill('0.5');
     const fewer = selectEdges(src, { layerFrom: 0, layerTo: src.layers - 1, head: 'mean', threshold: 0.5, maxEdges: 60000 }).count;
     await expect.poll(async () => Number(await view.getAttribute('data-edges'))).toBe(fewer);
     await page.close();
   });
+
+  /**
+   * The panel's overlays against the maps computed here: every cell drawn (opaque), the cell of
+   * the highest weight at the top of the viridis ramp (the bottom when the image got no weight),
+   * the printed scale max equal to the computed one.
+   */
+  async function checkAttentionPanel(page: Page, src: AttentionSource, tokens: ImageToken[], query: number, layer: number, head: HeadSelect) {
+    const maps = attentionOnImages(src, tokens, query, layer, head);
+    for (const [i, m] of maps.entries()) {
+      await expect.poll(() => page.getByTestId(`flow-att-max-${i}`).textContent()).toBe(m.max.toPrecision(3));
+      const px = await page.getByTestId(`flow-att-overlay-${i}`).evaluate((el, [r, c]) => {
+        const cv = el as unknown as Canvas;
+        const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+        let opaque = 0;
+        for (let k = 3; k < d.length; k += 4) if (d[k]! > 0) opaque++;
+        const o = (r! * cv.width + c!) * 4;
+        return { w: cv.width, h: cv.height, opaque, top: Array.from(d.slice(o, o + 4)) };
+      }, [Math.floor(m.argmax / m.cols), m.argmax % m.cols]);
+      expect([px.h, px.w]).toEqual([m.rows, m.cols]);
+      expect(px.opaque).toBe(m.rows * m.cols);
+      expect(px.top).toEqual(m.max > 0 ? [253, 231, 37, 255] : [68, 1, 84, 255]);
+    }
+    return maps;
+  }
 
   it('LOD: a held drag draws the strongest N edges at half resolution, the frame after the stop every edge again', async () => {
     const page = await open(`#/flow?run=${runId}&item=${result.itemId}`);
