@@ -24,6 +24,9 @@ export type StartJob = z.input<typeof StartJob>;
 
 const none = z.object({}).strict();
 
+/** The K/V-token probes (engine/kv-probes). */
+const KvProbe = z.enum(['segmentation', 'correspondence', 'propagation', 'referring']);
+
 const StageReadout = z.object({
   stage: z.string(),
   method: z.enum(['probe', 'cosine', 'gram', 'cls']),
@@ -177,7 +180,7 @@ export const methods = {
     params: z.object({ runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5) }).strict(),
     result: z.array(
       z.object({
-        probe: z.enum(['segmentation', 'correspondence', 'propagation', 'referring']),
+        probe: KvProbe,
         metric: z.string(),
         layer: z.number().int(),
         kind: z.enum(['key', 'value']),
@@ -244,7 +247,7 @@ export const methods = {
       pAnswer: z.object({ base: z.number().nullable(), other: z.number().nullable(), delta: z.number().nullable() }),
       probes: z.array(
         z.object({
-          probe: z.enum(['segmentation', 'correspondence', 'propagation', 'referring']),
+          probe: KvProbe,
           metric: z.string(),
           layer: z.number().int(),
           kind: z.enum(['key', 'value']),

@@ -1,5 +1,7 @@
 /** Segmentation metrics on patch grids: IoU of boolean masks, and a patch-level ground truth. */
 
+import { patchCoverage } from './propagation.ts';
+
 /** Intersection over union of two boolean masks of equal length (1 when both are empty). */
 export function iou(a: ArrayLike<boolean | number>, b: ArrayLike<boolean | number>): number {
   let inter = 0;
@@ -18,16 +20,7 @@ export function iou(a: ArrayLike<boolean | number>, b: ArrayLike<boolean | numbe
  * grid: a patch is foreground when more than half its pixels belong to `ids`.
  */
 export function patchMask(ids: ArrayLike<number>, width: number, height: number, target: ReadonlySet<number>, rows: number, cols: number): boolean[] {
-  const count = new Float64Array(rows * cols);
-  const area = new Float64Array(rows * cols);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const p = Math.min(rows - 1, Math.floor((y * rows) / height)) * cols + Math.min(cols - 1, Math.floor((x * cols) / width));
-      area[p]! += 1;
-      if (target.has(ids[y * width + x]!)) count[p]! += 1;
-    }
-  }
-  return Array.from(count, (c, p) => c / area[p]! > 0.5);
+  return Array.from(patchCoverage(ids, width, height, target, rows, cols), (f) => f > 0.5);
 }
 
 /**

@@ -66,6 +66,17 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
 
+def training_set(corpus: str, tok, tokens_per_image: int, per_task: int, **example_options):
+    """Training examples of the TRAINED_TASKS (first `per_task` of each) and 64 test items per task to monitor."""
+    train, monitor = [], []
+    for task in TRAINED_TASKS:
+        items = load_task(corpus, task)
+        tr = [it for it in items if it.split == "train"][:per_task]
+        train += [make_example(it, tok, tokens_per_image, **example_options) for it in tr]
+        monitor += [it for it in items if it.split == "test"][:64]
+    return train, monitor
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=".cache/world-train")
@@ -92,12 +103,7 @@ def main():
     if a.init:
         m.load_state_dict(checkpoint.load(a.init)[0].state_dict())
     t0 = time.time()
-    train, monitor = [], []
-    for task in TRAINED_TASKS:
-        items = load_task(a.corpus, task)
-        tr = [it for it in items if it.split == "train"][: a.train_per_task]
-        train += [make_example(it, tok, c.num_patches) for it in tr]
-        monitor += [it for it in items if it.split == "test"][:64]
+    train, monitor = training_set(a.corpus, tok, c.num_patches, a.train_per_task)
     print(f"{len(train)} training examples from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
 
     t0 = time.time()

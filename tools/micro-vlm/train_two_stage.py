@@ -27,9 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checkpoint  # noqa: E402
 from config import MicroConfig  # noqa: E402
-from corpus import load_task, vocabulary  # noqa: E402
-from data import COLOURS, MARKERS, SHAPES, STYLES, collate, make_example  # noqa: E402
-from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
+from corpus import vocabulary  # noqa: E402
+from data import COLOURS, MARKERS, SHAPES, STYLES, collate  # noqa: E402
+from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at, training_set  # noqa: E402
 from processor import preprocess  # noqa: E402
 from evaluate import choice_accuracy  # noqa: E402
 from model import MicroLlava  # noqa: E402
@@ -101,12 +101,7 @@ def main():
     if a.init:
         m.load_state_dict(checkpoint.load(a.init)[0].state_dict())
     t0 = time.time()
-    train, monitor = [], []
-    for task in TRAINED_TASKS:
-        items = load_task(a.corpus, task)
-        tr = [it for it in items if it.split == "train"][: a.train_per_task]
-        train += [make_example(it, tok, c.num_patches, with_centre=True) for it in tr]
-        monitor += [it for it in items if it.split == "test"][:64]
+    train, monitor = training_set(a.corpus, tok, c.num_patches, a.train_per_task, with_centre=True)
     assert all(len(e.item.images) == 1 for e in train), "the trained tasks have one image per item"
     print(f"{len(train)} training examples from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
     log = []
