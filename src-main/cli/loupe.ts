@@ -8,7 +8,7 @@
  *   loupe cancel  --run ID
  *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
  *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
- *   loupe kv-probes --run ID [--alpha 0.1] [--k 5]   segmentation, correspondence PCK, mask propagation, referring boxes from K/V tokens
+ *   loupe kv-probes --run ID [--alpha 0.1] [--k 5] [--shots 8]   segmentation (zero- and few-shot), correspondence PCK, mask propagation, referring boxes from K/V tokens
  *   loupe kv-key-tokens --run ID [--max-per-layer 5] [--threshold 0.25] [--input-floor 0] [--block]   input-agnostic image key tokens per LLM layer;
  *                      --block also runs the vlm-forward with text → those tokens blocked and prints kv-compare against the run
  *   loupe kv-compare --base ID --run ID [--alpha 0.1] [--k 5]   answer accuracy and K/V probes of two vlm-forward runs, with deltas
@@ -45,6 +45,7 @@ const { positionals, values } = parseArgs({
     dtype: { type: 'string' },
     alpha: { type: 'string' },
     k: { type: 'string' },
+    shots: { type: 'string' },
     'max-per-layer': { type: 'string' },
     threshold: { type: 'string' },
     'input-floor': { type: 'string' },
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
       print(await call(engine, 'kv/segmentation', { runId: values.run }));
       break;
     case 'kv-probes':
-      print(await call(engine, 'kv/probes', { runId: values.run, ...(values.alpha && { alpha: Number(values.alpha) }), ...(values.k && { k: Number(values.k) }) }));
+      print(await call(engine, 'kv/probes', { runId: values.run, ...(values.alpha && { alpha: Number(values.alpha) }), ...(values.k && { k: Number(values.k) }), ...(values.shots && { shots: Number(values.shots) }) }));
       break;
     case 'kv-key-tokens': {
       const found = (await call(engine, 'kv/key-tokens', {

@@ -98,7 +98,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'readout/summary': async ({ runId }) => readoutSummary(store, runId),
     'kv/segmentation': async ({ runId }) => kvSegmentation(store, runId),
-    'kv/probes': async ({ runId, alpha, k }) => kvProbes(store, runId, { alpha, k }),
+    'kv/probes': async ({ runId, alpha, k, shots }) => kvProbes(store, runId, { alpha, k, shots }),
     'kv/key-tokens': async ({ runId, maxPerLayer, threshold, inputFloor }) => keyTokens(store, runId, { maxPerLayer, threshold, inputFloor }),
     'kv/compare': async ({ baseRunId, runId, alpha, k }) => kvCompare(store, baseRunId, runId, { alpha, k }),
     'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),

@@ -25,7 +25,7 @@ export type StartJob = z.input<typeof StartJob>;
 const none = z.object({}).strict();
 
 /** The K/V-token probes (engine/kv-probes). */
-const KvProbe = z.enum(['segmentation', 'correspondence', 'propagation', 'referring']);
+export const KvProbe = z.enum(['segmentation', 'segmentation-few-shot', 'correspondence', 'propagation', 'referring']);
 
 const StageReadout = z.object({
   stage: z.string(),
@@ -174,10 +174,12 @@ export const methods = {
   /**
    * K/V-token probes of a vlm-forward run, per LLM layer × key/value, each with a shuffled-position
    * control: segmentation (mIoU), point correspondence (PCK@alpha), mask propagation (J, k-NN
-   * voting), referring expression → box (acc@IoU≥0.5 and mIoU; needs taps.promptKV).
+   * voting), referring expression → box (acc@IoU≥0.5 and mIoU; needs taps.promptKV), and few-shot
+   * segmentation (a linear token classifier trained on the first `shots` items, mIoU on the rest;
+   * control: training labels shuffled).
    */
   'kv/probes': {
-    params: z.object({ runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5) }).strict(),
+    params: z.object({ runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5), shots: z.number().int().min(1).max(1024).default(8) }).strict(),
     result: z.array(
       z.object({
         probe: KvProbe,

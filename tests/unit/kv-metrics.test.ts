@@ -1,8 +1,9 @@
-/** K/V-probe metrics on tiny hand-computed cases: PCK, mask propagation, boxes from similarity maps, box IoU. */
+/** K/V-probe metrics on tiny hand-computed cases: PCK, mask propagation, few-shot segmentation, boxes from similarity maps, box IoU. */
 import { describe, expect, it } from 'vitest';
 import { boxFromSimilarity, boxIou, boxOfRegion, regionFromSimilarity } from '../../src-shared/metrics/boxes.ts';
 import { matchPoint, nearestToken, patchCentre, pckCorrect, unitRows } from '../../src-shared/metrics/correspondence.ts';
 import { patchCoverage, propagateLabels, propagateMask, topK } from '../../src-shared/metrics/propagation.ts';
+import { fewShotSegmentation } from '../../src-shared/metrics/few-shot-segmentation.ts';
 import { iou } from '../../src-shared/metrics/segmentation.ts';
 
 describe('point correspondence (PCK@α)', () => {
@@ -114,5 +115,36 @@ describe('boxes from similarity maps', () => {
     expect(regionFromSimilarity([1, 1, 1, 0], { rows: 2, cols: 2 })).toEqual([true, true, true, false]);
     expect(boxFromSimilarity([0.2, 0.2, 0.2, 0.2], { rows: 2, cols: 2 }, { width: 8, height: 8 })).toEqual([0, 0, 8, 8]);
     expect(() => regionFromSimilarity([1, 2, 3], { rows: 2, cols: 2 })).toThrow(/3 values for a 2×2 grid/);
+  });
+});
+
+describe('few-shot segmentation (linear token classifier, mIoU on held-out items)', () => {
+  // 6 items × 4 patches × 3 features: feature 0 is the foreground indicator, features 1–2 are noise.
+  const truths = [
+    [1, 0, 0, 0],
+    [0, 1, 1, 0],
+    [0, 0, 0, 1],
+    [1, 1, 0, 0],
+    [0, 1, 0, 1],
+    [1, 0, 1, 1],
+  ];
+  let r = 0.37;
+  const noise = () => (r = (r * 9301 + 0.49297) % 1) - 0.5;
+  const items = truths.map((t) => ({ x: Float32Array.from(t.flatMap((f) => [f, noise(), noise()])), truth: t.map(Boolean) }));
+
+  it('segments held-out items exactly when a feature is the foreground indicator; shuffled training labels do worse', () => {
+    const res = fewShotSegmentation(items, 3, 3, { seed: 1 })!;
+    expect(res.items).toBe(3);
+    expect(res.miou).toBe(1);
+    expect(res.control).toBeGreaterThanOrEqual(0);
+    expect(res.control).toBeLessThan(0.75);
+  });
+
+  it('trains only on the first `shots` items: labels of held-out items do not matter, and no held-out item means no score', () => {
+    // Flip the held-out truths: the classifier (trained on items 0–2) still predicts feature 0, so IoU 0 there.
+    const flipped = items.map((it, i) => (i < 3 ? it : { ...it, truth: it.truth.map((b) => !b) }));
+    expect(fewShotSegmentation(flipped, 3, 3, { seed: 1 })!.miou).toBe(0);
+    expect(fewShotSegmentation(items, 3, 6)).toBeNull();
+    expect(() => fewShotSegmentation([{ x: new Float32Array(5), truth: [true, false] }, items[0]!], 3, 1)).toThrow(/5 features for 2 patches/);
   });
 });

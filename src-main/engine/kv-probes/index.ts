@@ -1,6 +1,6 @@
 /**
  * "Visual representations inside the language model" probes over a finished vlm-forward run:
- * zero-shot segmentation, point correspondence (PCK@α), mask propagation (J) and referring
+ * zero-shot and few-shot segmentation, point correspondence (PCK@α), mask propagation (J) and referring
  * expression grounding, per LLM layer × key/value, each next to a shuffled-position control
  * (see probes.ts). Reads only stored captures: `image_kv.*` (taps.imageKV) and, for referring,
  * `prompt_kv.*` (taps.promptKV).
@@ -8,7 +8,8 @@
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
-import { PROBES, type Probe, type ProbeOptions, ProbeItem, type Score, correspondenceScores, propagationScores, referringLabel, referringScores, segmentationScores } from './probes.ts';
+import { type SegmentationItem, fewShotSegmentation } from '../../../src-shared/metrics/few-shot-segmentation.ts';
+import { PROBES, type Probe, type ProbeOptions, ProbeItem, type Score, correspondenceScores, propagationScores, referringLabel, referringScores, segmentationScores, segmentationTarget } from './probes.ts';
 import { ItemTokens, type KvKind } from './tokens.ts';
 
 export interface KvProbeRow {
@@ -23,13 +24,15 @@ export interface KvProbeRow {
 
 const SCORERS: Record<Probe, (p: ProbeItem, o: ProbeOptions) => Score[]> = {
   segmentation: segmentationScores,
+  // Not per item: trained across items below.
+  'segmentation-few-shot': () => [],
   correspondence: correspondenceScores,
   propagation: propagationScores,
   referring: referringScores,
 };
 
 export function kvProbes(store: Store, runId: string, options: Partial<ProbeOptions> & { probes?: readonly Probe[] } = {}): KvProbeRow[] {
-  const o: ProbeOptions = { alpha: options.alpha ?? 0.1, k: options.k ?? 5, seeds: options.seeds ?? 5 };
+  const o: ProbeOptions = { alpha: options.alpha ?? 0.1, k: options.k ?? 5, seeds: options.seeds ?? 5, shots: options.shots ?? 8 };
   const probes = options.probes ?? PROBES;
   const run = store.runs.get(runId);
   const dataset = store.datasets.get(run.datasetId);
@@ -37,6 +40,8 @@ export function kvProbes(store: Store, runId: string, options: Partial<ProbeOpti
   let withImageKV = 0;
   let withPromptKV = 0;
   let referringItems = 0;
+  // Few-shot segmentation: per image K/V tensor, every segmentation item's tokens and truth, in run order.
+  const fewShot = new Map<string, { layer: number; kind: KvKind; d: number; items: SegmentationItem[] }>();
   for (const result of store.runs.results(runId)) {
     const names = new Set(result.tensors.map((t) => t.name));
     const hasImageKV = [...names].some((n) => n.startsWith('image_kv.'));
@@ -55,6 +60,19 @@ export function kvProbes(store: Store, runId: string, options: Partial<ProbeOpti
         acc.set(key, { ...a, sum: a.sum + s.value, control: a.control + s.control, n: a.n + 1 });
       }
     }
+    const target = probes.includes('segmentation-few-shot') ? segmentationTarget(p) : null;
+    if (target) {
+      for (const { name, layer, kind } of p.tokens.kv) {
+        const f = fewShot.get(name) ?? { layer, kind, d: p.tokens.width(name), items: [] };
+        fewShot.set(name, f);
+        if (f.d === p.tokens.width(name)) f.items.push({ x: p.tokens.unit(name, 0), truth: target.truth });
+      }
+    }
+  }
+  for (const f of fewShot.values()) {
+    const r = fewShotSegmentation(f.items, f.d, o.shots, { seed: 1 });
+    if (!r) continue;
+    acc.set(`segmentation-few-shot|${f.layer}|${f.kind}`, { row: { probe: 'segmentation-few-shot', metric: `mIoU (${o.shots}-shot)`, layer: f.layer, kind: f.kind }, sum: r.miou * r.items, control: r.control * r.items, n: r.items });
   }
   if (withImageKV === 0) throw new LoupeError('bad-input', `run ${runId} captured no image K/V: run vlm-forward with taps.imageKV (--spec '{"taps":{"imageKV":true}}')`);
   if (referringItems > 0 && withPromptKV === 0) {
@@ -63,7 +81,7 @@ export function kvProbes(store: Store, runId: string, options: Partial<ProbeOpti
   if (acc.size === 0) {
     throw new LoupeError(
       'bad-input',
-      `run ${runId} has no items the K/V probes apply to (${probes.join(', ')}): segmentation needs a point and an instance mask on image 0, correspondence a pointPair between two captured images, propagation a pointPair plus masks on both images, referring a box with text plus taps.promptKV`,
+      `run ${runId} has no items the K/V probes apply to (${probes.join(', ')}): segmentation needs a point and an instance mask on image 0 (few-shot segmentation more than ${o.shots} such items), correspondence a pointPair between two captured images, propagation a pointPair plus masks on both images, referring a box with text plus taps.promptKV`,
     );
   }
   const order = (p: Probe) => PROBES.indexOf(p);

@@ -5,6 +5,9 @@
  *
  * - segmentation: the token under the item's marker → tokens above the midpoint of mean and
  *   max similarity → IoU with the marked object's patch mask (control: segment positions shuffled).
+ * - segmentation-few-shot: across items, not per item — a linear foreground/background token
+ *   classifier trained on the first `shots` items' tokens with that same ground truth, mIoU on
+ *   the rest (control: training labels shuffled); engine/kv-probes/index.ts runs it.
  * - correspondence: pointPair a → nearest target-image token (cosine) → its patch centre;
  *   PCK@α against b (control: target grid positions shuffled).
  * - propagation: the object under pointPair a, as soft patch labels (coverage) of a's image,
@@ -16,6 +19,7 @@
  *   accuracy at IoU ≥ 0.5 and mean IoU (control: similarity map shuffled over the grid).
  */
 import { join } from 'node:path';
+import { KvProbe } from '../../../src-shared/contract/methods.ts';
 import type { DatasetItem, Label } from '../../../src-shared/dataset/format.ts';
 import { type Box, boxFromSimilarity, boxIou } from '../../../src-shared/metrics/boxes.ts';
 import { type Size, dotRows, matchPoint, unitRows } from '../../../src-shared/metrics/correspondence.ts';
@@ -26,7 +30,7 @@ import { patchAt } from '../../jobs/readout-geometry.ts';
 import { type InstanceMask, idAt, imageSize, readMask } from './images.ts';
 import { type ItemTokens, type KvKind, gatherTokens, kvTensors } from './tokens.ts';
 
-export const PROBES = ['segmentation', 'correspondence', 'propagation', 'referring'] as const;
+export const PROBES = KvProbe.options;
 export type Probe = (typeof PROBES)[number];
 
 export interface Score {
@@ -45,6 +49,8 @@ export interface ProbeOptions {
   k: number;
   /** Shuffled controls per score. */
   seeds: number;
+  /** Training items of the few-shot segmentation probe (the run's first items in order). */
+  shots: number;
 }
 
 /** An item with lazily read image sizes and masks. */
@@ -105,25 +111,34 @@ const meanOver = (n: number, f: (s: number) => number) => {
  * none) — e.g. the referring set's marker on the referred object, not marker a.
  */
 export function segmentationScores(p: ProbeItem, o: ProbeOptions): Score[] {
-  const label = p.maskLabel(0);
-  const tokens = p.tokens.images.get(0);
-  if (!label || !tokens) return [];
-  const mask = p.mask(label);
-  const points = p.item.labels.filter((l): l is Extract<Label, { kind: 'point' }> => l.kind === 'point' && l.image === 0);
-  const point = points.find((l) => (label.ids ? label.ids.includes(idAt(mask, l.at)) : idAt(mask, l.at) !== 0));
-  if (!point) return [];
-  // The marked object: the instance under the marker (masks may list several objects).
-  const target = new Set([idAt(mask, point.at)]);
-  const { grid } = tokens;
-  const truth = patchMask(mask.ids, mask.width, mask.height, target, grid.rows, grid.cols);
-  const query = patchAt(point.at, mask, grid);
-  const n = grid.rows * grid.cols;
+  const t = segmentationTarget(p);
+  if (!t) return [];
+  const { truth, query, n } = t;
   return p.tokens.kv.map(({ name, layer, kind }) => {
     const d = p.tokens.width(name);
     const u = p.tokens.unit(name, 0);
     const seg = segmentBySimilarity(dotRows(u, u, n, d, query * d));
     return { probe: 'segmentation', metric: 'mIoU', layer, kind, value: iou(seg, truth), control: meanOver(o.seeds, (s) => iou(shuffle(seg, 17 + s), truth)) };
   });
+}
+
+/**
+ * The segmentation probes' ground truth: the patch mask (image 0's grid) of the marked object,
+ * and the patch under the marker; null when the item has no such object or image-0 tokens.
+ */
+export function segmentationTarget(p: ProbeItem): { truth: boolean[]; query: number; n: number } | null {
+  const label = p.maskLabel(0);
+  const tokens = p.tokens.images.get(0);
+  if (!label || !tokens) return null;
+  const mask = p.mask(label);
+  const points = p.item.labels.filter((l): l is Extract<Label, { kind: 'point' }> => l.kind === 'point' && l.image === 0);
+  const point = points.find((l) => (label.ids ? label.ids.includes(idAt(mask, l.at)) : idAt(mask, l.at) !== 0));
+  if (!point) return null;
+  // The marked object: the instance under the marker (masks may list several objects).
+  const target = new Set([idAt(mask, point.at)]);
+  const { grid } = tokens;
+  const truth = patchMask(mask.ids, mask.width, mask.height, target, grid.rows, grid.cols);
+  return { truth, query: patchAt(point.at, mask, grid), n: grid.rows * grid.cols };
 }
 
 /** PCK@α of pointPair a → b by the nearest target token. */
