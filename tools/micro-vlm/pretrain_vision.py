@@ -1,0 +1,104 @@
+"""Stage 0 of the shipped recipe: the vision tower alone on the dense per-patch objective.
+
+    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/micro-vlm/pretrain_vision.py --out T.safetensors
+
+A stand-in for the CLIP pretraining a LLaVA tower starts from: linear heads on the feature layer
+and the last layer predict each patch's object colour / shape / pattern, marker, object centre,
+depth and offset from the centre (data.patch_targets, with_centre). The marker patch's attribute
+terms weigh `--marker-weight` + 1 times a plain patch's (the LLM reads point answers from that
+patch). Saves a whole checkpoint (the LLM untrained) for `train_turns.py --init`, then prints
+linear-probe accuracy of shape / pattern / colour at the marker patch (probe_features.py).
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import checkpoint  # noqa: E402
+import probe_features  # noqa: E402  (imported before seeding: it seeds torch at import)
+from config import MicroConfig  # noqa: E402
+from corpus import vocabulary  # noqa: E402
+from model import MicroLlava  # noqa: E402
+from processor import preprocess  # noqa: E402
+from tokenizer import WordTokenizer  # noqa: E402
+from train import lr_at, training_set  # noqa: E402
+from train_two_stage import CLASS_COLUMNS, CLASS_SIZES, REGRESSION_COLUMNS  # noqa: E402
+
+ATTRIBUTE_COLUMNS = (0, 1, 2)
+
+
+def dense_loss(heads, states, t, marker_weight):
+    """Mean over the two heads of the per-column losses; attribute columns weighted by the marker."""
+    total = 0.0
+    w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
+    for head, h in zip(heads, states):
+        out = head(h[:, 1:])
+        o = 0
+        for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
+            ce = F.cross_entropy(out[..., o : o + size].reshape(-1, size), t[..., j].long().reshape(-1), reduction="none")
+            weighted = j in ATTRIBUTE_COLUMNS
+            total = total + (ce * (w if weighted else 1)).sum() / (w.sum() if weighted else len(ce))
+            o += size
+        reg, tt = out[..., o:], t[..., REGRESSION_COLUMNS]
+        ok = ~torch.isnan(tt)
+        total = total + 4 * F.mse_loss(reg[ok], tt[ok])
+    return total / 2
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", default=".cache/world-train")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--marker-weight", type=float, default=5.0)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--per-task", type=int, default=8000)
+    ap.add_argument("--no-probe", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    tok = WordTokenizer(vocabulary(a.corpus))
+    c = MicroConfig(vocab_size=len(tok), vision_hidden=a.hidden, vision_layers=a.layers, vision_intermediate=4 * a.hidden)
+    m = MicroLlava(c)
+    heads = nn.ModuleList([nn.Linear(a.hidden, sum(CLASS_SIZES) + 3) for _ in range(2)])
+    train, _ = training_set(a.corpus, tok, c.num_patches, a.per_task, with_centre=True)
+    print(len(train), "examples", flush=True)
+    params = list(m.vision_tower.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
+    order = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.steps * a.batch / len(train)) + 1)])
+    t0 = time.time()
+    for step in range(a.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, a.steps, a.lr, 100)
+        batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
+        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch])))
+        t = torch.from_numpy(np.concatenate([e.aux for e in batch]))
+        states, _ = m.vision_states(px)
+        loss = dense_loss(heads, [states[m.feature_layer_index()], states[-1]], t, a.marker_weight)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0:
+            print(f"step {step} aux {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
+    checkpoint.save(a.out, m.eval(), tok, {"recipe": "pretrain_vision.py", "vision_steps": a.steps, "vision_batch": a.batch, "vision_lr": a.lr,
+                                          "vision_hidden": a.hidden, "marker_weight": a.marker_weight, "train_seconds": round(time.time() - t0)})
+    print("trained in", round(time.time() - t0), "s", flush=True)
+    if not a.no_probe:
+        probe_features.report(m, os.path.basename(a.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Multi-turn training sequences: several questions about one image in one LLaVA chat.
+
+A single-question sequence spends a forward pass over 64 image tokens on one answer word. The
+chat template already allows several user/assistant turns, so for the tasks whose ground truth
+covers more than the item's own question we ask the extra questions too:
+
+- colour-at-point / shape-at-point / style: the colour, shape and pattern of the marked object
+  (`meta.targetId`), in random order;
+- count: "how many {colour} objects / {shape}s / objects" for every query whose true count is
+  1..5 (count scenes keep every object >= 70% visible, so the scene's objects are the counts).
+
+relation and referring keep their one question (their wording rules live in the TS generator).
+The item's own question is always one of the turns, and is the first turn in a share of the
+sequences, so the single-turn prompt the evaluation uses stays in distribution.
+
+    <s> USER : <image>x64 q1 ASSISTANT : a1 </s> USER : q2 ASSISTANT : a2 </s> ...
+"""
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import numpy as np
+import torch
+
+from corpus import Item
+from data import COLOURS, SHAPES, make_example
+from processor import preprocess
+from tokenizer import WordTokenizer, render_prompt
+
+PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds"}
+NUMBERS = ["one", "two", "three", "four", "five"]
+POINT_QUESTIONS = {
+    "colour": "what colour is the object at the marker ?",
+    "shape": "what shape is the object at the marker ?",
+    "style": "what pattern is the object at the marker ?",
+}
+
+
+def extra_turns(item: Item) -> List[Tuple[str, str]]:
+    """Every (question, answer) the item's ground truth settles, the item's own question included."""
+    objects = item.meta.get("objects", [])
+    if item.task in ("colour-at-point", "shape-at-point", "style"):
+        target = next(o for o in objects if o["id"] == item.meta["targetId"])
+        return [(q, target[k]) for k, q in POINT_QUESTIONS.items()]
+    if item.task == "count":
+        out = []
+        for c in COLOURS:
+            n = sum(o["colour"] == c for o in objects)
+            if 1 <= n <= 5:
+                out.append((f"how many {c} objects are there ?", NUMBERS[n - 1]))
+        for s in SHAPES:
+            n = sum(o["shape"] == s for o in objects)
+            if 1 <= n <= 5:
+                out.append((f"how many {PLURAL[s]} are there ?", NUMBERS[n - 1]))
+        if 1 <= len(objects) <= 5:
+            out.append(("how many objects are there ?", NUMBERS[len(objects) - 1]))
+        return out
+    return [(item.prompt, item.answer)]
+
+
+@dataclass
+class TurnsExample:
+    ids: List[int]
+    targets: List[Tuple[int, int]]  # (position whose logits predict it, token id)
+    item: Item
+    aux: np.ndarray
+
+
+def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
+                       tokens_per_image: int = 64, with_centre: bool = True) -> TurnsExample:
+    own = (item.prompt, item.answer)
+    others = [t for t in extra_turns(item) if t[0] != item.prompt]
+    rng.shuffle(others)
+    turns = [own] + others[: max_turns - 1]
+    rng.shuffle(turns)
+    assert any(q == item.prompt and a == item.answer for q, a in turns), f"{item.id}: own question lost"
+    base = make_example(item, tok, tokens_per_image, with_centre=with_centre)
+    eos = tok.vocab["</s>"]
+    ids: List[int] = []
+    targets: List[Tuple[int, int]] = []
+    for k, (q, a) in enumerate(turns):
+        text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
+        piece = tok.encode(text)
+        if k > 0 and piece[0] == tok.vocab["<s>"]:
+            piece = piece[1:]  # one <s> per sequence
+        ids += piece
+        answer = tok.vocab[a]
+        targets += [(len(ids) - 1, answer), (len(ids), eos)]
+        ids += [answer, eos]
+    return TurnsExample(ids, targets, item, base.aux)
+
+
+def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
+    s = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), s), pad_id, dtype=torch.long)
+    pos, tgt = [], []
+    for b, e in enumerate(batch):
+        ids[b, : len(e.ids)] = torch.tensor(e.ids)
+        pos += [(b, p) for p, _ in e.targets]
+        tgt += [t for _, t in e.targets]
+    px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch]))) if with_pixels else None
+    aux = torch.from_numpy(np.concatenate([e.aux for e in batch]))
+    return ids, px, torch.tensor(pos), torch.tensor(tgt), aux
