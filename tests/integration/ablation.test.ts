@@ -135,7 +135,7 @@ describe('attention ablation on micro-llava', () => {
       const ha = rowsExcept(a.taps[lastVision(ablatedTaps)]!, 1 + patchIndex);
       const hb = rowsExcept(b.taps[lastVision(ablatedTaps)]!, 1 + patchIndex);
       // CLS is a query too and still sees every patch: compare patch rows only (drop row 0).
-      const hidden = 64;
+      const hidden = a.taps[lastVision(ablatedTaps)]!.shape.at(-1)!; // the vision width (row 0 is CLS)
       const fa = rowsExcept(a.imageFeatures!, patchIndex);
       const fb = rowsExcept(b.imageFeatures!, patchIndex);
       return {

@@ -32,35 +32,11 @@ from evaluate import choice_accuracy  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
-from train_two_stage import CLASS_COLUMNS, CLASS_SIZES, REGRESSION_COLUMNS  # noqa: E402
+from pretrain_vision import dense_loss  # noqa: E402
+from train_two_stage import CLASS_SIZES, REGRESSION_COLUMNS  # noqa: E402
 from turns import collate_turns, make_turns_example  # noqa: E402
 
 AUX_WEIGHT = 0.5
-ATTRIBUTE_COLUMNS = (0, 1, 2)  # colour, shape, style: the columns the marker weight applies to
-
-
-class DenseHeads(nn.Module):
-    """Linear per-patch heads on the feature layer and the last layer (not part of the model)."""
-
-    def __init__(self, d: int, marker_weight: float):
-        super().__init__()
-        self.heads = nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS)) for _ in range(2)])
-        self.marker_weight = marker_weight
-
-    def loss(self, states, t):
-        w = 1 + self.marker_weight * (t[..., 3] > 0).float().reshape(-1)
-        total = 0.0
-        for head, h in zip(self.heads, states):
-            out = head(h[:, 1:])
-            o = 0
-            for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
-                ce = F.cross_entropy(out[..., o : o + size].reshape(-1, size), t[..., j].long().reshape(-1), reduction="none")
-                total = total + ((ce * w).sum() / w.sum() if j in ATTRIBUTE_COLUMNS else ce.mean())
-                o += size
-            reg, tt = out[..., o:], t[..., REGRESSION_COLUMNS]
-            ok = ~torch.isnan(tt)
-            total = total + 4 * F.mse_loss(reg[ok], tt[ok])
-        return total / len(self.heads)
 
 
 def main():
@@ -79,6 +55,8 @@ def main():
     ap.add_argument("--max-turns", type=int, default=4)
     ap.add_argument("--train-per-task", type=int, default=8000)
     ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--balanced-counts", action="store_true", help="thin the extra count turns so the answers one..five are even (turns.COUNT_KEEP)")
+    ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
                     help="set --steps from the speed of the first 20 joint steps so stage 2 takes about this long (the chosen count is logged)")
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
@@ -95,12 +73,13 @@ def main():
     else:
         c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden)
         m = MicroLlava(c)
-    heads = DenseHeads(c.vision_hidden, a.marker_weight)
+    # Linear per-patch heads on the feature layer and the last layer (not part of the model).
+    heads = nn.ModuleList([nn.Linear(c.vision_hidden, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS)) for _ in range(2)])
     t0 = time.time()
     train, monitor = [], []
     for task in TRAINED_TASKS:
         items = load_task(a.corpus, task)
-        train += [make_turns_example(it, tok, rng, a.max_turns) for it in items if it.split == "train"][: a.train_per_task]
+        train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts) for it in items if it.split == "train"][: a.train_per_task]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2
     print(f"{len(train)} chats, {turns} answers, from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
@@ -109,7 +88,7 @@ def main():
     def save(tag=""):
         info = {"recipe": "train_turns.py", "seed": a.seed, "vision_hidden": c.vision_hidden, "vision_steps": a.vision_steps,
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "steps": a.steps,
-                "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
+                "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
@@ -125,7 +104,7 @@ def main():
             g["lr"] = lr_at(step, a.vision_steps, a.vision_lr, 100)
         _, px, _, _, aux_t = collate_turns([train[i] for i in vorder[step * a.vision_batch : (step + 1) * a.vision_batch]], c.pad_token_id)
         vstates, _ = m.vision_states(px)
-        al = heads.loss([vstates[m.feature_layer_index()], vstates[-1]], aux_t)
+        al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
         vopt.zero_grad(set_to_none=True)
         al.backward()
         torch.nn.utils.clip_grad_norm_(vparams, 1.0)
@@ -141,7 +120,7 @@ def main():
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(20)])  # 20 epochs: more than any budget here
     step = 0
-    while step < a.steps:
+    while step < (a.stop_after or a.steps):
         if a.budget_minutes and step == 20:
             a.steps = max(100, int(a.budget_minutes * 60 / ((time.time() - t1) / 20)))
             print(f"budget: {a.steps} joint steps", flush=True)
@@ -155,7 +134,7 @@ def main():
         pos = torch.arange(ids.shape[1])[None].expand_as(ids)
         hidden, _, _, _ = m.language_model(embeds, torch.ones_like(ids), pos)
         qa = F.cross_entropy(m.lm_head(hidden[tpos[:, 0], tpos[:, 1]]), tids)
-        al = heads.loss([vstates[m.feature_layer_index()], vstates[-1]], aux_t)
+        al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
         loss = qa + AUX_WEIGHT * al
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -65,10 +65,19 @@ class TurnsExample:
     aux: np.ndarray
 
 
+# Share of the extra count turns kept per answer when balancing: every colour / shape present
+# makes a turn, so "one" is 57% of them (10051 / 3703 / 1610 / 1159 / 1143 over the first 3000
+# count items); keeping 1143 / n of each evens the answers out. Unbalanced, a model trained on
+# them answers "one" to most count questions.
+COUNT_KEEP = {"one": 1143 / 10051, "two": 1143 / 3703, "three": 1143 / 1610, "four": 1143 / 1159, "five": 1.0}
+
+
 def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
-                       tokens_per_image: int = 64, with_centre: bool = True) -> TurnsExample:
+                       tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False) -> TurnsExample:
     own = (item.prompt, item.answer)
     others = [t for t in extra_turns(item) if t[0] != item.prompt]
+    if balanced_counts and item.task == "count":
+        others = [t for t in others if rng.random() < COUNT_KEEP[t[1]]]
     rng.shuffle(others)
     turns = [own] + others[: max_turns - 1]
     rng.shuffle(turns)
