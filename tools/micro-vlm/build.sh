@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds micro-llava from nothing: world corpus -> training -> ONNX export + hub files ->
-# parity fixtures -> evaluation and model card. Installs nothing. About 30 min on 2 cores.
+# parity fixtures -> evaluation and model card. Installs nothing. About 1 h 45 min on 2 cores.
 #
 # Needs: Node 22 (npx node), Debian's python3-torch + python3-numpy for /usr/bin/python3,
 # and an optimised BLAS (apt-get install libopenblas0-pthread): Debian's torch falls back to
@@ -22,11 +22,19 @@ export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
 "${NODE[@]}" tools/world/build-world.ts --train-corpus .cache/world-train --seed 7 --train 8000 --test 500 --no-png --tasks "$TRAINED"
 "${NODE[@]}" tools/world/build-world.ts --train-corpus .cache/world-heldout --seed 7 --train 1500 --test 500 --no-png --tasks "$HELD_OUT"
 
-# 2. Train (seed 0).
-$PY tools/micro-vlm/train.py --corpus .cache/world-train --out "$WEIGHTS" --seed 0
+# 2. Train (tools/micro-vlm/README.md, "Recipe"): the vision tower alone on the dense objective
+#    (stand-in for CLIP pretraining); then joint training on multi-turn chats — the first 1800
+#    steps of a 6390-step schedule, then a fresh schedule (seed 1) with the extra count turns
+#    balanced over their answers. Each train_turns.py run first fits fresh dense heads (300 steps).
+$PY tools/micro-vlm/pretrain_vision.py --corpus .cache/world-train --out .cache/micro-vlm-tower.safetensors --steps 800 --no-probe
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-tower.safetensors \
+  --vision-steps 300 --steps 6390 --stop-after 1800 --seed 0 --out .cache/micro-vlm-stage2.safetensors
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage2.safetensors \
+  --vision-steps 300 --balanced-counts --steps 3296 --seed 1 --out "$WEIGHTS"
 
 # 3. Export to resources/models/micro-llava and write tests/fixtures/micro-llava.
 $PY tools/micro-vlm/publish.py --checkpoint "$WEIGHTS"
+$PY tools/micro-vlm/ablation_fixtures.py --checkpoint "$WEIGHTS"
 
 # 4. ONNX-vs-PyTorch numbers, evaluation, model card.
 "${NODE[@]}" tools/micro-vlm/parity.ts > .cache/micro-vlm-parity.json

@@ -1,9 +1,10 @@
-"""Training recipe v2 (experimental until it ships): wider vision tower, marker-weighted dense
-vision objective, then joint training on multi-turn chats (turns.py).
+"""Joint training of micro-llava on multi-turn chats (turns.py) — steps 2 and 3 of the shipped
+recipe (tools/micro-vlm/README.md, "Recipe"; build.sh runs it), from a tower pretrained by
+pretrain_vision.py.
 
-    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/micro-vlm/train_turns.py --out W.safetensors
+    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/micro-vlm/train_turns.py --init T.safetensors --out W.safetensors
 
-Why each change (tools/micro-vlm/README.md, "Experiments"):
+How it differs from train.py, the first recipe (tools/micro-vlm/README.md, "Experiments"):
 - vision_hidden 128 (was 64): the 64-wide tower learns the dense objective ~4x slower per step and
   barely encodes shape at the marker patch, the patch the LLM reads the answer from (layer 0 has a
   head whose attention from the answer position puts 0.84-0.95 of its mass on that patch);
