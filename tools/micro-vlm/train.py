@@ -141,12 +141,7 @@ def main():
         ids, px, tpos, tids, aux_t = collate(batch, c.eos_token_id, c.pad_token_id)
         vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        embeds = m.merge(ids, m.embed(ids), feats)
-        att = torch.ones_like(ids)
-        pos = torch.arange(ids.shape[1])[None].expand_as(ids)
-        hidden, _, _, _ = m.language_model(embeds, att, pos)
-        logits = m.lm_head(hidden[tpos[:, 0], tpos[:, 1]])
-        qa = F.cross_entropy(logits, tids)
+        qa = F.cross_entropy(m.logits_at(ids, feats, tpos), tids)
         al = aux.loss([vstates[m.feature_layer_index()], vstates[-1]], aux_t)
         loss = qa + AUX_WEIGHT * al
         opt.zero_grad(set_to_none=True)

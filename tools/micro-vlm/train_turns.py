@@ -131,10 +131,7 @@ def main():
         ids, px, tpos, tids, aux_t = collate_turns([train[i] for i in order[step * a.batch : (step + 1) * a.batch]], c.pad_token_id)
         vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        embeds = m.merge(ids, m.embed(ids), feats)
-        pos = torch.arange(ids.shape[1])[None].expand_as(ids)
-        hidden, _, _, _ = m.language_model(embeds, torch.ones_like(ids), pos)
-        qa = F.cross_entropy(m.lm_head(hidden[tpos[:, 0], tpos[:, 1]]), tids)
+        qa = F.cross_entropy(m.logits_at(ids, feats, tpos), tids)
         al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
         loss = qa + AUX_WEIGHT * al
         opt.zero_grad(set_to_none=True)

@@ -157,12 +157,7 @@ def main():
             feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
         else:
             feats = m.multi_modal_projector(feats_cache[torch.from_numpy(idx)])
-        embeds = m.merge(ids, m.embed(ids), feats)
-        att = torch.ones_like(ids)
-        pos = torch.arange(ids.shape[1])[None].expand_as(ids)
-        hidden, _, _, _ = m.language_model(embeds, att, pos)
-        logits = m.lm_head(hidden[tpos[:, 0], tpos[:, 1]])
-        qa = F.cross_entropy(logits, tids)
+        qa = F.cross_entropy(m.logits_at(ids, feats, tpos), tids)
         opt.zero_grad(set_to_none=True)
         qa.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
