@@ -17,41 +17,18 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checkpoint  # noqa: E402
 import probe_features  # noqa: E402  (imported before seeding: it seeds torch at import)
+from dense import dense_heads, dense_loss  # noqa: E402
 from config import MicroConfig  # noqa: E402
 from corpus import vocabulary  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from processor import preprocess  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 from train import lr_at, training_set  # noqa: E402
-from train_two_stage import CLASS_COLUMNS, CLASS_SIZES, REGRESSION_COLUMNS  # noqa: E402
-
-ATTRIBUTE_COLUMNS = (0, 1, 2)
-
-
-def dense_loss(heads, states, t, marker_weight):
-    """Mean over the two heads of the per-column losses; attribute columns weighted by the marker."""
-    total = 0.0
-    w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
-    for head, h in zip(heads, states):
-        out = head(h[:, 1:])
-        o = 0
-        for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
-            ce = F.cross_entropy(out[..., o : o + size].reshape(-1, size), t[..., j].long().reshape(-1), reduction="none")
-            weighted = j in ATTRIBUTE_COLUMNS
-            total = total + (ce * (w if weighted else 1)).sum() / (w.sum() if weighted else len(ce))
-            o += size
-        reg, tt = out[..., o:], t[..., REGRESSION_COLUMNS]
-        ok = ~torch.isnan(tt)
-        total = total + 4 * F.mse_loss(reg[ok], tt[ok])
-    return total / 2
-
 
 def main():
     ap = argparse.ArgumentParser()
@@ -72,7 +49,7 @@ def main():
     tok = WordTokenizer(vocabulary(a.corpus))
     c = MicroConfig(vocab_size=len(tok), vision_hidden=a.hidden, vision_layers=a.layers, vision_intermediate=4 * a.hidden)
     m = MicroLlava(c)
-    heads = nn.ModuleList([nn.Linear(a.hidden, sum(CLASS_SIZES) + 3) for _ in range(2)])
+    heads = dense_heads(a.hidden)
     train, _ = training_set(a.corpus, tok, c.num_patches, a.per_task, with_centre=True)
     print(len(train), "examples", flush=True)
     params = list(m.vision_tower.parameters()) + list(heads.parameters())

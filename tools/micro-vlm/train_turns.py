@@ -22,7 +22,6 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,8 +32,7 @@ from evaluate import choice_accuracy  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
-from pretrain_vision import dense_loss  # noqa: E402
-from train_two_stage import CLASS_SIZES, REGRESSION_COLUMNS  # noqa: E402
+from dense import dense_heads, dense_loss  # noqa: E402
 from turns import collate_turns, make_turns_example  # noqa: E402
 
 AUX_WEIGHT = 0.5
@@ -74,8 +72,7 @@ def main():
     else:
         c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden)
         m = MicroLlava(c)
-    # Linear per-patch heads on the feature layer and the last layer (not part of the model).
-    heads = nn.ModuleList([nn.Linear(c.vision_hidden, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS)) for _ in range(2)])
+    heads = dense_heads(c.vision_hidden)  # fresh: checkpoints hold the model only
     t0 = time.time()
     train, monitor = [], []
     for task in TRAINED_TASKS:

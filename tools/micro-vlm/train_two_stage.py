@@ -21,45 +21,19 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checkpoint  # noqa: E402
 from config import MicroConfig  # noqa: E402
 from corpus import vocabulary  # noqa: E402
-from data import COLOURS, MARKERS, SHAPES, STYLES, collate  # noqa: E402
+from data import collate  # noqa: E402
+from dense import dense_heads, dense_loss  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at, training_set  # noqa: E402
 from processor import preprocess  # noqa: E402
 from evaluate import choice_accuracy  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
-
-# Target columns (data.patch_targets with_centre): colour, shape, style, marker, z, dx, dy, centre.
-CLASS_COLUMNS = [0, 1, 2, 3, 7]
-CLASS_SIZES = [len(COLOURS) + 1, len(SHAPES) + 1, len(STYLES) + 1, len(MARKERS) + 1, 2]
-REGRESSION_COLUMNS = [4, 5, 6]
-
-
-class AuxHeads(nn.Module):
-    def __init__(self, d: int):
-        super().__init__()
-        self.heads = nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS)) for _ in range(2)])
-
-    def loss(self, states, targets):
-        """states: two [N, 65, d] tensors; targets: [N, 64, AUX_COLUMNS]."""
-        total = 0.0
-        for head, h in zip(self.heads, states):
-            out = head(h[:, 1:])
-            o = 0
-            for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
-                total = total + F.cross_entropy(out[..., o : o + size].reshape(-1, size), targets[..., j].long().reshape(-1))
-                o += size
-            reg, t = out[..., o:], targets[..., REGRESSION_COLUMNS]
-            ok = ~torch.isnan(t)
-            total = total + 4 * F.mse_loss(reg[ok], t[ok])
-        return total / len(self.heads)
-
 
 @torch.no_grad()
 def cache_features(m: MicroLlava, train: list, batch: int = 256) -> torch.Tensor:
@@ -97,7 +71,7 @@ def main():
     tok = WordTokenizer(vocabulary(a.corpus))
     c = MicroConfig(vocab_size=len(tok))
     m = MicroLlava(c)
-    aux = AuxHeads(c.vision_hidden)
+    aux = dense_heads(c.vision_hidden)
     if a.init:
         m.load_state_dict(checkpoint.load(a.init)[0].state_dict())
     t0 = time.time()
@@ -119,7 +93,7 @@ def main():
         px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch])))
         aux_t = torch.from_numpy(np.concatenate([e.aux for e in batch]))
         vstates, _ = m.vision_states(px)
-        al = aux.loss([vstates[m.feature_layer_index()], vstates[-1]], aux_t)
+        al = dense_loss(aux, [vstates[m.feature_layer_index()], vstates[-1]], aux_t)
         vopt.zero_grad(set_to_none=True)
         al.backward()
         torch.nn.utils.clip_grad_norm_(vparams, 1.0)

@@ -1,0 +1,45 @@
+"""The dense per-patch objective that stands in for CLIP pretraining of the vision tower.
+
+Targets are data.patch_targets(..., with_centre=True): per 8x8 patch the colour / shape / style
+of the object covering most of it (0 = background), the marker drawn there, whether it holds an
+object's centre, and the object's depth z and the patch's offset from its centre. Linear heads on
+the feature layer the LLM reads and on the last layer predict them; the heads are not shipped.
+Used by pretrain_vision.py, train_turns.py and train_two_stage.py (train.py's first recipe has
+its own 7-column version without the centre target).
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data import COLOURS, MARKERS, SHAPES, STYLES
+
+# Target columns: colour, shape, style, marker, z, dx, dy, centre.
+CLASS_COLUMNS = [0, 1, 2, 3, 7]
+CLASS_SIZES = [len(COLOURS) + 1, len(SHAPES) + 1, len(STYLES) + 1, len(MARKERS) + 1, 2]
+REGRESSION_COLUMNS = [4, 5, 6]
+ATTRIBUTE_COLUMNS = (0, 1, 2)  # the terms the marker weight applies to
+
+
+def dense_heads(d: int) -> nn.ModuleList:
+    """One linear head for the feature layer, one for the last layer."""
+    return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS)) for _ in range(2)])
+
+
+def dense_loss(heads, states, t, marker_weight: float = 0.0):
+    """Mean over the two heads of the per-column losses; states: two [N, 65, d], t: [N, 64, 8].
+    The attribute terms of a patch with a marker weigh marker_weight + 1 times a plain patch's
+    (the LLM reads point answers from that one patch)."""
+    total = 0.0
+    w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
+    for head, h in zip(heads, states):
+        out = head(h[:, 1:])
+        o = 0
+        for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
+            ce = F.cross_entropy(out[..., o : o + size].reshape(-1, size), t[..., j].long().reshape(-1), reduction="none")
+            weighted = j in ATTRIBUTE_COLUMNS
+            total = total + (ce * (w if weighted else 1)).sum() / (w.sum() if weighted else len(ce))
+            o += size
+        reg, tt = out[..., o:], t[..., REGRESSION_COLUMNS]
+        ok = ~torch.isnan(tt)
+        total = total + 4 * F.mse_loss(reg[ok], tt[ok])
+    return total / 2
