@@ -27,14 +27,18 @@ const none = z.object({}).strict();
 /** The K/V-token probes (engine/kv-probes). */
 export const KvProbe = z.enum(['segmentation', 'segmentation-few-shot', 'correspondence', 'propagation', 'referring']);
 
+/** An accuracy with its 95% Wilson interval. */
+const accuracyInterval = { accuracy: z.number(), low: z.number(), high: z.number() };
+
 const StageReadout = z.object({
   stage: z.string(),
   method: z.enum(['probe', 'cosine', 'gram', 'cls']),
-  accuracy: z.number(),
-  low: z.number(),
-  high: z.number(),
+  ...accuracyInterval,
   shuffledAccuracy: z.number().nullable(),
 });
+
+/** Which K/V probe cell a row is: probe, metric, LLM layer, key or value, and how many items it scored. */
+const kvProbeCell = { probe: KvProbe, metric: z.string(), layer: z.number().int(), kind: z.enum(['key', 'value']), items: z.number().int() };
 
 /** One run of a sweep: its label (`intact`, or the ablation's), progress, and why it has no readout when it failed. */
 const SweepRun = z.object({ id: Id, label: z.string(), status: RunStatus, done: z.number().int(), total: z.number().int(), failed: z.number().int(), error: z.string().nullable() });
@@ -181,15 +185,7 @@ export const methods = {
   'kv/probes': {
     params: z.object({ runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5), shots: z.number().int().min(1).max(1024).default(8) }).strict(),
     result: z.array(
-      z.object({
-        probe: KvProbe,
-        metric: z.string(),
-        layer: z.number().int(),
-        kind: z.enum(['key', 'value']),
-        items: z.number().int(),
-        value: z.number(),
-        control: z.number(),
-      }),
+      z.object({ ...kvProbeCell, value: z.number(), control: z.number() }),
     ),
   },
   /**
@@ -242,18 +238,14 @@ export const methods = {
       runId: Id,
       sharedItems: z.number().int(),
       answer: z.object({
-        base: z.object({ n: z.number().int(), accuracy: z.number(), low: z.number(), high: z.number() }).nullable(),
-        other: z.object({ n: z.number().int(), accuracy: z.number(), low: z.number(), high: z.number() }).nullable(),
+        base: z.object({ n: z.number().int(), ...accuracyInterval }).nullable(),
+        other: z.object({ n: z.number().int(), ...accuracyInterval }).nullable(),
         delta: z.number().nullable(),
       }),
       pAnswer: z.object({ base: z.number().nullable(), other: z.number().nullable(), delta: z.number().nullable() }),
       probes: z.array(
         z.object({
-          probe: KvProbe,
-          metric: z.string(),
-          layer: z.number().int(),
-          kind: z.enum(['key', 'value']),
-          items: z.number().int(),
+          ...kvProbeCell,
           base: z.number().nullable(),
           other: z.number().nullable(),
           delta: z.number().nullable(),
@@ -272,8 +264,8 @@ export const methods = {
       chance: z.number(),
       stages: z.array(StageReadout),
       alternatives: z.array(StageReadout),
-      answer: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
-      blind: z.object({ accuracy: z.number(), low: z.number(), high: z.number() }),
+      answer: z.object(accuracyInterval),
+      blind: z.object(accuracyInterval),
       tv: z.object({ answerVsTruth: z.number(), blindVsTruth: z.number(), answerVsBlind: z.number() }),
       distributions: z.object({ answer: z.array(z.number()), blind: z.array(z.number()), truth: z.array(z.number()) }),
       presentNotSurfaced: z.array(z.string()),
