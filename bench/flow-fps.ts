@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { REPO_ROOT } from '../src-main/paths.ts';
+import type { BenchResult as Run } from '../src-renderer/src/scene/flow-bench.ts';
 import { tempDir } from '../tests/helpers/fixtures.ts';
 import { startServer } from '../tests/helpers/server-process.ts';
 
@@ -52,24 +53,6 @@ const { values } = parseArgs({
   },
 });
 
-/** The scene's BenchResult (src-renderer/src/scene/attention-flow.ts), as it crosses the page boundary. */
-interface Run {
-  mode: string;
-  frames: number;
-  seconds: number;
-  fps: number;
-  syncMovingMs: number;
-  syncStillMs: number;
-  jsMs: number;
-  edges: number;
-  tokens: number;
-  drawnEdges: number;
-  drawnTokens: number;
-  pixelRatio: number;
-  stillAfterMs: number;
-  stillEdges: number;
-  stillTokens: number;
-}
 type Bench = {
   orbit(seconds: number, opts: { warmup?: number; empty?: boolean; syncFrames?: number }): Promise<Run>;
   setLod(lod: { mode: string }): void;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockedEdges, modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
 import type { EngineClient } from '../../src-shared/contract/client.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
 import { connectNode } from '../helpers/node-ws-transport.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
@@ -34,12 +34,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function open(hash: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 1900 } });
-  await page.goto(`${server.url}${hash}`);
-  await page.getByText('engine connected').waitFor();
-  return page;
-}
+const open = (hash: string): Promise<Page> => openWorkbench(browser, `${server.url}${hash}`, { width: 1360, height: 1900 });
 
 // Runs in the page; typed structurally because this file is type-checked without DOM types.
 type El = { querySelectorAll(s: string): { length: number; [i: number]: { getAttribute(a: string): string | null } } };

@@ -12,7 +12,7 @@ import type { RunResult } from '../../src-shared/contract/domain.ts';
 import { attentionOnImages } from '../../src-renderer/src/scene/attention-map.ts';
 import { type AttentionSource, type HeadSelect, type ImageToken, parseTokenMap, selectEdges, tensorAttention, traceFlow } from '../../src-renderer/src/scene/flow-data.ts';
 import { argmax, cosineMap, listStages, patchVector, stageGrid } from '../../src-renderer/src/scene/similarity.ts';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
 import { connectNode } from '../helpers/node-ws-transport.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
@@ -50,12 +50,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function open(hash: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
-  await page.goto(`${server.url}${hash}`);
-  await page.getByText('engine connected').waitFor();
-  return page;
-}
+const open = (hash: string): Promise<Page> => openWorkbench(browser, `${server.url}${hash}`);
 
 describe('correspondence view', () => {
   it('turns image B into the cosine heatmap of the clicked patch of A, best match where Node finds it', async () => {

@@ -6,7 +6,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { makeLongDataset, tempDir } from '../helpers/fixtures.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
 
@@ -22,12 +22,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function open(url: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 820 } });
-  await page.goto(url);
-  await page.getByText('engine connected').waitFor();
-  return page;
-}
+const open = (url: string): Promise<Page> => openWorkbench(browser, url, { width: 1360, height: 820 });
 
 describe('workbench end to end', () => {
   it('starts, streams, cancels, and keeps runs across a server restart', async () => {

@@ -22,6 +22,7 @@ import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { type AttentionSource, type EdgeFilter, type EdgeSet, type FlowLayout, type Trace, type TraceDirection, selectEdges, traceFlow } from './flow-data.ts';
 import { FlowGraph } from './flow-graph.ts';
+import type { BenchResult } from './flow-bench.ts';
 import { DEFAULT_LOD, type Detail, LEVEL_STRIDES, LodController, type LodMode, type LodSettings, TOKEN_COST, splitBudget } from './flow-lod.ts';
 
 export interface LodStats {
@@ -65,29 +66,6 @@ export interface BenchOptions {
   empty?: boolean;
 }
 
-export interface BenchResult {
-  mode: LodMode;
-  frames: number;
-  seconds: number;
-  fps: number;
-  /** Mean ms of a moving frame / a full-detail frame forced to finish by a 1-pixel readback. */
-  syncMovingMs: number;
-  syncStillMs: number;
-  /** Mean ms of JS per moving frame (renderer.render only; the GL work runs elsewhere). */
-  jsMs: number;
-  edges: number;
-  tokens: number;
-  /** Mean edges and token points drawn per moving frame. */
-  drawnEdges: number;
-  drawnTokens: number;
-  /** Pixel ratio of the moving frames. */
-  pixelRatio: number;
-  /** From the last camera move to the full-detail frame (idle wait included). */
-  stillAfterMs: number;
-  /** Edges and tokens the frame after the camera stopped drew (all of them, or LOD failed to restore). */
-  stillEdges: number;
-  stillTokens: number;
-}
 
 /** How often the moving frames may report stats (the UI note), in ms. */
 const MOVING_STATS_MS = 250;
