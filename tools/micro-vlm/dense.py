@@ -20,15 +20,24 @@ REGRESSION_COLUMNS = [4, 5, 6]
 ATTRIBUTE_COLUMNS = (0, 1, 2)  # the terms the marker weight applies to
 
 
-def dense_heads(d: int) -> nn.ModuleList:
-    """One linear head for the feature layer, one for the last layer."""
-    return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS)) for _ in range(2)])
+def dense_heads(d: int, position: bool = False) -> nn.ModuleList:
+    """One linear head for the feature layer, one for the last layer (+2 outputs with `position`)."""
+    return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS) + 2 * position) for _ in range(2)])
+
+
+def patch_positions(n: int) -> torch.Tensor:
+    """[n, 2] the (x, y) of each patch of a square grid, raster order, scaled to [-1, 1]."""
+    side = int(round(n**0.5))
+    g = torch.linspace(-1, 1, side)
+    return torch.stack([g.repeat(side), g.repeat_interleave(side)], dim=1)
 
 
 def dense_loss(heads, states, t, marker_weight: float = 0.0):
     """Mean over the two heads of the per-column losses; states: two [N, 65, d], t: [N, 64, 8].
     The attribute terms of a patch with a marker weigh marker_weight + 1 times a plain patch's
-    (the LLM reads point answers from that one patch)."""
+    (the LLM reads point answers from that one patch). Heads built with `position` also regress
+    each patch's own grid position, so the features the LLM reads keep where they are (relation
+    questions compare positions; the LLM's RoPE moves queries and keys, not values)."""
     total = 0.0
     w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
     for head, h in zip(heads, states):
@@ -39,7 +48,10 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0):
             weighted = j in ATTRIBUTE_COLUMNS
             total = total + (ce * (w if weighted else 1)).sum() / (w.sum() if weighted else len(ce))
             o += size
-        reg, tt = out[..., o:], t[..., REGRESSION_COLUMNS]
+        reg, tt = out[..., o : o + len(REGRESSION_COLUMNS)], t[..., REGRESSION_COLUMNS]
         ok = ~torch.isnan(tt)
         total = total + 4 * F.mse_loss(reg[ok], tt[ok])
+        if out.shape[-1] > o + len(REGRESSION_COLUMNS):
+            xy = patch_positions(out.shape[1]).expand(out.shape[0], -1, -1)
+            total = total + F.mse_loss(out[..., o + len(REGRESSION_COLUMNS) :], xy)
     return total / 2

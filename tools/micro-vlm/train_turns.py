@@ -55,6 +55,9 @@ def main():
     ap.add_argument("--train-per-task", type=int, default=8000)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--balanced-counts", action="store_true", help="thin the extra count turns so the answers one..five are even (turns.COUNT_KEEP)")
+    ap.add_argument("--grounded", action="store_true", help="relation / referring chats ask every relation and marker question the scene settles (turns.py)")
+    ap.add_argument("--position-target", action="store_true", help="the dense heads also regress each patch's grid position (dense.py)")
+    ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
     ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
                     help="set --steps from the speed of the first 20 joint steps so stage 2 takes about this long (the chosen count is logged)")
@@ -72,12 +75,15 @@ def main():
     else:
         c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden)
         m = MicroLlava(c)
-    heads = dense_heads(c.vision_hidden)  # fresh: checkpoints hold the model only
+    heads = dense_heads(c.vision_hidden, a.position_target)  # fresh: checkpoints hold the model only
     t0 = time.time()
     train, monitor = [], []
+    copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
     for task in TRAINED_TASKS:
         items = load_task(a.corpus, task)
-        train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts) for it in items if it.split == "train"][: a.train_per_task]
+        for _ in range(copies.get(task, 1)):
+            train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded)
+                      for it in items if it.split == "train"][: a.train_per_task]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2
     print(f"{len(train)} chats, {turns} answers, from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
@@ -86,7 +92,8 @@ def main():
     def save(tag=""):
         info = {"recipe": "train_turns.py", "seed": a.seed, "vision_hidden": c.vision_hidden, "vision_steps": a.vision_steps,
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "steps": a.steps,
-                "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
+                "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded,
+                "position_target": a.position_target, "oversample": a.oversample, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)

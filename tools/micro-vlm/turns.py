@@ -9,7 +9,11 @@ covers more than the item's own question we ask the extra questions too:
 - count: "how many {colour} objects / {shape}s / objects" for every query whose true count is
   1..5 (count scenes keep every object >= 70% visible, so the scene's objects are the counts).
 
-relation and referring keep their one question (their wording rules live in the TS generator).
+- relation and referring (`grounded=True`, the session-11 recipe; otherwise they keep their one
+  question): every relation between two objects the scene names uniquely by colour + shape whose
+  centres are clear of the generator's 8 px margin (yes and no come in equal numbers, since "left of"
+  and "right of" swap), and "which marker is on ..." for every object an expression picks out by
+  the rules of src-shared/world/refer.ts (colour + shape; small / large; leftmost / rightmost).
 The item's own question is always one of the turns, and is the first turn in a share of the
 sequences, so the single-turn prompt the evaluation uses stays in distribution.
 
@@ -35,9 +39,71 @@ POINT_QUESTIONS = {
 }
 
 
-def extra_turns(item: Item) -> List[Tuple[str, str]]:
+RELATIONS = ["left of", "right of", "above", "below"]
+RELATION_MARGIN = 8.0  # src-shared/world/tasks/relation.ts
+SIZE_RATIO, POSITION_GAP = 1.3, 6.0  # src-shared/world/refer.ts
+SLACK = 0.01  # meta centres and radii are rounded to 1e-3: stay clear of the generator's ties
+
+
+def relation_turns(objects: list) -> List[Tuple[str, str]]:
+    """Every clear relation between two uniquely named objects (centres, the generator's margin)."""
+    name = lambda o: (o["colour"], o["shape"])  # noqa: E731
+    unique = [o for o in objects if sum(name(p) == name(o) for p in objects) == 1]
+    out = []
+    for a in unique:
+        for b in unique:
+            if a is b:
+                continue
+            (ax, ay), (bx, by) = a["centre"], b["centre"]
+            for rel, d in zip(RELATIONS, [bx - ax, ax - bx, by - ay, ay - by]):
+                if abs(d) >= RELATION_MARGIN + SLACK:
+                    out.append((f"is the {a['colour']} {a['shape']} {rel} the {b['colour']} {b['shape']} ?", "yes" if d > 0 else "no"))
+    return out
+
+
+def referring_turns(item: Item) -> List[Tuple[str, str]]:
+    """"which marker is on E ?" for every expression E that picks out one lettered object."""
+    objects = item.meta.get("objects", [])
+    letter = {}
+    for lab in item.labels:
+        if lab["kind"] == "point" and lab.get("name") in ("a", "b", "c", "d"):
+            x, y = int(lab["at"][0]), int(lab["at"][1])
+            letter[int(item.masks[lab["image"]][y, x])] = lab["name"]
+    out = []
+
+    def extreme(group, key, gap_ok):
+        if len(group) < 2:
+            return None
+        ranked = sorted(group, key=key, reverse=True)
+        return ranked[0] if gap_ok(key(ranked[0]), key(ranked[1])) else None
+
+    for o in objects:
+        same = [p for p in objects if p["colour"] == o["colour"] and p["shape"] == o["shape"]]
+        if len(same) == 1:
+            out.append((f"the {o['colour']} {o['shape']}", o))
+    pairs = {(o["colour"], o["shape"]) for o in objects}
+    for c, s in sorted(pairs):
+        same = [p for p in objects if p["colour"] == c and p["shape"] == s]
+        big = extreme(same, lambda p: p["radius"], lambda best, other: best >= SIZE_RATIO * other + SLACK)
+        small = extreme(same, lambda p: -p["radius"], lambda best, other: -other >= SIZE_RATIO * -best + SLACK)
+        out += [(f"the large {c} {s}", big)] if big else []
+        out += [(f"the small {c} {s}", small)] if small else []
+    for s in sorted({o["shape"] for o in objects}):
+        same = [p for p in objects if p["shape"] == s]
+        right = extreme(same, lambda p: p["centre"][0], lambda best, other: best - other >= POSITION_GAP + SLACK)
+        left = extreme(same, lambda p: -p["centre"][0], lambda best, other: best - other >= POSITION_GAP + SLACK)
+        out += [(f"the rightmost {s}", right)] if right else []
+        out += [(f"the leftmost {s}", left)] if left else []
+    return [(f"which marker is on {text} ?", letter[o["id"]]) for text, o in out if o["id"] in letter]
+
+
+def extra_turns(item: Item, grounded: bool = False) -> List[Tuple[str, str]]:
     """Every (question, answer) the item's ground truth settles, the item's own question included."""
     objects = item.meta.get("objects", [])
+    if grounded and item.task == "relation":
+        return relation_turns(objects)
+    if grounded and item.task == "referring":
+        return referring_turns(item)
     if item.task in ("colour-at-point", "shape-at-point", "style"):
         target = next(o for o in objects if o["id"] == item.meta["targetId"])
         return [(q, target[k]) for k, q in POINT_QUESTIONS.items()]
@@ -73,9 +139,10 @@ COUNT_KEEP = {"one": 1143 / 10051, "two": 1143 / 3703, "three": 1143 / 1610, "fo
 
 
 def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
-                       tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False) -> TurnsExample:
+                       tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
+                       grounded: bool = False) -> TurnsExample:
     own = (item.prompt, item.answer)
-    others = [t for t in extra_turns(item) if t[0] != item.prompt]
+    others = [t for t in extra_turns(item, grounded) if t[0] != item.prompt]
     if balanced_counts and item.task == "count":
         others = [t for t in others if rng.random() < COUNT_KEEP[t[1]]]
     rng.shuffle(others)
