@@ -304,13 +304,15 @@ class MicroLlava(nn.Module):
         out[pos] = image_features.reshape(-1, image_features.shape[-1]).to(out.dtype)
         return out
 
-    def logits_at(self, input_ids, image_features, positions):
+    def logits_at(self, input_ids, image_features, positions, want_probs=False):
         """Training forward: logits at `positions` ([n, 2] batch/sequence pairs) of right-padded
-        prompts whose image rows hold `image_features` (causal attention keeps padding inert)."""
+        prompts whose image rows hold `image_features` (causal attention keeps padding inert).
+        want_probs: also every LLM layer's attention probabilities."""
         embeds = self.merge(input_ids, self.embed(input_ids), image_features)
         pos = torch.arange(input_ids.shape[1])[None].expand_as(input_ids)
-        hidden, _, _, _ = self.language_model(embeds, torch.ones_like(input_ids), pos)
-        return self.lm_head(hidden[positions[:, 0], positions[:, 1]])
+        hidden, _, _, probs = self.language_model(embeds, torch.ones_like(input_ids), pos, want_probs=want_probs)
+        logits = self.lm_head(hidden[positions[:, 0], positions[:, 1]])
+        return (logits, probs) if want_probs else logits
 
     def forward(self, input_ids, pixel_values=None, attention_mask=None, position_ids=None,
                 vision_attn_bias=None, text_attn_bias=None, want_probs=False):

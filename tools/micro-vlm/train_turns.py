@@ -33,7 +33,7 @@ from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
-from turns import collate_turns, make_turns_example  # noqa: E402
+from turns import collate_grounds, collate_turns, make_turns_example  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -57,6 +57,9 @@ def main():
     ap.add_argument("--balanced-counts", action="store_true", help="thin the extra count turns so the answers one..five are even (turns.COUNT_KEEP)")
     ap.add_argument("--grounded", action="store_true", help="relation / referring chats ask every relation and marker question the scene settles (turns.py)")
     ap.add_argument("--position-target", action="store_true", help="the dense heads also regress each patch's grid position (dense.py)")
+    ap.add_argument("--attend-layer", type=int, default=-1,
+                    help="supervise the attention of this LLM layer's heads 0/1 at relation, marker and count answers (turns.turn_grounding); -1: off")
+    ap.add_argument("--attend-weight", type=float, default=0.5)
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
     ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
@@ -82,7 +85,8 @@ def main():
     for task in TRAINED_TASKS:
         items = load_task(a.corpus, task)
         for _ in range(copies.get(task, 1)):
-            train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded)
+            train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded,
+                                         supervise_attention=a.attend_layer >= 0)
                       for it in items if it.split == "train"][: a.train_per_task]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2
@@ -93,7 +97,7 @@ def main():
         info = {"recipe": "train_turns.py", "seed": a.seed, "vision_hidden": c.vision_hidden, "vision_steps": a.vision_steps,
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded,
-                "position_target": a.position_target, "oversample": a.oversample, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
+                "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
@@ -132,18 +136,26 @@ def main():
         m.train()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, 60)
-        ids, px, tpos, tids, aux_t = collate_turns([train[i] for i in order[step * a.batch : (step + 1) * a.batch]], c.pad_token_id)
+        batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
+        ids, px, tpos, tids, aux_t = collate_turns(batch, c.pad_token_id)
         vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        qa = F.cross_entropy(m.logits_at(ids, feats, tpos), tids)
         al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
-        loss = qa + AUX_WEIGHT * al
+        if a.attend_layer >= 0:
+            logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
+            gi, gmask = collate_grounds(batch, ids.shape[1])
+            rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
+            attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
+        else:
+            logits, attend = m.logits_at(ids, feats, tpos), 0.0
+        qa = F.cross_entropy(logits, tids)
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f} lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),

@@ -19,8 +19,8 @@ sequences, so the single-turn prompt the evaluation uses stays in distribution.
 
     <s> USER : <image>x64 q1 ASSISTANT : a1 </s> USER : q2 ASSISTANT : a2 </s> ...
 """
-from dataclasses import dataclass
-from typing import List, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -45,8 +45,9 @@ SIZE_RATIO, POSITION_GAP = 1.3, 6.0  # src-shared/world/refer.ts
 SLACK = 0.01  # meta centres and radii are rounded to 1e-3: stay clear of the generator's ties
 
 
-def relation_turns(objects: list) -> List[Tuple[str, str]]:
-    """Every clear relation between two uniquely named objects (centres, the generator's margin)."""
+def relation_turns(objects: list, with_ids: bool = False) -> list:
+    """Every clear relation between two uniquely named objects (centres, the generator's margin);
+    with_ids: (question, (subject id, object id)) instead of (question, answer)."""
     name = lambda o: (o["colour"], o["shape"])  # noqa: E731
     unique = [o for o in objects if sum(name(p) == name(o) for p in objects) == 1]
     out = []
@@ -57,11 +58,12 @@ def relation_turns(objects: list) -> List[Tuple[str, str]]:
             (ax, ay), (bx, by) = a["centre"], b["centre"]
             for rel, d in zip(RELATIONS, [bx - ax, ax - bx, by - ay, ay - by]):
                 if abs(d) >= RELATION_MARGIN + SLACK:
-                    out.append((f"is the {a['colour']} {a['shape']} {rel} the {b['colour']} {b['shape']} ?", "yes" if d > 0 else "no"))
+                    answer = (a["id"], b["id"]) if with_ids else "yes" if d > 0 else "no"
+                    out.append((f"is the {a['colour']} {a['shape']} {rel} the {b['colour']} {b['shape']} ?", answer))
     return out
 
 
-def referring_turns(item: Item) -> List[Tuple[str, str]]:
+def referring_turns(item: Item, with_objects: bool = False) -> list:
     """"which marker is on E ?" for every expression E that picks out one lettered object."""
     objects = item.meta.get("objects", [])
     letter = {}
@@ -94,7 +96,7 @@ def referring_turns(item: Item) -> List[Tuple[str, str]]:
         left = extreme(same, lambda p: -p["centre"][0], lambda best, other: best - other >= POSITION_GAP + SLACK)
         out += [(f"the rightmost {s}", right)] if right else []
         out += [(f"the leftmost {s}", left)] if left else []
-    return [(f"which marker is on {text} ?", letter[o["id"]]) for text, o in out if o["id"] in letter]
+    return [(f"which marker is on {text} ?", o if with_objects else letter[o["id"]]) for text, o in out if o["id"] in letter]
 
 
 def extra_turns(item: Item, grounded: bool = False) -> List[Tuple[str, str]]:
@@ -123,12 +125,48 @@ def extra_turns(item: Item, grounded: bool = False) -> List[Tuple[str, str]]:
     return [(item.prompt, item.answer)]
 
 
+def turn_grounding(item: Item) -> Dict[str, List[Tuple[str, List[int]]]]:
+    """question -> per supervised head, (kind, object ids) the answer has to look at: relation
+    questions their subject (head 0) and object (head 1); marker questions the referred object;
+    count questions the counted objects' centres ("centres": the attention may also rest on <s>,
+    which is what lets a softmax average count)."""
+    objects = item.meta.get("objects", [])
+    out: Dict[str, List[Tuple[str, List[int]]]] = {}
+    if item.task == "relation":
+        for q, (a, b) in relation_turns(objects, with_ids=True):
+            out[q] = [("object", [a]), ("object", [b])]
+    elif item.task == "referring":
+        for q, o in referring_turns(item, with_objects=True):
+            out[q] = [("object", [o["id"]])]
+    elif item.task == "count":
+        for c in COLOURS:
+            out[f"how many {c} objects are there ?"] = [("centres", [o["id"] for o in objects if o["colour"] == c])]
+        for sh in SHAPES:
+            out[f"how many {PLURAL[sh]} are there ?"] = [("centres", [o["id"] for o in objects if o["shape"] == sh])]
+        out["how many objects are there ?"] = [("centres", [o["id"] for o in objects])]
+    return out
+
+
+def object_patches(mask: np.ndarray, object_id: int, min_pixels: int = 16) -> List[int]:
+    """Patches (raster order) where the object covers >= min_pixels of 64, else its best patch."""
+    cover = (mask == object_id).reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64).sum(1)
+    hit = [int(k) for k in np.nonzero(cover >= min_pixels)[0]]
+    return hit or ([int(cover.argmax())] if cover.max() > 0 else [])
+
+
+def centre_patches(objects: list, ids: List[int]) -> List[int]:
+    by_id = {o["id"]: o for o in objects}
+    return sorted({int(by_id[i]["centre"][1] // 8) * 8 + int(by_id[i]["centre"][0] // 8) for i in ids})
+
+
 @dataclass
 class TurnsExample:
     ids: List[int]
     targets: List[Tuple[int, int]]  # (position whose logits predict it, token id)
     item: Item
     aux: np.ndarray
+    # (answer position, head, sequence positions its attention should fall on) — attention supervision
+    grounds: List[Tuple[int, int, List[int]]] = field(default_factory=list)
 
 
 # Share of the extra count turns kept per answer when balancing: every colour / shape present
@@ -140,7 +178,7 @@ COUNT_KEEP = {"one": 1143 / 10051, "two": 1143 / 3703, "three": 1143 / 1610, "fo
 
 def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
-                       grounded: bool = False) -> TurnsExample:
+                       grounded: bool = False, supervise_attention: bool = False) -> TurnsExample:
     own = (item.prompt, item.answer)
     others = [t for t in extra_turns(item, grounded) if t[0] != item.prompt]
     if balanced_counts and item.task == "count":
@@ -153,6 +191,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     eos = tok.vocab["</s>"]
     ids: List[int] = []
     targets: List[Tuple[int, int]] = []
+    grounds: List[Tuple[int, int, List[int]]] = []
+    where = turn_grounding(item) if supervise_attention else {}
     for k, (q, a) in enumerate(turns):
         text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
         piece = tok.encode(text)
@@ -161,8 +201,15 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         ids += piece
         answer = tok.vocab[a]
         targets += [(len(ids) - 1, answer), (len(ids), eos)]
+        image_at = ids.index(tok.vocab["<image>"])
+        for head, (kind, object_ids) in enumerate(where.get(q, [])):
+            if kind == "object":
+                seq = [image_at + p for i in object_ids for p in object_patches(np.asarray(item.masks[0]), i)]
+            else:
+                seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
+            grounds.append((len(ids) - 1, head, seq))
         ids += [answer, eos]
-    return TurnsExample(ids, targets, item, base.aux)
+    return TurnsExample(ids, targets, item, base.aux, grounds)
 
 
 def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
@@ -176,3 +223,14 @@ def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = Tr
     px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch]))) if with_pixels else None
     aux = torch.from_numpy(np.concatenate([e.aux for e in batch]))
     return ids, px, torch.tensor(pos), torch.tensor(tgt), aux
+
+
+def collate_grounds(batch: List[TurnsExample], seq_len: int):
+    """Attention-supervision targets of a batch: (batch, position, head) index tensors and a
+    [n, seq_len] 0/1 mask of where each supervised attention row should put its mass."""
+    rows = [(b, p, h, seq) for b, e in enumerate(batch) for p, h, seq in e.grounds]
+    mask = torch.zeros(len(rows), seq_len)
+    for r, (_, _, _, seq) in enumerate(rows):
+        mask[r, seq] = 1
+    idx = torch.tensor([[b, p, h] for b, p, h, _ in rows], dtype=torch.long).reshape(-1, 3)
+    return idx, mask
