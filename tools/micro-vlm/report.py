@@ -84,13 +84,23 @@ def training_stages(info: dict) -> list:
         lines.append(f"  {k}. `train_turns.py --seed {step['seed']}`: {step['vision_steps']} tower-only steps with fresh auxiliary heads (their first, "
                      f"large gradients would otherwise swamp the joint ones), then everything jointly for {joint} steps × batch {step['batch']} "
                      f"chats{part}, peak lr {step['lr']}, answer loss + auxiliary loss; extra count turns "
-                     f"{'balanced over the answers' if step.get('balanced_counts') else 'unbalanced'};")
+                     f"{'balanced over the answers' if step.get('balanced_counts') else 'unbalanced'}"
+                     + (f"; up to {step['max_turns']} turns per chat" if step.get("max_turns", 4) != 4 else "")
+                     + ("; grounded relation / marker chats" if step.get("grounded") else "")
+                     + (f"; chats per item {step['oversample']}" if step.get("oversample") else "")
+                     + ("; dense heads also regress patch positions" if step.get("position_target") else "")
+                     + (f"; attention of LLM layer {step['attend_layer']} heads 0-1 supervised (weight {step['attend_weight']})"
+                        if step.get("attend_layer", -1) >= 0 else "") + ";")
     lines[-1] = lines[-1][:-1] + "."
     head = f"* {len(chain)} stages, {total // 60} min on 2 CPU cores in all:"
     turns = (f"* **Multi-turn chats** (`turns.py`): each training sequence asks up to {chain[0].get('max_turns')} questions about its image in the chat "
              f"template's turn format — for a marked object its colour, shape and pattern; for a count scene colour / shape / "
              f"all-objects counts between one and five (unbalanced, \"one\" is 57% of them: `--balanced-counts` thins them to even answers); "
-             f"relation and referring items keep their one question. The item's own question is always among them (first in a random "
+             + ("relation items every clear relation between two objects the scene names uniquely, referring items every "
+                f"\"which marker is on ...\" an expression settles (stages with grounded chats; `turn_grounding` also gives the "
+                f"objects each answer must look at, for the attention supervision). "
+                if any(s.get("grounded") for s in chain) else "relation and referring items keep their one question. ")
+             + f"The item's own question is always among them (first in a random "
              f"share of sequences), so the single-question prompts of the evaluation stay in distribution.")
     return [head] + lines + [turns]
 

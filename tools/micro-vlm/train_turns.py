@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--attend-layer", type=int, default=-1,
                     help="supervise the attention of this LLM layer's heads 0/1 at relation, marker and count answers (turns.turn_grounding); -1: off")
     ap.add_argument("--attend-weight", type=float, default=0.5)
+    ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
+    ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
     ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
@@ -82,7 +84,8 @@ def main():
     t0 = time.time()
     train, monitor = [], []
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
-    for task in TRAINED_TASKS:
+    for task in a.tasks.split(","):
+        assert task in TRAINED_TASKS, f"{task} is not a trained task"
         items = load_task(a.corpus, task)
         for _ in range(copies.get(task, 1)):
             train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded,
@@ -98,7 +101,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "trained_tasks": TRAINED_TASKS, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -124,7 +127,9 @@ def main():
 
     # Stage 2: everything jointly; answer loss on every turn + the dense objective.
     t1 = time.time()
-    params = list(m.parameters()) + list(heads.parameters())
+    if a.freeze_vision:
+        m.vision_tower.requires_grad_(False)
+    params = [p for p in list(m.parameters()) + list(heads.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(20)])  # 20 epochs: more than any budget here
@@ -138,9 +143,10 @@ def main():
             g["lr"] = lr_at(step, a.steps, a.lr, 60)
         batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
         ids, px, tpos, tids, aux_t = collate_turns(batch, c.pad_token_id)
-        vstates, _ = m.vision_states(px)
+        with torch.set_grad_enabled(not a.freeze_vision):
+            vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
+        al = torch.zeros(()) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
         if a.attend_layer >= 0:
             logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
             gi, gmask = collate_grounds(batch, ids.shape[1])
