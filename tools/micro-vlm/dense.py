@@ -32,12 +32,14 @@ def patch_positions(n: int) -> torch.Tensor:
     return torch.stack([g.repeat(side), g.repeat_interleave(side)], dim=1)
 
 
-def dense_loss(heads, states, t, marker_weight: float = 0.0):
+def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: float = 0.0):
     """Mean over the two heads of the per-column losses; states: two [N, 65, d], t: [N, 64, 8].
     The attribute terms of a patch with a marker weigh marker_weight + 1 times a plain patch's
     (the LLM reads point answers from that one patch). Heads built with `position` also regress
     each patch's own grid position, so the features the LLM reads keep where they are (relation
-    questions compare positions; the LLM's RoPE moves queries and keys, not values)."""
+    questions compare positions; the LLM's RoPE moves queries and keys, not values).
+    letter_weight: the marker-class term of a patch with a marker weighs letter_weight + 1 times a
+    plain patch's (4 lettered patches of 64 otherwise barely register; referring reads them)."""
     total = 0.0
     w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
     for head, h in zip(heads, states):
@@ -46,7 +48,11 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0):
         for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
             ce = F.cross_entropy(out[..., o : o + size].reshape(-1, size), t[..., j].long().reshape(-1), reduction="none")
             weighted = j in ATTRIBUTE_COLUMNS
-            total = total + (ce * (w if weighted else 1)).sum() / (w.sum() if weighted else len(ce))
+            if j == 3 and letter_weight:
+                lw = 1 + letter_weight * (t[..., 3] > 0).float().reshape(-1)
+                total = total + (ce * lw).sum() / lw.sum()
+            else:
+                total = total + (ce * (w if weighted else 1)).sum() / (w.sum() if weighted else len(ce))
             o += size
         reg, tt = out[..., o : o + len(REGRESSION_COLUMNS)], t[..., REGRESSION_COLUMNS]
         ok = ~torch.isnan(tt)

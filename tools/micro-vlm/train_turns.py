@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--vision-batch", type=int, default=128)
     ap.add_argument("--vision-lr", type=float, default=2e-3)
     ap.add_argument("--marker-weight", type=float, default=5.0)
+    ap.add_argument("--letter-weight", type=float, default=0.0, help="weight of marker-letter patches in the dense marker term (dense.py)")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=1.5e-3)
@@ -98,7 +99,7 @@ def main():
 
     def save(tag=""):
         info = {"recipe": "train_turns.py", "seed": a.seed, "vision_hidden": c.vision_hidden, "vision_steps": a.vision_steps,
-                "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "steps": a.steps,
+                "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
@@ -116,7 +117,7 @@ def main():
             g["lr"] = lr_at(step, a.vision_steps, a.vision_lr, 100)
         _, px, _, _, aux_t = collate_turns([train[i] for i in vorder[step * a.vision_batch : (step + 1) * a.vision_batch]], c.pad_token_id)
         vstates, _ = m.vision_states(px)
-        al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
+        al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight)
         vopt.zero_grad(set_to_none=True)
         al.backward()
         torch.nn.utils.clip_grad_norm_(vparams, 1.0)
@@ -146,7 +147,7 @@ def main():
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        al = torch.zeros(()) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight)
+        al = torch.zeros(()) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight)
         if a.attend_layer >= 0:
             logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
             gi, gmask = collate_grounds(batch, ids.shape[1])
