@@ -37,11 +37,21 @@ class Example:
     aux: np.ndarray  # float32 [n_images, 64, 7]: colour, shape, style, marker, z, dx, dy (class ids as floats)
 
 
+def pixels_by_patch(mask: np.ndarray) -> np.ndarray:
+    """[64, 64] a 64x64 map's pixels grouped by patch: row k holds patch k's (raster order) 8x8 pixels."""
+    return mask.reshape(G, P, G, P).transpose(0, 2, 1, 3).reshape(G * G, P * P)
+
+
+def patch_at(x: float, y: float) -> int:
+    """The raster index of the patch holding pixel (x, y)."""
+    return int(y // P) * G + int(x // P)
+
+
 def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bool = False) -> np.ndarray:
     """[64, 7] targets for one image: majority instance per patch -> attributes; markers by centre.
     with_centre appends an 8th column: 1 on the patch holding each visible object's centre
     (train_two_stage.py; counting and relations need object centres)."""
-    patches = mask.reshape(G, P, G, P).transpose(0, 2, 1, 3).reshape(G * G, P * P)
+    patches = pixels_by_patch(mask)
     ids = np.stack([np.bincount(row, minlength=32)[:32] for row in patches]).argmax(1)
     by_id = {o["id"]: o for o in objects}
     out = np.zeros((G * G, 7), np.float32)
@@ -59,7 +69,7 @@ def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bo
         out[k, 5] = np.clip((cx - o["centre"][0]) / r, -2, 2)
         out[k, 6] = np.clip((cy - o["centre"][1]) / r, -2, 2)
     for name, x, y in points:
-        out[(y // P) * G + x // P, 3] = 1 + MARKERS.index(name)
+        out[patch_at(x, y), 3] = 1 + MARKERS.index(name)
     if not with_centre:
         return out
     centre = np.zeros((G * G, 1), np.float32)
@@ -67,7 +77,7 @@ def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bo
     for o in objects:
         x, y = o["centre"]
         if o["id"] in visible and 0 <= x < G * P and 0 <= y < G * P:
-            centre[int(y // P) * G + int(x // P), 0] = 1
+            centre[patch_at(x, y), 0] = 1
     return np.concatenate([out, centre], 1)
 
 

@@ -10,7 +10,6 @@ patch). Saves a whole checkpoint (the LLM untrained) for `train_turns.py --init`
 linear-probe accuracy of shape / pattern / colour at the marker patch (probe_features.py).
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -22,13 +21,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checkpoint  # noqa: E402
 import probe_features  # noqa: E402  (imported before seeding: it seeds torch at import)
-from dense import dense_heads, dense_loss  # noqa: E402
+from dense import dense_heads  # noqa: E402
 from config import MicroConfig  # noqa: E402
 from corpus import vocabulary  # noqa: E402
 from model import MicroLlava  # noqa: E402
-from processor import preprocess  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
-from train import lr_at, training_set  # noqa: E402
+from tower_stage import train_tower  # noqa: E402
+from train import training_set  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
@@ -52,24 +51,8 @@ def main():
     heads = dense_heads(a.hidden)
     train, _ = training_set(a.corpus, tok, c.num_patches, a.per_task, with_centre=True)
     print(len(train), "examples", flush=True)
-    params = list(m.vision_tower.parameters()) + list(heads.parameters())
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
-    order = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.steps * a.batch / len(train)) + 1)])
     t0 = time.time()
-    for step in range(a.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, a.steps, a.lr, 100)
-        batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
-        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch])))
-        t = torch.from_numpy(np.concatenate([e.aux for e in batch]))
-        states, _ = m.vision_states(px)
-        loss = dense_loss(heads, [states[m.feature_layer_index()], states[-1]], t, a.marker_weight)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if step % 100 == 0:
-            print(f"step {step} aux {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
+    train_tower(m, heads, train, a.steps, a.batch, a.lr, rng, a.marker_weight)
     checkpoint.save(a.out, m.eval(), tok, {"recipe": "pretrain_vision.py", "vision_steps": a.steps, "vision_batch": a.batch, "vision_lr": a.lr,
                                           "vision_hidden": a.hidden, "marker_weight": a.marker_weight, "train_seconds": round(time.time() - t0)})
     print("trained in", round(time.time() - t0), "s", flush=True)

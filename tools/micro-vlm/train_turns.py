@@ -14,7 +14,6 @@ Deterministic for a seed (fixed shuffles, one process, fixed thread count).
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
+from tower_stage import train_tower  # noqa: E402
 from turns import collate_grounds, collate_turns, make_turns_example  # noqa: E402
 
 AUX_WEIGHT = 0.5
@@ -108,23 +108,7 @@ def main():
 
     # Stage 1: the vision tower alone on the dense objective (a stand-in for CLIP pretraining).
     t0 = time.time()
-    vparams = list(m.vision_tower.parameters()) + list(heads.parameters())
-    vopt = torch.optim.AdamW(vparams, lr=a.vision_lr, betas=(0.9, 0.98), weight_decay=0.05)
-    vorder = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.vision_steps * a.vision_batch / len(train)) + 1)])
-    for step in range(a.vision_steps):
-        m.train()
-        for g in vopt.param_groups:
-            g["lr"] = lr_at(step, a.vision_steps, a.vision_lr, 100)
-        _, px, _, _, aux_t = collate_turns([train[i] for i in vorder[step * a.vision_batch : (step + 1) * a.vision_batch]], c.pad_token_id)
-        vstates, _ = m.vision_states(px)
-        al = dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight)
-        vopt.zero_grad(set_to_none=True)
-        al.backward()
-        torch.nn.utils.clip_grad_norm_(vparams, 1.0)
-        vopt.step()
-        if step % 100 == 0 or step + 1 == a.vision_steps:
-            print(f"vision step {step} aux {al.item():.3f} {time.time() - t0:.0f}s", flush=True)
-            log.append({"stage": "vision", "step": step, "seconds": round(time.time() - t0), "aux_loss": round(al.item(), 4)})
+    train_tower(m, heads, train, a.vision_steps, a.vision_batch, a.vision_lr, rng, a.marker_weight, a.letter_weight, log)
 
     # Stage 2: everything jointly; answer loss on every turn + the dense objective.
     t1 = time.time()

@@ -28,7 +28,8 @@ import checkpoint  # noqa: E402
 from config import MicroConfig  # noqa: E402
 from corpus import vocabulary  # noqa: E402
 from data import collate  # noqa: E402
-from dense import dense_heads, dense_loss  # noqa: E402
+from dense import dense_heads  # noqa: E402
+from tower_stage import train_tower  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at, training_set  # noqa: E402
 from processor import preprocess  # noqa: E402
 from evaluate import choice_accuracy  # noqa: E402
@@ -82,25 +83,7 @@ def main():
 
     # Stage 1: vision pretraining.
     t0 = time.time()
-    vparams = list(m.vision_tower.parameters()) + list(aux.parameters())
-    vopt = torch.optim.AdamW(vparams, lr=a.vision_lr, betas=(0.9, 0.98), weight_decay=0.05)
-    vorder = np.concatenate([rng.permutation(len(train)) for _ in range(math.ceil(a.vision_steps * a.vision_batch / len(train)) + 1)])
-    for step in range(a.vision_steps):
-        m.train()
-        for g in vopt.param_groups:
-            g["lr"] = lr_at(step, a.vision_steps, a.vision_lr, 100)
-        batch = [train[i] for i in vorder[step * a.vision_batch : (step + 1) * a.vision_batch]]
-        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch])))
-        aux_t = torch.from_numpy(np.concatenate([e.aux for e in batch]))
-        vstates, _ = m.vision_states(px)
-        al = dense_loss(aux, [vstates[m.feature_layer_index()], vstates[-1]], aux_t)
-        vopt.zero_grad(set_to_none=True)
-        al.backward()
-        torch.nn.utils.clip_grad_norm_(vparams, 1.0)
-        vopt.step()
-        if step % 100 == 0 or step + 1 == a.vision_steps:
-            print(f"vision step {step} aux {al.item():.3f} {time.time() - t0:.0f}s", flush=True)
-            log.append({"stage": "vision", "step": step, "seconds": round(time.time() - t0), "aux_loss": round(al.item(), 4)})
+    train_tower(m, aux, train, a.vision_steps, a.vision_batch, a.vision_lr, rng, log=log)
     vision_seconds = time.time() - t0
 
     # Stage 2: projector + LLM; the tower frozen (features cached) or tuned at a lower rate.

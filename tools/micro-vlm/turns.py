@@ -25,8 +25,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from corpus import Item
-from data import COLOURS, SHAPES, make_example
+from corpus import Item, marker_points
+from data import COLOURS, SHAPES, make_example, patch_at, pixels_by_patch
 from processor import preprocess
 from tokenizer import WordTokenizer, render_prompt
 
@@ -45,11 +45,19 @@ SIZE_RATIO, POSITION_GAP = 1.3, 6.0  # src-shared/world/refer.ts
 SLACK = 0.01  # meta centres and radii are rounded to 1e-3: stay clear of the generator's ties
 
 
+def by_name(objects: list) -> Dict[Tuple[str, str], list]:
+    """(colour, shape) -> the scene's objects of that name, in scene order."""
+    groups: Dict[Tuple[str, str], list] = {}
+    for o in objects:
+        groups.setdefault((o["colour"], o["shape"]), []).append(o)
+    return groups
+
+
 def relation_turns(objects: list, with_ids: bool = False) -> list:
     """Every clear relation between two uniquely named objects (centres, the generator's margin);
     with_ids: (question, (subject id, object id)) instead of (question, answer)."""
-    name = lambda o: (o["colour"], o["shape"])  # noqa: E731
-    unique = [o for o in objects if sum(name(p) == name(o) for p in objects) == 1]
+    groups = by_name(objects)
+    unique = [o for o in objects if len(groups[(o["colour"], o["shape"])]) == 1]
     out = []
     for a in unique:
         for b in unique:
@@ -66,11 +74,7 @@ def relation_turns(objects: list, with_ids: bool = False) -> list:
 def referring_turns(item: Item, with_objects: bool = False) -> list:
     """"which marker is on E ?" for every expression E that picks out one lettered object."""
     objects = item.meta.get("objects", [])
-    letter = {}
-    for lab in item.labels:
-        if lab["kind"] == "point" and lab.get("name") in ("a", "b", "c", "d"):
-            x, y = int(lab["at"][0]), int(lab["at"][1])
-            letter[int(item.masks[lab["image"]][y, x])] = lab["name"]
+    letter = {int(item.masks[i][y, x]): name for (_, name), (i, x, y) in marker_points(item).items() if name in ("a", "b", "c", "d")}
     out = []
 
     def extreme(group, key, gap_ok):
@@ -79,13 +83,11 @@ def referring_turns(item: Item, with_objects: bool = False) -> list:
         ranked = sorted(group, key=key, reverse=True)
         return ranked[0] if gap_ok(key(ranked[0]), key(ranked[1])) else None
 
+    groups = by_name(objects)
     for o in objects:
-        same = [p for p in objects if p["colour"] == o["colour"] and p["shape"] == o["shape"]]
-        if len(same) == 1:
+        if len(groups[(o["colour"], o["shape"])]) == 1:
             out.append((f"the {o['colour']} {o['shape']}", o))
-    pairs = {(o["colour"], o["shape"]) for o in objects}
-    for c, s in sorted(pairs):
-        same = [p for p in objects if p["colour"] == c and p["shape"] == s]
+    for (c, s), same in sorted(groups.items(), key=lambda g: g[0]):
         big = extreme(same, lambda p: p["radius"], lambda best, other: best >= SIZE_RATIO * other + SLACK)
         small = extreme(same, lambda p: -p["radius"], lambda best, other: -other >= SIZE_RATIO * -best + SLACK)
         out += [(f"the large {c} {s}", big)] if big else []
@@ -99,6 +101,13 @@ def referring_turns(item: Item, with_objects: bool = False) -> list:
     return [(f"which marker is on {text} ?", o if with_objects else letter[o["id"]]) for text, o in out if o["id"] in letter]
 
 
+def count_queries(objects: list) -> List[Tuple[str, List[int]]]:
+    """Every count question about the scene (per colour, per shape, all objects) with the ids it counts."""
+    out = [(f"how many {c} objects are there ?", [o["id"] for o in objects if o["colour"] == c]) for c in COLOURS]
+    out += [(f"how many {PLURAL[s]} are there ?", [o["id"] for o in objects if o["shape"] == s]) for s in SHAPES]
+    return out + [("how many objects are there ?", [o["id"] for o in objects])]
+
+
 def extra_turns(item: Item, grounded: bool = False) -> List[Tuple[str, str]]:
     """Every (question, answer) the item's ground truth settles, the item's own question included."""
     objects = item.meta.get("objects", [])
@@ -110,18 +119,7 @@ def extra_turns(item: Item, grounded: bool = False) -> List[Tuple[str, str]]:
         target = next(o for o in objects if o["id"] == item.meta["targetId"])
         return [(q, target[k]) for k, q in POINT_QUESTIONS.items()]
     if item.task == "count":
-        out = []
-        for c in COLOURS:
-            n = sum(o["colour"] == c for o in objects)
-            if 1 <= n <= 5:
-                out.append((f"how many {c} objects are there ?", NUMBERS[n - 1]))
-        for s in SHAPES:
-            n = sum(o["shape"] == s for o in objects)
-            if 1 <= n <= 5:
-                out.append((f"how many {PLURAL[s]} are there ?", NUMBERS[n - 1]))
-        if 1 <= len(objects) <= 5:
-            out.append(("how many objects are there ?", NUMBERS[len(objects) - 1]))
-        return out
+        return [(q, NUMBERS[len(ids) - 1]) for q, ids in count_queries(objects) if 1 <= len(ids) <= 5]
     return [(item.prompt, item.answer)]
 
 
@@ -139,24 +137,20 @@ def turn_grounding(item: Item) -> Dict[str, List[Tuple[str, List[int]]]]:
         for q, o in referring_turns(item, with_objects=True):
             out[q] = [("object", [o["id"]])]
     elif item.task == "count":
-        for c in COLOURS:
-            out[f"how many {c} objects are there ?"] = [("centres", [o["id"] for o in objects if o["colour"] == c])]
-        for sh in SHAPES:
-            out[f"how many {PLURAL[sh]} are there ?"] = [("centres", [o["id"] for o in objects if o["shape"] == sh])]
-        out["how many objects are there ?"] = [("centres", [o["id"] for o in objects])]
+        out = {q: [("centres", ids)] for q, ids in count_queries(objects)}
     return out
 
 
 def object_patches(mask: np.ndarray, object_id: int, min_pixels: int = 16) -> List[int]:
     """Patches (raster order) where the object covers >= min_pixels of 64, else its best patch."""
-    cover = (mask == object_id).reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64).sum(1)
+    cover = pixels_by_patch(mask == object_id).sum(1)
     hit = [int(k) for k in np.nonzero(cover >= min_pixels)[0]]
     return hit or ([int(cover.argmax())] if cover.max() > 0 else [])
 
 
 def centre_patches(objects: list, ids: List[int]) -> List[int]:
     by_id = {o["id"]: o for o in objects}
-    return sorted({int(by_id[i]["centre"][1] // 8) * 8 + int(by_id[i]["centre"][0] // 8) for i in ids})
+    return sorted({patch_at(*by_id[i]["centre"]) for i in ids})
 
 
 @dataclass
@@ -201,7 +195,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         ids += piece
         answer = tok.vocab[a]
         targets += [(len(ids) - 1, answer), (len(ids), eos)]
-        image_at = ids.index(tok.vocab["<image>"])
+        image_at = ids.index(tok.vocab["<image>"])  # the image is in turn 0
         for head, (kind, object_ids) in enumerate(where.get(q, [])):
             if kind == "object":
                 seq = [image_at + p for i in object_ids for p in object_patches(np.asarray(item.masks[0]), i)]
