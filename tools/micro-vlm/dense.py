@@ -25,10 +25,10 @@ def dense_heads(d: int, position: bool = False) -> nn.ModuleList:
     return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS) + 2 * position) for _ in range(2)])
 
 
-def patch_positions(n: int) -> torch.Tensor:
+def patch_positions(n: int, device=None) -> torch.Tensor:
     """[n, 2] the (x, y) of each patch of a square grid, raster order, scaled to [-1, 1]."""
     side = int(round(n**0.5))
-    g = torch.linspace(-1, 1, side)
+    g = torch.linspace(-1, 1, side, device=device)
     return torch.stack([g.repeat(side), g.repeat_interleave(side)], dim=1)
 
 
@@ -58,6 +58,6 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: floa
         ok = ~torch.isnan(tt)
         total = total + 4 * F.mse_loss(reg[ok], tt[ok])
         if out.shape[-1] > o + len(REGRESSION_COLUMNS):
-            xy = patch_positions(out.shape[1]).expand(out.shape[0], -1, -1)
+            xy = patch_positions(out.shape[1], out.device).expand(out.shape[0], -1, -1)
             total = total + F.mse_loss(out[..., o + len(REGRESSION_COLUMNS) :], xy)
     return total / 2

@@ -17,7 +17,7 @@ from tokenizer import WordTokenizer, render_prompt
 
 @torch.no_grad()
 def choice_logits(m, tok: WordTokenizer, items: List[Item], blind=False, batch=64) -> List[np.ndarray]:
-    out = []
+    out, dev = [], next(m.parameters()).device
     for s in range(0, len(items), batch):
         chunk = items[s : s + batch]
         seqs = [tok.encode(tok.expand_images(render_prompt(it.prompt, len(it.images)), m.c.num_patches)) for it in chunk]
@@ -28,9 +28,9 @@ def choice_logits(m, tok: WordTokenizer, items: List[Item], blind=False, batch=6
         imgs = np.concatenate([np.asarray(it.images) for it in chunk])
         if blind:
             imgs = np.broadcast_to(blank_image(), imgs.shape)
-        logits, _, _, _, _ = m(ids, torch.from_numpy(preprocess(imgs)))
+        logits, _, _, _, _ = m(ids.to(dev), torch.from_numpy(preprocess(imgs)).to(dev))
         for b, (it, q) in enumerate(zip(chunk, seqs)):
-            out.append(logits[b, len(q) - 1, [tok.vocab[ch] for ch in it.choices]].numpy())
+            out.append(logits[b, len(q) - 1, [tok.vocab[ch] for ch in it.choices]].cpu().numpy())
     return out
 
 
@@ -48,9 +48,9 @@ def choice_accuracy(m, tok, items: List[Item], blind=False) -> Dict[str, float]:
 @torch.no_grad()
 def patch_features(m, images: np.ndarray, batch=128) -> np.ndarray:
     """image_features (the vision_encoder.onnx output, what the LLM receives): [n, 64, text_hidden]."""
-    out = []
+    out, dev = [], next(m.parameters()).device
     for s in range(0, len(images), batch):
-        out.append(m.image_features(torch.from_numpy(preprocess(np.asarray(images[s : s + batch])))).numpy())
+        out.append(m.image_features(torch.from_numpy(preprocess(np.asarray(images[s : s + batch]))).to(dev)).cpu().numpy())
     return np.concatenate(out)
 
 

@@ -309,7 +309,7 @@ class MicroLlava(nn.Module):
         prompts whose image rows hold `image_features` (causal attention keeps padding inert).
         want_probs: also every LLM layer's attention probabilities."""
         embeds = self.merge(input_ids, self.embed(input_ids), image_features)
-        pos = torch.arange(input_ids.shape[1])[None].expand_as(input_ids)
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None].expand_as(input_ids)
         hidden, _, _, probs = self.language_model(embeds, torch.ones_like(input_ids), pos, want_probs=want_probs)
         logits = self.lm_head(hidden[positions[:, 0], positions[:, 1]])
         return (logits, probs) if want_probs else logits

@@ -22,14 +22,14 @@ def train_tower(m, heads, examples, steps: int, batch: int, lr: float, rng: np.r
     params = list(m.vision_tower.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
     order = np.concatenate([rng.permutation(len(examples)) for _ in range(math.ceil(steps * batch / len(examples)) + 1)])
-    t0 = time.time()
+    t0, dev = time.time(), next(m.parameters()).device
     for step in range(steps):
         m.train()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, 100)
         chunk = [examples[i] for i in order[step * batch : (step + 1) * batch]]
-        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in chunk])))
-        targets = torch.from_numpy(np.concatenate([e.aux for e in chunk]))
+        px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in chunk]))).to(dev)
+        targets = torch.from_numpy(np.concatenate([e.aux for e in chunk])).to(dev)
         states, _ = m.vision_states(px)
         loss = dense_loss(heads, [states[m.feature_layer_index()], states[-1]], targets, marker_weight, letter_weight)
         opt.zero_grad(set_to_none=True)

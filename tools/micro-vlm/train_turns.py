@@ -67,6 +67,9 @@ def main():
     ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
                     help="set --steps from the speed of the first 20 joint steps so stage 2 takes about this long (the chosen count is logged)")
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (the GPU recipe, tools/micro-vlm/README.md)")
+    ap.add_argument("--text-layers", type=int, default=4, help="LLM layers of a model built from scratch (no --init)")
+    ap.add_argument("--deadline-minutes", type=float, default=0, help="save and stop once the joint stage has run this long (a safety net for lent machines)")
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -79,9 +82,12 @@ def main():
         m, _, init_info = checkpoint.load(a.init)
         c = m.c
     else:
-        c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden)
+        c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden, text_layers=a.text_layers)
         m = MicroLlava(c)
     heads = dense_heads(c.vision_hidden, a.position_target)  # fresh: checkpoints hold the model only
+    dev = torch.device(a.device)
+    m.to(dev)
+    heads.to(dev)
     t0 = time.time()
     train, monitor = [], []
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
@@ -103,7 +109,7 @@ def main():
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
-                "train_seconds": round(time.time() - t0), "log": log}
+                "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
     # Stage 1: the vision tower alone on the dense objective (a stand-in for CLIP pretraining).
@@ -121,20 +127,27 @@ def main():
     step = 0
     while step < (a.stop_after or a.steps):
         if a.budget_minutes and step == 20:
-            a.steps = max(100, int(a.budget_minutes * 60 / ((time.time() - t1) / 20)))
+            t20 = time.time()
+        if a.budget_minutes and step == 80:  # speed from steps 20-80: the first steps warm caches / the GPU up
+            a.steps = max(100, int((a.budget_minutes * 60 - (t20 - t1)) / ((time.time() - t20) / 60)) + 20)
             print(f"budget: {a.steps} joint steps", flush=True)
+        if a.deadline_minutes and time.time() - t1 > a.deadline_minutes * 60:
+            print(f"deadline: stopping at step {step} of {a.steps}", flush=True)
+            break
+        while (step + 1) * a.batch > len(order):  # long GPU schedules outrun the first 20 epochs
+            order = np.concatenate([order, rng.permutation(len(train))])
         m.train()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, 60)
         batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
-        ids, px, tpos, tids, aux_t = collate_turns(batch, c.pad_token_id)
+        ids, px, tpos, tids, aux_t = (t.to(dev) for t in collate_turns(batch, c.pad_token_id))
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        al = torch.zeros(()) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight)
+        al = torch.zeros((), device=dev) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight)
         if a.attend_layer >= 0:
             logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
-            gi, gmask = collate_grounds(batch, ids.shape[1])
+            gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
             attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
         else:
