@@ -1,0 +1,109 @@
+"""Diagnostic: can micro-llava's LLM learn a task from *perfect* patch features?
+
+    /usr/bin/python3 tools/micro-vlm/oracle_llm.py --task relation --minutes 3 [--device cuda]
+
+Replaces the vision tower + projector with ground truth per patch (the colour and shape of the
+object covering most of it, the marker drawn there, its column and row, all one-hot) through a
+small trainable MLP, and trains a fresh LLM of the shipped size on the task's chats alone. If the
+task stays at chance here, the obstacle is the LLM's optimisation, not the vision features
+(tools/micro-vlm/README.md, "Session 12"). Prints test accuracy of the task's own single question.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import checkpoint  # noqa: E402
+from corpus import load_task, marker_points  # noqa: E402
+from data import COLOURS, MARKERS, SHAPES  # noqa: E402
+from model import MicroLlava  # noqa: E402
+from train import lr_at  # noqa: E402
+from turns import collate_turns, make_turns_example  # noqa: E402
+
+GRID, PATCH = 8, 8
+WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
+
+
+def oracle_features(item) -> np.ndarray:
+    """[64, WIDTH] one-hot ground truth per patch of the item's first image."""
+    per_patch = np.asarray(item.masks[0]).reshape(GRID, PATCH, GRID, PATCH).transpose(0, 2, 1, 3).reshape(GRID * GRID, -1)
+    objects = {o["id"]: o for o in item.meta.get("objects", [])}
+    letters = {(y // PATCH) * GRID + x // PATCH: MARKERS.index(name) + 1
+               for (img, name), (_, x, y) in marker_points(item).items() if img == 0}
+    f = np.zeros((GRID * GRID, WIDTH), np.float32)
+    s0, x0 = len(COLOURS) + 1, len(COLOURS) + 1 + len(SHAPES) + 1
+    for p, ids in enumerate(per_patch):
+        o = objects.get(int(np.bincount(ids).argmax()))
+        f[p, 1 + COLOURS.index(o["colour"]) if o else 0] = 1
+        f[p, s0 + (1 + SHAPES.index(o["shape"]) if o else 0)] = 1
+        f[p, x0 + p % GRID] = 1
+        f[p, x0 + GRID + p // GRID] = 1
+        f[p, x0 + 2 * GRID + letters.get(p, 0)] = 1
+    return f
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", default=".cache/world-train")
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--minutes", type=float, default=3)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--max-turns", type=int, default=4)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    dev = torch.device(a.device)
+    shipped, tok, _ = checkpoint.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "micro-llava.safetensors"))
+    m = MicroLlava(shipped.c).to(dev)  # fresh weights, shipped sizes
+    items = load_task(a.corpus, a.task)
+    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True) for it in items if it.split == "train"]
+    test = [make_turns_example(it, tok, rng, 1) for it in items if it.split == "test"]  # the task's own question only
+    feats = {id(e.item): torch.from_numpy(oracle_features(e.item)) for e in train + test}
+    proj = torch.nn.Sequential(torch.nn.Linear(WIDTH, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
+    params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
+
+    def forward(batch):
+        ids, _, tpos, tids, _ = (t.to(dev) if t is not None else None for t in collate_turns(batch, m.c.pad_token_id, with_pixels=False))
+        x = proj(torch.stack([feats[id(e.item)] for e in batch]).to(dev))
+        return m.logits_at(ids, x, tpos), tids
+
+    @torch.no_grad()
+    def accuracy():
+        hits = 0
+        for s in range(0, len(test), 256):
+            logits, tids = forward(test[s : s + 256])
+            hits += (logits[0::2].argmax(-1) == tids[0::2]).sum().item()  # targets alternate answer, </s>
+        return hits / len(test)
+
+    t0, step, steps, order = time.time(), 0, 10**9, np.zeros(0, np.int64)
+    while step < steps:
+        if step == 50:  # fix the cosine schedule from the measured speed
+            steps = max(100, int(a.minutes * 60 / ((time.time() - t0) / 50)))
+            print(f"{steps} steps", flush=True)
+        while (step + 1) * a.batch > len(order):
+            order = np.concatenate([order, rng.permutation(len(train))])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps if steps < 10**9 else 10**4, a.lr, 60)
+        logits, tids = forward([train[i] for i in order[step * a.batch : (step + 1) * a.batch]])
+        loss = F.cross_entropy(logits, tids)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 500 == 0 or step + 1 == steps:
+            print(f"step {step} loss {loss.item():.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
+        step += 1
+
+
+if __name__ == "__main__":
+    main()
