@@ -48,6 +48,17 @@ def oracle_features(item) -> np.ndarray:
     return f
 
 
+def question_first(e, tok):
+    """The first turn's question moved in front of its image (a text prefix: every image token can
+    then see the question); answer positions do not move."""
+    img = tok.vocab["<image>"]
+    i0 = e.ids.index(img)
+    i1 = i0 + e.ids.count(img)
+    q_end = e.ids.index(tok.vocab["ASSISTANT"], i1)
+    e.ids = e.ids[:i0] + e.ids[i1:q_end] + e.ids[i0:i1] + e.ids[q_end:]
+    return e
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=".cache/world-train")
@@ -58,6 +69,7 @@ def main():
     ap.add_argument("--max-turns", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--question-first", action="store_true", help="put each chat's first question before its image")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -67,6 +79,9 @@ def main():
     items = load_task(a.corpus, a.task)
     train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True) for it in items if it.split == "train"]
     test = [make_turns_example(it, tok, rng, 1) for it in items if it.split == "test"]  # the task's own question only
+    if a.question_first:
+        train = [question_first(e, tok) for e in train]
+        test = [question_first(e, tok) for e in test]
     feats = {id(e.item): torch.from_numpy(oracle_features(e.item)) for e in train + test}
     proj = torch.nn.Sequential(torch.nn.Linear(WIDTH, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
     params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
