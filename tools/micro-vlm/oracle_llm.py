@@ -69,6 +69,7 @@ def main():
     ap.add_argument("--max-turns", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lookups", action="store_true", help="one-hop lookup turns in the chats (turns.lookup_turns)")
     ap.add_argument("--question-first", action="store_true", help="put each chat's first question before its image")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -77,7 +78,7 @@ def main():
     shipped, tok, _ = checkpoint.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "micro-llava.safetensors"))
     m = MicroLlava(shipped.c).to(dev)  # fresh weights, shipped sizes
     items = load_task(a.corpus, a.task)
-    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True) for it in items if it.split == "train"]
+    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups) for it in items if it.split == "train"]
     test = [make_turns_example(it, tok, rng, 1) for it in items if it.split == "test"]  # the task's own question only
     if a.question_first:
         train = [question_first(e, tok) for e in train]
@@ -115,8 +116,10 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 500 == 0 or step + 1 == steps:
-            print(f"step {step} loss {loss.item():.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
+        if step % 250 == 0 or step + 1 == steps:
+            answers = tids != tok.vocab["</s>"]
+            fit = (logits.argmax(-1) == tids)[answers].float().mean().item()  # every answer turn of this training batch
+            print(f"step {step} loss {loss.item():.3f} batch-answers {fit:.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
         step += 1
 
 

@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--balanced-counts", action="store_true", help="thin the extra count turns so the answers one..five are even (turns.COUNT_KEEP)")
     ap.add_argument("--grounded", action="store_true", help="relation / referring chats ask every relation and marker question the scene settles (turns.py)")
+    ap.add_argument("--lookups", action="store_true", help="relation / referring chats also ask one-hop lookups; grounded relation chats ask each pair once (turns.py)")
     ap.add_argument("--position-target", action="store_true", help="the dense heads also regress each patch's grid position (dense.py)")
     ap.add_argument("--attend-layer", type=int, default=-1,
                     help="supervise the attention of this LLM layer's heads 0/1 at relation, marker and count answers (turns.turn_grounding); -1: off")
@@ -95,7 +96,7 @@ def main():
         assert task in TRAINED_TASKS, f"{task} is not a trained task"
         items = load_task(a.corpus, task)
         for _ in range(copies.get(task, 1)):
-            train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded,
+            train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups,
                                          supervise_attention=a.attend_layer >= 0)
                       for it in items if it.split == "train"][: a.train_per_task]
         monitor += [it for it in items if it.split == "test"][:64]
@@ -106,7 +107,7 @@ def main():
     def save(tag=""):
         info = {"recipe": "train_turns.py", "seed": a.seed, "vision_hidden": c.vision_hidden, "vision_steps": a.vision_steps,
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
-                "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded,
+                "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}

@@ -101,6 +101,24 @@ def referring_turns(item: Item, with_objects: bool = False) -> list:
     return [(f"which marker is on {text} ?", o if with_objects else letter[o["id"]]) for text, o in out if o["id"] in letter]
 
 
+def lookup_turns(objects: list) -> List[Tuple[str, str]]:
+    """One-hop questions, the lookup relation and referring are built on: "what colour is the
+    {shape} ?" for each shape the scene has once, "what shape is the {colour} object ?" for each
+    colour it has once (a curriculum aid, session 12; every word is in the corpus vocabulary)."""
+    shapes, colours = {}, {}
+    for o in objects:
+        shapes.setdefault(o["shape"], []).append(o)
+        colours.setdefault(o["colour"], []).append(o)
+    out = [(f"what colour is the {s} ?", os[0]["colour"]) for s, os in sorted(shapes.items()) if len(os) == 1]
+    return out + [(f"what shape is the {c} object ?", os[0]["shape"]) for c, os in sorted(colours.items()) if len(os) == 1]
+
+
+def relation_pair(question: str) -> frozenset:
+    """The two object names of "is the C S REL the C2 S2 ?", unordered."""
+    w = question.split()
+    return frozenset([" ".join(w[2:4]), " ".join(w[-3:-1])])
+
+
 def count_queries(objects: list) -> List[Tuple[str, List[int]]]:
     """Every count question about the scene (per colour, per shape, all objects) with the ids it counts."""
     out = [(f"how many {c} objects are there ?", [o["id"] for o in objects if o["colour"] == c]) for c in COLOURS]
@@ -172,12 +190,25 @@ COUNT_KEEP = {"one": 1143 / 10051, "two": 1143 / 3703, "three": 1143 / 1610, "fo
 
 def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
-                       grounded: bool = False, supervise_attention: bool = False) -> TurnsExample:
+                       grounded: bool = False, supervise_attention: bool = False, lookups: bool = False) -> TurnsExample:
+    """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
+    ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
+    second answer follows from the first without looking at the image)."""
     own = (item.prompt, item.answer)
     others = [t for t in extra_turns(item, grounded) if t[0] != item.prompt]
     if balanced_counts and item.task == "count":
         others = [t for t in others if rng.random() < COUNT_KEEP[t[1]]]
     rng.shuffle(others)
+    if lookups and item.task in ("relation", "referring"):
+        if item.task == "relation":
+            seen, kept = {relation_pair(item.prompt)}, []
+            for q, a in others:
+                if relation_pair(q) not in seen:
+                    seen.add(relation_pair(q))
+                    kept.append((q, a))
+            others = kept
+        helpers = lookup_turns(item.meta.get("objects", []))
+        others = [t for pair in zip(helpers, others) for t in pair] + helpers[len(others):] + others[len(helpers):]
     turns = [own] + others[: max_turns - 1]
     rng.shuffle(turns)
     assert any(q == item.prompt and a == item.answer for q, a in turns), f"{item.id}: own question lost"
