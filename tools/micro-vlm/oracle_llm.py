@@ -30,8 +30,10 @@ GRID, PATCH = 8, 8
 WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
 
 
-def oracle_features(item) -> np.ndarray:
-    """[64, WIDTH] one-hot ground truth per patch of the item's first image."""
+def oracle_features(item, scalar_position: bool = False) -> np.ndarray:
+    """[64, WIDTH] one-hot ground truth per patch of the item's first image; scalar_position:
+    the column and row as two numbers in [-1, 1] as well ([64, WIDTH + 2]), so "left of" is a
+    subtraction away rather than a comparison of two one-hots."""
     per_patch = np.asarray(item.masks[0]).reshape(GRID, PATCH, GRID, PATCH).transpose(0, 2, 1, 3).reshape(GRID * GRID, -1)
     objects = {o["id"]: o for o in item.meta.get("objects", [])}
     letters = {(y // PATCH) * GRID + x // PATCH: MARKERS.index(name) + 1
@@ -45,6 +47,9 @@ def oracle_features(item) -> np.ndarray:
         f[p, x0 + p % GRID] = 1
         f[p, x0 + GRID + p // GRID] = 1
         f[p, x0 + 2 * GRID + letters.get(p, 0)] = 1
+    if scalar_position:
+        g = np.arange(GRID * GRID)
+        f = np.concatenate([f, np.stack([g % GRID, g // GRID], 1).astype(np.float32) / (GRID - 1) * 2 - 1], 1)
     return f
 
 
@@ -70,6 +75,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lookups", action="store_true", help="one-hop lookup turns in the chats (turns.lookup_turns)")
+    ap.add_argument("--scalar-position", action="store_true", help="also give each patch's column and row as numbers")
     ap.add_argument("--question-first", action="store_true", help="put each chat's first question before its image")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -83,8 +89,8 @@ def main():
     if a.question_first:
         train = [question_first(e, tok) for e in train]
         test = [question_first(e, tok) for e in test]
-    feats = {id(e.item): torch.from_numpy(oracle_features(e.item)) for e in train + test}
-    proj = torch.nn.Sequential(torch.nn.Linear(WIDTH, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
+    feats = {id(e.item): torch.from_numpy(oracle_features(e.item, a.scalar_position)) for e in train + test}
+    proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
     params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
 
