@@ -20,37 +20,28 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checkpoint  # noqa: E402
-from corpus import load_task, marker_points  # noqa: E402
+from corpus import load_task  # noqa: E402
 from data import COLOURS, MARKERS, SHAPES  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from train import lr_at  # noqa: E402
 from turns import collate_turns, make_turns_example  # noqa: E402
 
-GRID, PATCH = 8, 8
+GRID = 8
 WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
 
 
-def oracle_features(item, scalar_position: bool = False) -> np.ndarray:
-    """[64, WIDTH] one-hot ground truth per patch of the item's first image; scalar_position:
-    the column and row as two numbers in [-1, 1] as well ([64, WIDTH + 2]), so "left of" is a
-    subtraction away rather than a comparison of two one-hots."""
-    per_patch = np.asarray(item.masks[0]).reshape(GRID, PATCH, GRID, PATCH).transpose(0, 2, 1, 3).reshape(GRID * GRID, -1)
-    objects = {o["id"]: o for o in item.meta.get("objects", [])}
-    letters = {(y // PATCH) * GRID + x // PATCH: MARKERS.index(name) + 1
-               for (img, name), (_, x, y) in marker_points(item).items() if img == 0}
-    f = np.zeros((GRID * GRID, WIDTH), np.float32)
-    s0, x0 = len(COLOURS) + 1, len(COLOURS) + 1 + len(SHAPES) + 1
-    for p, ids in enumerate(per_patch):
-        o = objects.get(int(np.bincount(ids).argmax()))
-        f[p, 1 + COLOURS.index(o["colour"]) if o else 0] = 1
-        f[p, s0 + (1 + SHAPES.index(o["shape"]) if o else 0)] = 1
-        f[p, x0 + p % GRID] = 1
-        f[p, x0 + GRID + p // GRID] = 1
-        f[p, x0 + 2 * GRID + letters.get(p, 0)] = 1
+def oracle_features(targets: np.ndarray, scalar_position: bool = False) -> np.ndarray:
+    """[64, WIDTH] one-hot ground truth per patch, from an image's dense targets
+    (data.patch_targets: the majority object's colour and shape, the marker drawn there) plus the
+    patch's column and row; scalar_position: the column and row as two numbers in [-1, 1] as well
+    ([64, WIDTH + 2]), so "left of" is a subtraction away rather than a comparison of two one-hots."""
+    eye = lambda n, col: np.eye(n, dtype=np.float32)[targets[:, col].astype(int)]  # noqa: E731
+    grid = np.arange(GRID * GRID)
+    parts = [eye(len(COLOURS) + 1, 0), eye(len(SHAPES) + 1, 1), np.eye(GRID, dtype=np.float32)[grid % GRID],
+             np.eye(GRID, dtype=np.float32)[grid // GRID], eye(len(MARKERS) + 1, 3)]
     if scalar_position:
-        g = np.arange(GRID * GRID)
-        f = np.concatenate([f, np.stack([g % GRID, g // GRID], 1).astype(np.float32) / (GRID - 1) * 2 - 1], 1)
-    return f
+        parts.append(np.stack([grid % GRID, grid // GRID], 1).astype(np.float32) / (GRID - 1) * 2 - 1)
+    return np.concatenate(parts, 1)
 
 
 def question_first(e, tok):
@@ -89,7 +80,7 @@ def main():
     if a.question_first:
         train = [question_first(e, tok) for e in train]
         test = [question_first(e, tok) for e in test]
-    feats = {id(e.item): torch.from_numpy(oracle_features(e.item, a.scalar_position)) for e in train + test}
+    feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + test}
     proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
     params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
@@ -115,7 +106,7 @@ def main():
         while (step + 1) * a.batch > len(order):
             order = np.concatenate([order, rng.permutation(len(train))])
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps if steps < 10**9 else 10**4, a.lr, 60)
+            g["lr"] = lr_at(step, steps, a.lr, 60)  # steps is fixed at step 50, inside the 60 warm-up steps
         logits, tids = forward([train[i] for i in order[step * a.batch : (step + 1) * a.batch]])
         loss = F.cross_entropy(logits, tids)
         opt.zero_grad(set_to_none=True)

@@ -67,7 +67,7 @@ def main():
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
     ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
-                    help="set --steps from the speed of the first 20 joint steps so stage 2 takes about this long (the chosen count is logged)")
+                    help="set --steps from the speed of joint steps 20-80 so stage 2 takes about this long (the chosen count is logged)")
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (the GPU recipe, tools/micro-vlm/README.md)")
     ap.add_argument("--text-layers", type=int, default=4, help="LLM layers of a model built from scratch (no --init)")
     ap.add_argument("--deadline-minutes", type=float, default=0, help="save and stop once the joint stage has run this long (a safety net for lent machines)")

@@ -203,8 +203,9 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         if item.task == "relation":
             seen, kept = {relation_pair(item.prompt)}, []
             for q, a in others:
-                if relation_pair(q) not in seen:
-                    seen.add(relation_pair(q))
+                pair = relation_pair(q)
+                if pair not in seen:
+                    seen.add(pair)
                     kept.append((q, a))
             others = kept
         helpers = lookup_turns(item.meta.get("objects", []))
