@@ -304,15 +304,17 @@ class MicroLlava(nn.Module):
         out[pos] = image_features.reshape(-1, image_features.shape[-1]).to(out.dtype)
         return out
 
-    def logits_at(self, input_ids, image_features, positions, want_probs=False):
+    def logits_at(self, input_ids, image_features, positions, want_probs=False, want_states=False):
         """Training forward: logits at `positions` ([n, 2] batch/sequence pairs) of right-padded
         prompts whose image rows hold `image_features` (causal attention keeps padding inert).
-        want_probs: also every LLM layer's attention probabilities."""
+        want_probs: also every LLM layer's attention probabilities; want_states: also the hidden
+        states (embeddings, then after each layer) — both after the logits, in that order."""
         embeds = self.merge(input_ids, self.embed(input_ids), image_features)
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None].expand_as(input_ids)
-        hidden, _, _, probs = self.language_model(embeds, torch.ones_like(input_ids), pos, want_probs=want_probs)
+        hidden, states, _, probs = self.language_model(embeds, torch.ones_like(input_ids), pos, want_probs=want_probs)
         logits = self.lm_head(hidden[positions[:, 0], positions[:, 1]])
-        return (logits, probs) if want_probs else logits
+        extra = ([probs] if want_probs else []) + ([states] if want_states else [])
+        return (logits, *extra) if extra else logits
 
     def forward(self, input_ids, pixel_values=None, attention_mask=None, position_ids=None,
                 vision_attn_bias=None, text_attn_bias=None, want_probs=False):

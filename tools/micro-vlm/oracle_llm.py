@@ -68,6 +68,12 @@ def main():
     ap.add_argument("--lookups", action="store_true", help="one-hop lookup turns in the chats (turns.lookup_turns)")
     ap.add_argument("--scalar-position", action="store_true", help="also give each patch's column and row as numbers")
     ap.add_argument("--question-first", action="store_true", help="put each chat's first question before its image")
+    ap.add_argument("--feature-scale", type=float, default=1.0,
+                    help="multiply the patch features (the MLP's initial output is ~0.05 in norm, text embeddings ~0.2)")
+    ap.add_argument("--first-relation-only", type=int, default=0, metavar="STEPS",
+                    help="relation: chats ask only \"left of\" for the first STEPS steps (turns.make_turns_example relations)")
+    ap.add_argument("--name-aux", type=float, default=0.0,
+                    help="relation: weight of regressing each named object's centre (x, y) after LLM layer 1 at its shape word")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -75,26 +81,41 @@ def main():
     shipped, tok, _ = checkpoint.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "micro-llava.safetensors"))
     m = MicroLlava(shipped.c).to(dev)  # fresh weights, shipped sizes
     items = load_task(a.corpus, a.task)
-    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups) for it in items if it.split == "train"]
+    named = a.name_aux > 0
+    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named)
+             for it in items if it.split == "train"]
+    first = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named, relations=("left of",))
+             for it in items if it.split == "train"] if a.first_relation_only else []
+    first = [e for e in first if e is not None]
     test = [make_turns_example(it, tok, rng, 1) for it in items if it.split == "test"]  # the task's own question only
     if a.question_first:
         train = [question_first(e, tok) for e in train]
         test = [question_first(e, tok) for e in test]
-    feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + test}
+    feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + first + test}
     proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
-    params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
+    name_head = torch.nn.Linear(m.c.text_hidden, 2).to(dev)
+    params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters()) + list(name_head.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
 
     def forward(batch):
         ids, _, tpos, tids, _ = (t.to(dev) if t is not None else None for t in collate_turns(batch, m.c.pad_token_id, with_pixels=False))
-        x = proj(torch.stack([feats[id(e.item)] for e in batch]).to(dev))
-        return m.logits_at(ids, x, tpos), tids
+        x = proj(torch.stack([feats[id(e.item)] for e in batch]).to(dev)) * a.feature_scale
+        if not named:
+            return m.logits_at(ids, x, tpos), tids
+        embeds = m.merge(ids, m.embed(ids), x)
+        hidden, states, _, _ = m.language_model(embeds, torch.ones_like(ids), torch.arange(ids.shape[1], device=dev)[None].expand_as(ids))
+        rows = [(b, p, px, py) for b, e in enumerate(batch) for p, px, py in e.named]
+        name_loss = torch.zeros((), device=dev)
+        if rows:
+            b, p, px, py = (torch.tensor(v, device=dev) for v in zip(*rows))
+            name_loss = F.mse_loss(name_head(states[2][b, p]), torch.stack([px, py], 1).float())
+        return m.lm_head(hidden[tpos[:, 0], tpos[:, 1]]), tids, name_loss
 
     @torch.no_grad()
     def accuracy():
         hits = 0
         for s in range(0, len(test), 256):
-            logits, tids = forward(test[s : s + 256])
+            logits, tids = forward(test[s : s + 256])[:2]
             hits += (logits[0::2].argmax(-1) == tids[0::2]).sum().item()  # targets alternate answer, </s>
         return hits / len(test)
 
@@ -107,8 +128,12 @@ def main():
             order = np.concatenate([order, rng.permutation(len(train))])
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, a.lr, 60)  # steps is fixed at step 50, inside the 60 warm-up steps
-        logits, tids = forward([train[i] for i in order[step * a.batch : (step + 1) * a.batch]])
-        loss = F.cross_entropy(logits, tids)
+        if step < a.first_relation_only:
+            out = forward([first[i] for i in rng.integers(len(first), size=a.batch)])
+        else:
+            out = forward([train[i] for i in order[step * a.batch : (step + 1) * a.batch]])
+        logits, tids = out[:2]
+        loss = F.cross_entropy(logits, tids) + (a.name_aux * out[2] if named else 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -116,7 +141,7 @@ def main():
         if step % 250 == 0 or step + 1 == steps:
             answers = tids != tok.vocab["</s>"]
             fit = (logits.argmax(-1) == tids)[answers].float().mean().item()  # every answer turn of this training batch
-            print(f"step {step} loss {loss.item():.3f} batch-answers {fit:.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
+            print(f"step {step} loss {loss.item():.3f}" + (f" name {out[2].item():.3f}" if named else "") + f" batch-answers {fit:.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
         step += 1
 
 

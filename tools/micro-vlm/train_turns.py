@@ -62,6 +62,10 @@ def main():
     ap.add_argument("--attend-layer", type=int, default=-1,
                     help="supervise the attention of this LLM layer's heads 0/1 at relation, marker and count answers (turns.turn_grounding); -1: off")
     ap.add_argument("--attend-weight", type=float, default=0.5)
+    ap.add_argument("--first-relation-only", type=int, default=0, metavar="STEPS",
+                    help="relation chats ask only \"left of\" for the first STEPS joint steps (a curriculum; needs --grounded; README \"Session 13\")")
+    ap.add_argument("--name-aux", type=float, default=0.0,
+                    help="weight of regressing each relation question's named objects' centres after LLM layer 1, at their shape words")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
@@ -86,19 +90,26 @@ def main():
         c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden, text_layers=a.text_layers)
         m = MicroLlava(c)
     heads = dense_heads(c.vision_hidden, a.position_target)  # fresh: checkpoints hold the model only
+    # --name-aux: (x, y) of a named object, read after LLM layer 1 (made only when asked: it draws from torch's RNG)
+    name_head = torch.nn.Linear(c.text_hidden, 2).to(a.device) if a.name_aux else None
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
     t0 = time.time()
-    train, monitor = [], []
+    train, monitor, first = [], [], []
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
     for task in a.tasks.split(","):
         assert task in TRAINED_TASKS, f"{task} is not a trained task"
         items = load_task(a.corpus, task)
         for _ in range(copies.get(task, 1)):
             train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups,
-                                         supervise_attention=a.attend_layer >= 0)
+                                         supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0)
                       for it in items if it.split == "train"][: a.train_per_task]
+        if task == "relation" and a.first_relation_only:
+            assert a.grounded, "--first-relation-only needs --grounded"
+            first = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=("left of",), name_positions=a.name_aux > 0)
+                     for it in items if it.split == "train"][: a.train_per_task]
+            first = [e for e in first if e is not None]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2
     print(f"{len(train)} chats, {turns} answers, from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
@@ -109,7 +120,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "first_relation_only": a.first_relation_only, "name_aux": a.name_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -122,6 +133,8 @@ def main():
     if a.freeze_vision:
         m.vision_tower.requires_grad_(False)
     params = [p for p in list(m.parameters()) + list(heads.parameters()) if p.requires_grad]
+    if a.name_aux:
+        params += list(name_head.parameters())
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(20)])  # 20 epochs: more than any budget here
@@ -141,6 +154,8 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, 60)
         batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
+        if step < a.first_relation_only:  # the curriculum: relation chats swapped for "left of"-only ones
+            batch = [first[rng.integers(len(first))] if e.item.task == "relation" else e for e in batch]
         ids, px, tpos, tids, aux_t = (t.to(dev) for t in collate_turns(batch, c.pad_token_id))
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)
@@ -151,16 +166,25 @@ def main():
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
             attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
+        elif a.name_aux:
+            logits, states = m.logits_at(ids, feats, tpos, want_states=True)
+            attend = 0.0
         else:
             logits, attend = m.logits_at(ids, feats, tpos), 0.0
+        named = torch.zeros((), device=dev)
+        rows = [(b, p, x, y) for b, e in enumerate(batch) for p, x, y in e.named] if a.name_aux else []
+        if rows:
+            bi, pi, xs, ys = (torch.tensor(v, device=dev) for v in zip(*rows))
+            h = states[2][bi, pi]  # RMS-normalised first: a trained LLM's residual stream is far from unit scale
+            named = F.mse_loss(name_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), torch.stack([xs, ys], 1).float())
         qa = F.cross_entropy(logits, tids)
-        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f} lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),

@@ -20,7 +20,7 @@ sequences, so the single-turn prompt the evaluation uses stays in distribution.
     <s> USER : <image>x64 q1 ASSISTANT : a1 </s> USER : q2 ASSISTANT : a2 </s> ...
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -53,9 +53,10 @@ def by_name(objects: list) -> Dict[Tuple[str, str], list]:
     return groups
 
 
-def relation_turns(objects: list, with_ids: bool = False) -> list:
+def relation_turns(objects: list, with_ids: bool = False, relations=RELATIONS) -> list:
     """Every clear relation between two uniquely named objects (centres, the generator's margin);
-    with_ids: (question, (subject id, object id)) instead of (question, answer)."""
+    with_ids: (question, (subject id, object id)) instead of (question, answer); relations: the
+    relations asked (a curriculum stage may ask only "left of": see `make_turns_example`)."""
     groups = by_name(objects)
     unique = [o for o in objects if len(groups[(o["colour"], o["shape"])]) == 1]
     out = []
@@ -65,7 +66,7 @@ def relation_turns(objects: list, with_ids: bool = False) -> list:
                 continue
             (ax, ay), (bx, by) = a["centre"], b["centre"]
             for rel, d in zip(RELATIONS, [bx - ax, ax - bx, by - ay, ay - by]):
-                if abs(d) >= RELATION_MARGIN + SLACK:
+                if rel in relations and abs(d) >= RELATION_MARGIN + SLACK:
                     answer = (a["id"], b["id"]) if with_ids else "yes" if d > 0 else "no"
                     out.append((f"is the {a['colour']} {a['shape']} {rel} the {b['colour']} {b['shape']} ?", answer))
     return out
@@ -179,6 +180,9 @@ class TurnsExample:
     aux: np.ndarray
     # (answer position, head, sequence positions its attention should fall on) — attention supervision
     grounds: List[Tuple[int, int, List[int]]] = field(default_factory=list)
+    # (sequence position of a relation question's shape word, that object's centre x, y in [-1, 1]):
+    # an intermediate target for the first hop of a relation (`name_positions`)
+    named: List[Tuple[int, float, float]] = field(default_factory=list)
 
 
 # Share of the extra count turns kept per answer when balancing: every colour / shape present
@@ -190,12 +194,26 @@ COUNT_KEEP = {"one": 1143 / 10051, "two": 1143 / 3703, "three": 1143 / 1610, "fo
 
 def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
-                       grounded: bool = False, supervise_attention: bool = False, lookups: bool = False) -> TurnsExample:
+                       grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
+                       relations=None, name_positions: bool = False) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
-    second answer follows from the first without looking at the image)."""
+    second answer follows from the first without looking at the image).
+    relations (grounded relation chats only): ask only these relations, the item's own question
+    included only if it is one of them (None when the scene has no such turn) — a curriculum stage: with one relation the answer is a
+    plain comparison of two positions; with "left of" and "right of" mixed it is that comparison
+    flipped by a word, which no single input correlates with (recall_toy.py, README "Session 13").
+    name_positions: record where each relation question names its objects (`TurnsExample.named`)."""
     own = (item.prompt, item.answer)
-    others = [t for t in extra_turns(item, grounded) if t[0] != item.prompt]
+    curriculum = relations is not None and grounded and item.task == "relation"
+    if curriculum:
+        pool = relation_turns(item.meta.get("objects", []), relations=tuple(relations))
+        if not pool:
+            return None  # the scene has no clear pair for these relations: the caller skips it
+        own = next((t for t in pool if t[0] == item.prompt), pool[0])
+        others = [t for t in pool if t[0] != own[0]]
+    else:
+        others = [t for t in extra_turns(item, grounded) if t[0] != item.prompt]
     if balanced_counts and item.task == "count":
         others = [t for t in others if rng.random() < COUNT_KEEP[t[1]]]
     rng.shuffle(others)
@@ -212,12 +230,14 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         others = [t for pair in zip(helpers, others) for t in pair] + helpers[len(others):] + others[len(helpers):]
     turns = [own] + others[: max_turns - 1]
     rng.shuffle(turns)
-    assert any(q == item.prompt and a == item.answer for q, a in turns), f"{item.id}: own question lost"
+    assert curriculum or any(q == item.prompt and a == item.answer for q, a in turns), f"{item.id}: own question lost"
+    centres = {f"{o['colour']} {o['shape']}": o["centre"] for o in item.meta.get("objects", [])} if name_positions else {}
     base = make_example(item, tok, tokens_per_image, with_centre=with_centre)
     eos = tok.vocab["</s>"]
     ids: List[int] = []
     targets: List[Tuple[int, int]] = []
     grounds: List[Tuple[int, int, List[int]]] = []
+    named: List[Tuple[int, float, float]] = []
     where = turn_grounding(item) if supervise_attention else {}
     for k, (q, a) in enumerate(turns):
         text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
@@ -225,6 +245,12 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         if k > 0 and piece[0] == tok.vocab["<s>"]:
             piece = piece[1:]  # one <s> per sequence
         ids += piece
+        if name_positions and item.task == "relation":
+            words = q.split()  # "is the C S REL the C2 S2 ?"; the piece ends "... ? ASSISTANT :"
+            mark = len(ids) - 3  # the "?"
+            for at, name in ((mark - (len(words) - 4), " ".join(words[2:4])), (mark - 1, " ".join(words[-3:-1]))):
+                x, y = centres[name]
+                named.append((at, x / 32 - 1, y / 32 - 1))
         answer = tok.vocab[a]
         targets += [(len(ids) - 1, answer), (len(ids), eos)]
         image_at = ids.index(tok.vocab["<image>"])  # the image is in turn 0
@@ -235,7 +261,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
             grounds.append((len(ids) - 1, head, seq))
         ids += [answer, eos]
-    return TurnsExample(ids, targets, item, base.aux, grounds)
+    return TurnsExample(ids, targets, item, base.aux, grounds, named)
 
 
 def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
