@@ -24,7 +24,7 @@ from corpus import load_task  # noqa: E402
 from data import COLOURS, MARKERS, SHAPES  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from train import lr_at  # noqa: E402
-from turns import collate_turns, make_turns_example  # noqa: E402
+from turns import collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
 
 GRID = 8
 WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
@@ -70,8 +70,8 @@ def main():
     ap.add_argument("--question-first", action="store_true", help="put each chat's first question before its image")
     ap.add_argument("--feature-scale", type=float, default=1.0,
                     help="multiply the patch features (the MLP's initial output is ~0.05 in norm, text embeddings ~0.2)")
-    ap.add_argument("--first-relation-only", type=int, default=0, metavar="STEPS",
-                    help="relation: chats ask only \"left of\" for the first STEPS steps (turns.make_turns_example relations)")
+    ap.add_argument("--relation-stages", default="", metavar="STEP=REL,...;...",
+                    help="relation curriculum, e.g. \"400=left of;900=left of,right of\" (turns.parse_relation_stages)")
     ap.add_argument("--name-aux", type=float, default=0.0,
                     help="relation: weight of regressing each named object's centre (x, y) after LLM layer 1 at its shape word")
     a = ap.parse_args()
@@ -84,14 +84,14 @@ def main():
     named = a.name_aux > 0
     train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named)
              for it in items if it.split == "train"]
-    first = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named, relations=("left of",))
-             for it in items if it.split == "train"] if a.first_relation_only else []
-    first = [e for e in first if e is not None]
+    stages = parse_relation_stages(a.relation_stages)
+    staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named, relations=rels)
+                           for it in items if it.split == "train") if e is not None] for _, rels in stages]
     test = [make_turns_example(it, tok, rng, 1) for it in items if it.split == "test"]  # the task's own question only
     if a.question_first:
         train = [question_first(e, tok) for e in train]
         test = [question_first(e, tok) for e in test]
-    feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + first + test}
+    feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + sum(staged, []) + test}
     proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
     name_head = torch.nn.Linear(m.c.text_hidden, 2).to(dev)
     params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters()) + list(name_head.parameters())
@@ -128,8 +128,9 @@ def main():
             order = np.concatenate([order, rng.permutation(len(train))])
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, a.lr, 60)  # steps is fixed at step 50, inside the 60 warm-up steps
-        if step < a.first_relation_only:
-            out = forward([first[i] for i in rng.integers(len(first), size=a.batch)])
+        k = stage_at(stages, step)
+        if k is not None:
+            out = forward([staged[k][i] for i in rng.integers(len(staged[k]), size=a.batch)])
         else:
             out = forward([train[i] for i in order[step * a.batch : (step + 1) * a.batch]])
         logits, tids = out[:2]

@@ -18,8 +18,8 @@ one hypothesis about why relation / referring stay at chance (README, "Session 1
                        text embeddings ~0.2; the shipped projector's output is ~170)
     --mix-two P        a share P of training questions shows only 2 objects: a partial answer
                        ("one of the letters present") exists, so copying a letter is learned first
-    --column-aux W     relation: weight of a regression of each named object's column, read after
-                       LLM layer 1 at that object's shape word (an intermediate target for hop one)
+    --column-aux W     weight of a regression of each named object's column, read after LLM layer 1
+                       at that object's shape word (an intermediate target for hop one)
 """
 import argparse
 import dataclasses
@@ -51,7 +51,7 @@ class Question:
     ids: list
     features: np.ndarray  # [64, WIDTH]
     answer: str
-    columns: list  # relation: (sequence position of a shape word, that object's block column in [-1, 1])
+    columns: list  # (sequence position of a named object's shape word, that object's block column in [-1, 1])
 
 
 def sample_question(rng: np.random.Generator, task: str, objects: int, vocab: dict, relations=("left of", "right of")) -> Question:
@@ -78,6 +78,7 @@ def sample_question(rng: np.random.Generator, task: str, objects: int, vocab: di
     columns = []
     if task == "referring":
         words, answer = f"which marker is on the {name(k)} ?".split(), LETTERS[letters[k]]
+        columns = [(len(PREFIX) + GRID * GRID + len(words) - 2, column(k) / 1.5 - 1)]
     else:
         others = [j for j in range(objects) if column(j) != column(k)]
         if not others:

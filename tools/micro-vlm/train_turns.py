@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_turns, make_turns_example  # noqa: E402
+from turns import collate_grounds, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -62,8 +62,8 @@ def main():
     ap.add_argument("--attend-layer", type=int, default=-1,
                     help="supervise the attention of this LLM layer's heads 0/1 at relation, marker and count answers (turns.turn_grounding); -1: off")
     ap.add_argument("--attend-weight", type=float, default=0.5)
-    ap.add_argument("--first-relation-only", type=int, default=0, metavar="STEPS",
-                    help="relation chats ask only \"left of\" for the first STEPS joint steps (a curriculum; needs --grounded; README \"Session 13\")")
+    ap.add_argument("--relation-stages", default="", metavar="STEP=REL,...;...",
+                    help="relation curriculum over joint steps, e.g. \"400=left of;900=left of,right of\", then all (needs --grounded; README \"Session 13\")")
     ap.add_argument("--name-aux", type=float, default=0.0,
                     help="weight of regressing each relation question's named objects' centres after LLM layer 1, at their shape words")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
@@ -96,7 +96,8 @@ def main():
     m.to(dev)
     heads.to(dev)
     t0 = time.time()
-    train, monitor, first = [], [], []
+    train, monitor, staged = [], [], []
+    stages = parse_relation_stages(a.relation_stages)
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
     for task in a.tasks.split(","):
         assert task in TRAINED_TASKS, f"{task} is not a trained task"
@@ -105,11 +106,10 @@ def main():
             train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups,
                                          supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0)
                       for it in items if it.split == "train"][: a.train_per_task]
-        if task == "relation" and a.first_relation_only:
-            assert a.grounded, "--first-relation-only needs --grounded"
-            first = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=("left of",), name_positions=a.name_aux > 0)
-                     for it in items if it.split == "train"][: a.train_per_task]
-            first = [e for e in first if e is not None]
+        if task == "relation" and stages:
+            assert a.grounded, "--relation-stages needs --grounded"
+            staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=rels, name_positions=a.name_aux > 0)
+                                   for it in items if it.split == "train") if e is not None][: a.train_per_task] for _, rels in stages]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2
     print(f"{len(train)} chats, {turns} answers, from {TRAINED_TASKS} in {time.time() - t0:.0f}s", flush=True)
@@ -120,7 +120,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "first_relation_only": a.first_relation_only, "name_aux": a.name_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "name_aux": a.name_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -154,8 +154,9 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, 60)
         batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
-        if step < a.first_relation_only:  # the curriculum: relation chats swapped for "left of"-only ones
-            batch = [first[rng.integers(len(first))] if e.item.task == "relation" else e for e in batch]
+        k = stage_at(stages, step) if stages else None
+        if k is not None:  # the curriculum: relation chats swapped for ones asking only this stage's relations
+            batch = [staged[k][rng.integers(len(staged[k]))] if e.item.task == "relation" else e for e in batch]
         ids, px, tpos, tids, aux_t = (t.to(dev) for t in collate_turns(batch, c.pad_token_id))
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)

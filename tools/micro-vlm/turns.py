@@ -114,6 +114,24 @@ def lookup_turns(objects: list) -> List[Tuple[str, str]]:
     return out + [(f"what shape is the {c} object ?", os[0]["shape"]) for c, os in sorted(colours.items()) if len(os) == 1]
 
 
+def parse_relation_stages(spec: str) -> List[Tuple[int, Tuple[str, ...]]]:
+    """A relation curriculum: "400=left of;900=left of,right of" -> relation chats ask only "left of"
+    until step 400, "left of" and "right of" until step 900, then every relation. Steps increase."""
+    stages = []
+    for part in filter(None, spec.split(";")):
+        until, rels = part.split("=")
+        rels = tuple(r.strip() for r in rels.split(","))
+        assert all(r in RELATIONS for r in rels), f"unknown relation in {part!r}: use {RELATIONS}"
+        assert not stages or int(until) > stages[-1][0], f"stage ends must increase: {spec!r}"
+        stages.append((int(until), rels))
+    return stages
+
+
+def stage_at(stages: List[Tuple[int, Tuple[str, ...]]], step: int) -> Optional[int]:
+    """Index of the curriculum stage in force at `step`; None once every stage has ended."""
+    return next((k for k, (until, _) in enumerate(stages) if step < until), None)
+
+
 def relation_pair(question: str) -> frozenset:
     """The two object names of "is the C S REL the C2 S2 ?", unordered."""
     w = question.split()
