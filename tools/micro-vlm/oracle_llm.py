@@ -108,6 +108,7 @@ def main():
         name_loss = torch.zeros((), device=dev)
         if rows:
             b, p, px, py = (torch.tensor(v, device=dev) for v in zip(*rows))
+            # states[2] as is: a fresh LLM stays near unit scale (train_turns.py RMS-normalises, for trained ones)
             name_loss = F.mse_loss(name_head(states[2][b, p]), torch.stack([px, py], 1).float())
         return m.lm_head(hidden[tpos[:, 0], tpos[:, 1]]), tids, name_loss
 
