@@ -24,7 +24,7 @@ from corpus import load_task  # noqa: E402
 from data import COLOURS, MARKERS, SHAPES  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from train import lr_at  # noqa: E402
-from turns import collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
+from turns import collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
 
 GRID = 8
 WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
@@ -93,8 +93,10 @@ def main():
         test = [question_first(e, tok) for e in test]
     feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + sum(staged, []) + test}
     proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
-    name_head = torch.nn.Linear(m.c.text_hidden, 2).to(dev)
-    params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters()) + list(name_head.parameters())
+    params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
+    if named:  # made only when asked: it draws from torch's RNG
+        name_head = torch.nn.Linear(m.c.text_hidden, 2).to(dev)
+        params += list(name_head.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.05)
 
     def forward(batch):
@@ -102,15 +104,14 @@ def main():
         x = proj(torch.stack([feats[id(e.item)] for e in batch]).to(dev)) * a.feature_scale
         if not named:
             return m.logits_at(ids, x, tpos), tids
-        embeds = m.merge(ids, m.embed(ids), x)
-        hidden, states, _, _ = m.language_model(embeds, torch.ones_like(ids), torch.arange(ids.shape[1], device=dev)[None].expand_as(ids))
-        rows = [(b, p, px, py) for b, e in enumerate(batch) for p, px, py in e.named]
+        logits, states = m.logits_at(ids, x, tpos, want_states=True)
         name_loss = torch.zeros((), device=dev)
-        if rows:
-            b, p, px, py = (torch.tensor(v, device=dev) for v in zip(*rows))
+        where = collate_named(batch, dev)
+        if where is not None:
+            at, centres = where
             # states[2] as is: a fresh LLM stays near unit scale (train_turns.py RMS-normalises, for trained ones)
-            name_loss = F.mse_loss(name_head(states[2][b, p]), torch.stack([px, py], 1).float())
-        return m.lm_head(hidden[tpos[:, 0], tpos[:, 1]]), tids, name_loss
+            name_loss = F.mse_loss(name_head(states[2][at[:, 0], at[:, 1]]), centres)
+        return logits, tids, name_loss
 
     @torch.no_grad()
     def accuracy():

@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
+from turns import collate_grounds, collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -173,11 +173,11 @@ def main():
         else:
             logits, attend = m.logits_at(ids, feats, tpos), 0.0
         named = torch.zeros((), device=dev)
-        rows = [(b, p, x, y) for b, e in enumerate(batch) for p, x, y in e.named] if a.name_aux else []
-        if rows:
-            bi, pi, xs, ys = (torch.tensor(v, device=dev) for v in zip(*rows))
-            h = states[2][bi, pi]  # RMS-normalised first: a trained LLM's residual stream is far from unit scale
-            named = F.mse_loss(name_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), torch.stack([xs, ys], 1).float())
+        where = collate_named(batch, dev) if a.name_aux else None
+        if where is not None:
+            at, centres = where
+            h = states[2][at[:, 0], at[:, 1]]  # RMS-normalised first: a trained LLM's residual stream is far from unit scale
+            named = F.mse_loss(name_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), centres)
         qa = F.cross_entropy(logits, tids)
         loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named
         opt.zero_grad(set_to_none=True)

@@ -218,9 +218,10 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
     relations (grounded relation chats only): ask only these relations, the item's own question
-    included only if it is one of them (None when the scene has no such turn) — a curriculum stage: with one relation the answer is a
-    plain comparison of two positions; with "left of" and "right of" mixed it is that comparison
-    flipped by a word, which no single input correlates with (recall_toy.py, README "Session 13").
+    included only if it is one of them (None when the scene has no such turn) — a curriculum
+    stage: with one relation the answer is a plain comparison of two positions; with "left of" and
+    "right of" mixed it is that comparison flipped by a word, which no single input correlates
+    with (recall_toy.py, README "Session 13").
     name_positions: record where each relation question names its objects (`TurnsExample.named`)."""
     own = (item.prompt, item.answer)
     curriculum = relations is not None and grounded and item.task == "relation"
@@ -237,7 +238,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     rng.shuffle(others)
     if lookups and item.task in ("relation", "referring"):
         if item.task == "relation":
-            seen, kept = {relation_pair(item.prompt)}, []
+            seen, kept = {relation_pair(own[0])}, []
             for q, a in others:
                 pair = relation_pair(q)
                 if pair not in seen:
@@ -263,7 +264,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         if k > 0 and piece[0] == tok.vocab["<s>"]:
             piece = piece[1:]  # one <s> per sequence
         ids += piece
-        if name_positions and item.task == "relation":
+        if name_positions and q.startswith("is the "):  # relation questions, not the lookups beside them
             words = q.split()  # "is the C S REL the C2 S2 ?"; the piece ends "... ? ASSISTANT :"
             mark = len(ids) - 3  # the "?"
             for at, name in ((mark - (len(words) - 4), " ".join(words[2:4])), (mark - 1, " ".join(words[-3:-1]))):
@@ -293,6 +294,16 @@ def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = Tr
     px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in batch]))) if with_pixels else None
     aux = torch.from_numpy(np.concatenate([e.aux for e in batch]))
     return ids, px, torch.tensor(pos), torch.tensor(tgt), aux
+
+
+def collate_named(batch: List[TurnsExample], device=None):
+    """The `named` targets of a batch: (batch index, sequence position) [n, 2] and centres [n, 2];
+    None when no chat of the batch names an object."""
+    rows = [(b, p, x, y) for b, e in enumerate(batch) for p, x, y in e.named]
+    if not rows:
+        return None
+    return (torch.tensor([r[:2] for r in rows], device=device),
+            torch.tensor([r[2:] for r in rows], dtype=torch.float32, device=device))
 
 
 def collate_grounds(batch: List[TurnsExample], seq_len: int):
