@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
+from turns import collate_grounds, collate_named, collate_turns, make_turns_example, parse_corpus_stages, parse_relation_stages, stage_at  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--attend-weight", type=float, default=0.5)
     ap.add_argument("--relation-stages", default="", metavar="STEP=REL,...;...",
                     help="relation curriculum over joint steps, e.g. \"400=left of;900=left of,right of\", then all (needs --grounded; README \"Session 13\")")
+    ap.add_argument("--referring-stages", default="", metavar="DIR@STEP;...",
+                    help="referring chats come from DIR's referring items until STEP (e.g. build-world.ts --referring-letters 2 corpora), then from --corpus")
     ap.add_argument("--name-aux", type=float, default=0.0,
                     help="weight of regressing each relation question's named objects' centres after LLM layer 1, at their shape words")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
@@ -75,9 +77,10 @@ def main():
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (the GPU recipe, tools/micro-vlm/README.md)")
     ap.add_argument("--text-layers", type=int, default=4, help="LLM layers of a model built from scratch (no --init)")
     ap.add_argument("--deadline-minutes", type=float, default=0, help="save and stop once the joint stage has run this long (a safety net for lent machines)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 lets two experiments share the 2-core machine)")
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
 
@@ -98,6 +101,9 @@ def main():
     t0 = time.time()
     train, monitor, staged = [], [], []
     stages = parse_relation_stages(a.relation_stages)
+    ref_stages = parse_corpus_stages(a.referring_stages)
+    ref_staged = [[make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups)
+                   for it in load_task(folder, "referring") if it.split == "train"][: a.train_per_task] for _, folder in ref_stages]
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
     for task in a.tasks.split(","):
         assert task in TRAINED_TASKS, f"{task} is not a trained task"
@@ -120,7 +126,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "name_aux": a.name_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -157,6 +163,9 @@ def main():
         k = stage_at(stages, step) if stages else None
         if k is not None:  # the curriculum: relation chats swapped for ones asking only this stage's relations
             batch = [staged[k][rng.integers(len(staged[k]))] if e.item.task == "relation" else e for e in batch]
+        k = stage_at(ref_stages, step) if ref_stages else None
+        if k is not None:  # the referring curriculum: fewer lettered objects early on
+            batch = [ref_staged[k][rng.integers(len(ref_staged[k]))] if e.item.task == "referring" else e for e in batch]
         ids, px, tpos, tids, aux_t = (t.to(dev) for t in collate_turns(batch, c.pad_token_id))
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)

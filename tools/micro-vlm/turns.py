@@ -127,6 +127,17 @@ def parse_relation_stages(spec: str) -> List[Tuple[int, Tuple[str, ...]]]:
     return stages
 
 
+def parse_corpus_stages(spec: str) -> List[Tuple[int, str]]:
+    """A data curriculum: ".cache/ref2@800;.cache/ref3@1500" -> until step 800 a task's chats come
+    from the first corpus folder, until 1500 from the second, then from the main corpus. Steps increase."""
+    stages = []
+    for part in filter(None, spec.split(";")):
+        folder, until = part.rsplit("@", 1)
+        assert not stages or int(until) > stages[-1][0], f"stage ends must increase: {spec!r}"
+        stages.append((int(until), folder))
+    return stages
+
+
 def stage_at(stages: List[Tuple[int, Tuple[str, ...]]], step: int) -> Optional[int]:
     """Index of the curriculum stage in force at `step`; None once every stage has ended."""
     return next((k for k, (until, _) in enumerate(stages) if step < until), None)

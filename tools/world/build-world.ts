@@ -2,7 +2,7 @@
  * Writes synthetic-world probe datasets to disk.
  *
  *   node tools/world/build-world.ts [--out DIR] [--seed N] [--train N] [--test N] [--tasks a,b]
- *   node tools/world/build-world.ts --train-corpus [DIR] [--seed N] [--train N] [--test N] [--no-png]
+ *   node tools/world/build-world.ts --train-corpus [DIR] [--seed N] [--train N] [--test N] [--no-png] [--referring-letters K]
  *
  * The first form writes the small shipped probe sets (default resources/datasets, test split);
  * the second a large corpus for tools/micro-vlm with raw uint8 arrays beside the dataset files.
@@ -15,6 +15,7 @@ import { DatasetManifest, type DatasetItem } from '../../src-shared/dataset/form
 import { buildManifest, generateItem, toDatasetItem, type GeneratedItem, type Split } from '../../src-shared/world/dataset.ts';
 import { IMAGE_SIZE } from '../../src-shared/world/scene.ts';
 import { taskByName, TASKS } from '../../src-shared/world/tasks/index.ts';
+import { referringWithLetters } from '../../src-shared/world/tasks/referring.ts';
 import type { TaskDef } from '../../src-shared/world/tasks/types.ts';
 import { CHOICE_LETTERS, VOCABULARY } from '../../src-shared/world/vocabulary.ts';
 import { encodeMaskPng, encodeRgbPng } from './png.ts';
@@ -40,6 +41,7 @@ function parseOptions(argv: string[]): Options {
       tasks: { type: 'string' },
       'train-corpus': { type: 'boolean' },
       'no-png': { type: 'boolean' },
+      'referring-letters': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -57,7 +59,10 @@ function parseOptions(argv: string[]): Options {
     seed: num(values.seed, corpus ? 7 : 1),
     train: num(values.train, corpus ? 5000 : 0),
     test: num(values.test, corpus ? 500 : 96),
-    tasks: values.tasks ? values.tasks.split(',').map(taskByName) : [...TASKS],
+    tasks: (values.tasks ? values.tasks.split(',').map(taskByName) : [...TASKS]).map((t) =>
+      // A training curriculum only (tools/micro-vlm): fewer lettered objects in referring scenes.
+      t.name === 'referring' && values['referring-letters'] !== undefined ? referringWithLetters(num(values['referring-letters'], 4)) : t,
+    ),
     corpus,
     png: values['no-png'] !== true,
   };

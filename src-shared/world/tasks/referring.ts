@@ -48,48 +48,67 @@ function plan(rng: Rng): { specs: ObjectSpec[]; expression: Expression } {
   return { specs, expression: { kind, side, shape: s } };
 }
 
-export const referring: TaskDef = {
-  name: 'referring',
-  description: 'Four lettered objects; which letter marks the object the expression refers to? (expression → box ground truth)',
-  choices: LETTERS,
-  imagesPerItem: 1,
-  generate({ rng, answer }: TaskContext): TaskItem {
-    for (;;) {
-      const { specs, expression } = plan(rng);
-      const order = rng.shuffled([...specs.keys()]);
-      const scene = sampleScene(
-        rng,
-        order.map((k) => specs[k]!),
-        { minVisible: 0.6 },
-      );
-      const targetId = order.indexOf(0) + 1;
-      if (resolveExpression(scene, expression) !== targetId) continue;
-      const clean = render(scene);
-      // Letters: the answer letter on the target, the rest on the other objects in random order.
-      const others = rng.shuffled(scene.objects.map((o) => o.id).filter((id) => id !== targetId));
-      const marks: Mark[] = [];
-      const taken: Pixel[] = [];
-      let ok = true;
-      for (const letter of LETTERS) {
-        const id = letter === answer ? targetId : others.shift()!;
-        const at = pickOnObject(rng, clean, id, letter, taken, 6);
-        if (!at) {
-          ok = false;
-          break;
+/** The probe task: all four objects lettered. */
+export const referring: TaskDef = referringWithLetters(LETTERS.length);
+
+/**
+ * `lettered` of the four objects carry a letter (the target always does). Fewer than four is a
+ * training curriculum for tools/micro-vlm (`build-world.ts --referring-letters`): with two letters
+ * in the image, telling the two candidates apart pays off before the whole expression is resolved.
+ */
+export function referringWithLetters(lettered: number): TaskDef {
+  if (!Number.isInteger(lettered) || lettered < 1 || lettered > LETTERS.length) {
+    throw new Error(`referring: lettered objects must be 1..${LETTERS.length}, got ${lettered}`);
+  }
+  return {
+    name: 'referring',
+    description:
+      lettered === LETTERS.length
+        ? 'Four lettered objects; which letter marks the object the expression refers to? (expression → box ground truth)'
+        : `Four objects, ${lettered} lettered (training curriculum); which letter marks the object the expression refers to?`,
+    choices: LETTERS,
+    imagesPerItem: 1,
+    generate({ rng, answer }: TaskContext): TaskItem {
+      for (;;) {
+        const { specs, expression } = plan(rng);
+        const order = rng.shuffled([...specs.keys()]);
+        const scene = sampleScene(
+          rng,
+          order.map((k) => specs[k]!),
+          { minVisible: 0.6 },
+        );
+        const targetId = order.indexOf(0) + 1;
+        if (resolveExpression(scene, expression) !== targetId) continue;
+        const clean = render(scene);
+        // Letters: the answer letter on the target, the rest on the other objects in random order.
+        const others = rng.shuffled(scene.objects.map((o) => o.id).filter((id) => id !== targetId));
+        const marks: Mark[] = [];
+        const taken: Pixel[] = [];
+        let ok = true;
+        // All four: every letter in order (the shipped sets' RNG draws); fewer: the answer and a random rest.
+        const rest = lettered === LETTERS.length ? [] : rng.shuffled(LETTERS.filter((l) => l !== answer)).slice(0, lettered - 1);
+        const used = lettered === LETTERS.length ? LETTERS : LETTERS.filter((l) => l === answer || rest.includes(l));
+        for (const letter of used) {
+          const id = letter === answer ? targetId : others.shift()!;
+          const at = pickOnObject(rng, clean, id, letter, taken, 6);
+          if (!at) {
+            ok = false;
+            break;
+          }
+          taken.push(at);
+          marks.push({ at, kind: letter });
         }
-        taken.push(at);
-        marks.push({ at, kind: letter });
+        if (!ok) continue;
+        const text = expressionText(expression);
+        return {
+          prompt: `which marker is on ${text} ?`,
+          answer,
+          images: [withMarks(clean, marks)],
+          labels: [boxLabel(0, visibleBox(clean, targetId), text), ...marks.map((m) => pointLabel(0, m.at, m.kind)), classLabel(answer)],
+          maskIds: [[targetId]],
+          meta: { expression: text, expressionKind: expression.kind, targetId, objects: describeScene(scene, clean) },
+        };
       }
-      if (!ok) continue;
-      const text = expressionText(expression);
-      return {
-        prompt: `which marker is on ${text} ?`,
-        answer,
-        images: [withMarks(clean, marks)],
-        labels: [boxLabel(0, visibleBox(clean, targetId), text), ...marks.map((m) => pointLabel(0, m.at, m.kind)), classLabel(answer)],
-        maskIds: [[targetId]],
-        meta: { expression: text, expressionKind: expression.kind, targetId, objects: describeScene(scene, clean) },
-      };
-    }
-  },
-};
+    },
+  };
+}

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { COLOUR_DARK, COLOUR_RGB, SHAPE_PLURAL, type Colour, type Shape } from '../../../src-shared/world/attributes.ts';
 import { instanceStats } from '../../../src-shared/world/analysis.ts';
 import { insideShape } from '../../../src-shared/world/shapes.ts';
-import { at, itemsOf, objectsOf, pointsOf, type ObjMeta } from './fixtures.ts';
+import { generateItem } from '../../../src-shared/world/dataset.ts';
+import { referringWithLetters } from '../../../src-shared/world/tasks/referring.ts';
+import { at, itemsOf, objectsOf, pointsOf, SEED, type ObjMeta } from './fixtures.ts';
 
 const W = 64;
 
@@ -201,6 +203,32 @@ describe('referring', () => {
         pick = objs.filter((o) => o.colour === words[1] && o.shape === words[2]);
       }
       expect(pick.map((o) => o.id)).toEqual([id]);
+    }
+  });
+
+  it('the training curriculum letters K of the four objects: the target always, each letter once, on distinct objects', () => {
+    for (const lettered of [1, 2, 3]) {
+      const def = referringWithLetters(lettered);
+      for (let i = 0; i < 40; i++) {
+        const g = generateItem(def, SEED, 'test', i);
+        const letters = g.item.labels.filter((l) => l.kind === 'point');
+        expect(letters).toHaveLength(lettered);
+        const names = letters.map((l) => (l.kind === 'point' ? l.name : ''));
+        expect(new Set(names).size).toBe(lettered);
+        expect(names).toContain(g.item.answer);
+        const mask = g.item.images[0]!.mask;
+        const ids = letters.map((l) => (l.kind === 'point' ? at(mask, W, l.at) : -1));
+        expect(new Set(ids).size).toBe(lettered);
+        expect(at(mask, W, pointsOf(g).get(g.item.answer)!.at)).toBe(g.item.meta.targetId);
+      }
+    }
+    expect(() => referringWithLetters(0)).toThrow(/1\.\.4/);
+  });
+
+  it('all four lettered is the shipped task itself (same items for the same seed)', () => {
+    const def = referringWithLetters(4);
+    for (const g of itemsOf('referring', 10)) {
+      expect(generateItem(def, SEED, 'test', g.index).item.labels).toEqual(g.item.labels);
     }
   });
 });
