@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds micro-llava from nothing: world corpus -> training -> ONNX export + hub files ->
-# parity fixtures -> evaluation and model card. Installs nothing. About 1 h 45 min on 2 cores.
+# parity fixtures -> evaluation and model card. Installs nothing. About 3 h 30 min on 2 cores.
 #
 # Needs: Node 22 (npx node), Debian's python3-torch + python3-numpy for /usr/bin/python3,
 # and an optimised BLAS (apt-get install libopenblas0-pthread): Debian's torch falls back to
@@ -25,12 +25,24 @@ export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
 # 2. Train (tools/micro-vlm/README.md, "Recipe"): the vision tower alone on the dense objective
 #    (stand-in for CLIP pretraining); then joint training on multi-turn chats — the first 1800
 #    steps of a 6390-step schedule, then a fresh schedule (seed 1) with the extra count turns
-#    balanced over their answers. Each train_turns.py run first fits fresh dense heads (300 steps).
+#    balanced over their answers (recipe v2). Each train_turns.py run first fits fresh dense heads.
 $PY tools/micro-vlm/pretrain_vision.py --corpus .cache/world-train --out .cache/micro-vlm-tower.safetensors --steps 800 --no-probe
 $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-tower.safetensors \
   --vision-steps 300 --steps 6390 --stop-after 1800 --seed 0 --out .cache/micro-vlm-stage2.safetensors
 $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage2.safetensors \
-  --vision-steps 300 --balanced-counts --steps 3296 --seed 1 --out "$WEIGHTS"
+  --vision-steps 300 --balanced-counts --steps 3296 --seed 1 --out .cache/micro-vlm-stage3.safetensors
+#    Recipe v3 (README "Session 14"): relation alone with its curriculum — only "left of" until joint
+#    step 300, + "right of" until 800, + "above" until 1300, then all four — grounded chats, the dense
+#    heads also regress patch positions (relations need the column), and a head that regresses each
+#    named object's centre at its shape word; 2000 joint steps. Then every task again (the
+#    relation-only stage had erased the others), relation and count chats doubled.
+#    One torch thread each (how they ran: two experiments shared the 2 cores).
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage3.safetensors --tasks relation \
+  --grounded --position-target --name-aux 1 --relation-stages "300=left of;800=left of,right of;1300=left of,right of,above" \
+  --vision-steps 150 --steps 2000 --seed 2 --threads 1 --out .cache/micro-vlm-stage4.safetensors
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage4.safetensors \
+  --grounded --balanced-counts --position-target --name-aux 1 --oversample relation=2,count=2 \
+  --vision-steps 100 --steps 2679 --seed 6 --threads 1 --out "$WEIGHTS"
 
 # 3. Export to resources/models/micro-llava and write tests/fixtures/micro-llava.
 $PY tools/micro-vlm/publish.py --checkpoint "$WEIGHTS"
