@@ -143,9 +143,9 @@ def card(res, info, cfg, parity, corpus_cmds, sizes) -> str:
                    and t.get("cosine", 0) >= 0.55)
     weak = [t for t, r in trained.items() if r["accuracy"] < 0.9]
     limitation = ("**Known limitation of this build**: " + (
-        f"{', '.join(f'`{t}`' for t in weak)} stay below the 90% target after the CPU budget this build had; more joint steps "
-        f"(`train_turns.py --init tools/micro-vlm/weights/micro-llava.safetensors --vision-steps 300 --steps N`) or a GPU are the "
-        f"next step, then `publish.py` and `report.py`." if weak else "none against the targets above.")
+        f"{', '.join(f'`{t}`' for t in weak)} stay below the 90% target; more joint steps alone did not move them (GPU sweep, "
+        f"session 12). What was tried and what comes next: `tools/micro-vlm/README.md`, \"Experiments towards the accuracy target\" "
+        f"(latest session last); after training, `publish.py` and `report.py`." if weak else "none against the targets above.")
         + f" Held-out tasks: answers within 10 points of chance on all three: {'yes' if held_ok else 'no'}; every readout "
         f"at least 30 points over chance: {'yes' if readouts_ok else 'no'}.")
     return f"""# micro-llava
