@@ -7,6 +7,7 @@ import { instanceStats, safePixels, type Box } from '../analysis.ts';
 import { chebyshev, drawMarker, LETTERS, markerHalf, type MarkerKind } from '../markers.ts';
 import type { Raster } from '../raster.ts';
 import type { Rng } from '../rng.ts';
+import { sampleScene, type ObjectSpec } from '../sample.ts';
 import { objectPose, type Scene } from '../scene.ts';
 
 export type Pixel = [number, number];
@@ -14,6 +15,20 @@ export type Pixel = [number, number];
 export interface Mark {
   at: Pixel;
   kind: MarkerKind;
+}
+
+/**
+ * A scene of `specs` whose first spec is the target, placed in random order so the target's
+ * instance id is not always 1 (ids follow placement). Objects must be at least 60 % visible.
+ */
+export function sampleWithTarget(rng: Rng, specs: readonly ObjectSpec[]): { scene: Scene; targetId: number } {
+  const order = rng.shuffled([...specs.keys()]);
+  const scene = sampleScene(
+    rng,
+    order.map((k) => specs[k]!),
+    { minVisible: 0.6 },
+  );
+  return { scene, targetId: order.indexOf(0) + 1 };
 }
 
 /** A copy of the raster with the markers drawn (the mask is shared: markers never change it). */

@@ -7,8 +7,8 @@
 import { COLOURS, SHAPES, STYLES, type Colour, type Shape, type Style } from '../attributes.ts';
 import { render } from '../raster.ts';
 import type { Rng } from '../rng.ts';
-import { sampleScene, type ObjectSpec } from '../sample.ts';
-import { boxLabel, classLabel, describeScene, pickOnObject, pointLabel, visibleBox, withMarks } from './common.ts';
+import type { ObjectSpec } from '../sample.ts';
+import { boxLabel, classLabel, describeScene, pickOnObject, pointLabel, sampleWithTarget, visibleBox, withMarks } from './common.ts';
 import type { TaskContext, TaskDef, TaskItem } from './types.ts';
 
 type Attribute = 'colour' | 'shape' | 'style';
@@ -37,13 +37,7 @@ function makeTask(name: string, attribute: Attribute, values: readonly string[],
         const specs = [specFor(attribute, answer, targetExtra)];
         const n = rng.int(1, 3);
         for (let i = 0; i < n; i++) specs.push(distractorSpec(rng, attribute, answer, values));
-        const order = rng.shuffled([...specs.keys()]);
-        const scene = sampleScene(
-          rng,
-          order.map((k) => specs[k]!),
-          { minVisible: 0.6 },
-        );
-        const targetId = order.indexOf(0) + 1;
+        const { scene, targetId } = sampleWithTarget(rng, specs);
         const clean = render(scene);
         const at = pickOnObject(rng, clean, targetId, 'point');
         if (!at) continue;

@@ -4,12 +4,12 @@
  * ground truth (expression → box); the letters make it a four-choice question a VLM can answer.
  */
 import { COLOURS, SHAPES, type Colour, type Shape } from '../attributes.ts';
-import { LETTERS } from '../markers.ts';
+import { LETTERS, type Letter } from '../markers.ts';
 import { render } from '../raster.ts';
 import { expressionText, resolveExpression, type Expression } from '../refer.ts';
 import type { Rng } from '../rng.ts';
-import { sampleScene, type ObjectSpec } from '../sample.ts';
-import { boxLabel, classLabel, describeScene, pickOnObject, pointLabel, visibleBox, withMarks, type Mark, type Pixel } from './common.ts';
+import type { ObjectSpec } from '../sample.ts';
+import { boxLabel, classLabel, describeScene, pickOnObject, pointLabel, sampleWithTarget, visibleBox, withMarks, type Mark, type Pixel } from './common.ts';
 import type { TaskContext, TaskDef, TaskItem } from './types.ts';
 
 const OBJECTS = 4;
@@ -48,6 +48,12 @@ function plan(rng: Rng): { specs: ObjectSpec[]; expression: Expression } {
   return { specs, expression: { kind, side, shape: s } };
 }
 
+/** `count` letters in alphabetical order: the answer and a random rest. */
+function someLetters(rng: Rng, answer: string, count: number): readonly Letter[] {
+  const rest = rng.shuffled(LETTERS.filter((l) => l !== answer)).slice(0, count - 1);
+  return LETTERS.filter((l) => l === answer || rest.includes(l));
+}
+
 /** The probe task: all four objects lettered. */
 export const referring: TaskDef = referringWithLetters(LETTERS.length);
 
@@ -71,13 +77,7 @@ export function referringWithLetters(lettered: number): TaskDef {
     generate({ rng, answer }: TaskContext): TaskItem {
       for (;;) {
         const { specs, expression } = plan(rng);
-        const order = rng.shuffled([...specs.keys()]);
-        const scene = sampleScene(
-          rng,
-          order.map((k) => specs[k]!),
-          { minVisible: 0.6 },
-        );
-        const targetId = order.indexOf(0) + 1;
+        const { scene, targetId } = sampleWithTarget(rng, specs);
         if (resolveExpression(scene, expression) !== targetId) continue;
         const clean = render(scene);
         // Letters: the answer letter on the target, the rest on the other objects in random order.
@@ -85,9 +85,8 @@ export function referringWithLetters(lettered: number): TaskDef {
         const marks: Mark[] = [];
         const taken: Pixel[] = [];
         let ok = true;
-        // All four: every letter in order (the shipped sets' RNG draws); fewer: the answer and a random rest.
-        const rest = lettered === LETTERS.length ? [] : rng.shuffled(LETTERS.filter((l) => l !== answer)).slice(0, lettered - 1);
-        const used = lettered === LETTERS.length ? LETTERS : LETTERS.filter((l) => l === answer || rest.includes(l));
+        // All four draw nothing from the RNG, so the shipped sets' items stay as they were.
+        const used = lettered === LETTERS.length ? LETTERS : someLetters(rng, answer, lettered);
         for (const letter of used) {
           const id = letter === answer ? targetId : others.shift()!;
           const at = pickOnObject(rng, clean, id, letter, taken, 6);
