@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_named, collate_turns, make_turns_example, parse_corpus_stages, parse_relation_stages, stage_at  # noqa: E402
+from turns import collate_grounds, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -160,12 +160,9 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.steps, a.lr, 60)
         batch = [train[i] for i in order[step * a.batch : (step + 1) * a.batch]]
-        k = stage_at(stages, step) if stages else None
-        if k is not None:  # the curriculum: relation chats swapped for ones asking only this stage's relations
-            batch = [staged[k][rng.integers(len(staged[k]))] if e.item.task == "relation" else e for e in batch]
-        k = stage_at(ref_stages, step) if ref_stages else None
-        if k is not None:  # the referring curriculum: fewer lettered objects early on
-            batch = [ref_staged[k][rng.integers(len(ref_staged[k]))] if e.item.task == "referring" else e for e in batch]
+        # The curricula: relation chats asking only this stage's relations; referring scenes with fewer letters.
+        batch = curriculum_batch(batch, "relation", stages, staged, step, rng)
+        batch = curriculum_batch(batch, "referring", ref_stages, ref_staged, step, rng)
         ids, px, tpos, tids, aux_t = (t.to(dev) for t in collate_turns(batch, c.pad_token_id))
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)

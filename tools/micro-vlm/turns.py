@@ -138,9 +138,18 @@ def parse_corpus_stages(spec: str) -> List[Tuple[int, str]]:
     return stages
 
 
-def stage_at(stages: List[Tuple[int, Tuple[str, ...]]], step: int) -> Optional[int]:
+def stage_at(stages: List[Tuple[int, object]], step: int) -> Optional[int]:
     """Index of the curriculum stage in force at `step`; None once every stage has ended."""
     return next((k for k, (until, _) in enumerate(stages) if step < until), None)
+
+
+def curriculum_batch(batch: list, task: str, stages: List[Tuple[int, object]], pools: List[list], step: int, rng) -> list:
+    """`batch` with its `task` chats swapped for random ones from `pools[k]`, k the stage in force at
+    `step` (parse_relation_stages / parse_corpus_stages); unchanged, drawing nothing, after the last."""
+    k = stage_at(stages, step)
+    if k is None:
+        return batch
+    return [pools[k][rng.integers(len(pools[k]))] if e.item.task == task else e for e in batch]
 
 
 def relation_pair(question: str) -> frozenset:
