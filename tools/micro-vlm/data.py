@@ -12,7 +12,7 @@ tower (a from-scratch ViT trained only through a 2-token answer learns slowly an
 little beyond what the trained questions need); train.py weights them.
 """
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -47,10 +47,13 @@ def patch_at(x: float, y: float) -> int:
     return int(y // P) * G + int(x // P)
 
 
-def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bool = False) -> np.ndarray:
+def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bool = False, letters: Optional[dict] = None) -> np.ndarray:
     """[64, 7] targets for one image: majority instance per patch -> attributes; markers by centre.
     with_centre appends an 8th column: 1 on the patch holding each visible object's centre
-    (train_two_stage.py; counting and relations need object centres)."""
+    (train_two_stage.py; counting and relations need object centres).
+    letters (object id -> 1..4, with with_centre) appends a 9th: on every patch of a lettered
+    object, its letter (train_turns.py --object-letter: the letter spread over the whole object,
+    so a referring answer can read it wherever the expression's attention lands on the object)."""
     patches = pixels_by_patch(mask)
     ids = np.stack([np.bincount(row, minlength=32)[:32] for row in patches]).argmax(1)
     by_id = {o["id"]: o for o in objects}
@@ -78,10 +81,21 @@ def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bo
         x, y = o["centre"]
         if o["id"] in visible and 0 <= x < G * P and 0 <= y < G * P:
             centre[patch_at(x, y), 0] = 1
-    return np.concatenate([out, centre], 1)
+    if letters is None:
+        return np.concatenate([out, centre], 1)
+    lettered = np.array([letters.get(int(i), 0) for i in ids], np.float32)[:, None]
+    return np.concatenate([out, centre, lettered], 1)
 
 
-def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux: bool = True, with_centre: bool = False) -> Example:
+def object_letters(item: Item, image: int) -> dict:
+    """object id -> 1 + index of the letter marker ("a".."d") drawn on it, in one image."""
+    mask = np.asarray(item.masks[image])
+    return {int(mask[int(lab["at"][1]), int(lab["at"][0])]): MARKERS.index(lab["name"])
+            for lab in item.labels if lab["kind"] == "point" and lab["image"] == image and lab.get("name") in MARKERS[1:]}
+
+
+def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux: bool = True, with_centre: bool = False,
+                 with_letters: bool = False) -> Example:
     n = len(item.images)
     text = tok.expand_images(render_prompt(item.prompt, n), tokens_per_image)
     aux = None
@@ -91,7 +105,8 @@ def make_example(item: Item, tok: WordTokenizer, tokens_per_image: int, with_aux
         for lab in item.labels:
             if lab["kind"] == "point" and lab.get("name") in MARKERS:
                 pts[lab["image"]].append((lab["name"], int(lab["at"][0]), int(lab["at"][1])))
-        aux = np.stack([patch_targets(np.asarray(item.masks[k]), objects, pts[k], with_centre) for k in range(n)])
+        aux = np.stack([patch_targets(np.asarray(item.masks[k]), objects, pts[k], with_centre, object_letters(item, k) if with_letters else None)
+                        for k in range(n)])
     return Example(tok.encode(text), tok.vocab[item.answer], item, aux)
 
 

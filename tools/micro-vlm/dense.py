@@ -13,16 +13,20 @@ from torch import nn
 
 from data import COLOURS, MARKERS, SHAPES, STYLES
 
-# Target columns: colour, shape, style, marker, z, dx, dy, centre.
+# Target columns: colour, shape, style, marker, z, dx, dy, centre (+ the object's letter with `letters`).
 CLASS_COLUMNS = [0, 1, 2, 3, 7]
 CLASS_SIZES = [len(COLOURS) + 1, len(SHAPES) + 1, len(STYLES) + 1, len(MARKERS) + 1, 2]
 REGRESSION_COLUMNS = [4, 5, 6]
 ATTRIBUTE_COLUMNS = (0, 1, 2)  # the terms the marker weight applies to
 
 
-def dense_heads(d: int, position: bool = False) -> nn.ModuleList:
-    """One linear head for the feature layer, one for the last layer (+2 outputs with `position`)."""
-    return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS) + 2 * position) for _ in range(2)])
+LETTER_CLASSES = len(MARKERS)  # none, a..d: data.patch_targets' 9th column
+
+
+def dense_heads(d: int, position: bool = False, letters: bool = False) -> nn.ModuleList:
+    """One linear head for the feature layer, one for the last layer (+2 outputs with `position`,
+    then + LETTER_CLASSES with `letters`)."""
+    return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS) + 2 * position + LETTER_CLASSES * letters) for _ in range(2)])
 
 
 def patch_positions(n: int, device=None) -> torch.Tensor:
@@ -32,14 +36,16 @@ def patch_positions(n: int, device=None) -> torch.Tensor:
     return torch.stack([g.repeat(side), g.repeat_interleave(side)], dim=1)
 
 
-def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: float = 0.0):
+def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: float = 0.0, object_letter_weight: float = 0.0):
     """Mean over the two heads of the per-column losses; states: two [N, 65, d], t: [N, 64, 8].
     The attribute terms of a patch with a marker weigh marker_weight + 1 times a plain patch's
     (the LLM reads point answers from that one patch). Heads built with `position` also regress
     each patch's own grid position, so the features the LLM reads keep where they are (relation
     questions compare positions; the LLM's RoPE moves queries and keys, not values).
     letter_weight: the marker-class term of a patch with a marker weighs letter_weight + 1 times a
-    plain patch's (4 lettered patches of 64 otherwise barely register; referring reads them)."""
+    plain patch's (4 lettered patches of 64 otherwise barely register; referring reads them).
+    With a 9th target column (heads built with `letters`), every patch also classifies the letter
+    of the object it shows; a lettered object's patches weigh object_letter_weight + 1 times."""
     total = 0.0
     w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
     for head, h in zip(heads, states):
@@ -57,7 +63,14 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: floa
         reg, tt = out[..., o : o + len(REGRESSION_COLUMNS)], t[..., REGRESSION_COLUMNS]
         ok = ~torch.isnan(tt)
         total = total + 4 * F.mse_loss(reg[ok], tt[ok])
-        if out.shape[-1] > o + len(REGRESSION_COLUMNS):
+        o += len(REGRESSION_COLUMNS)
+        with_letters = t.shape[-1] > 8
+        if out.shape[-1] - LETTER_CLASSES * with_letters > o:
             xy = patch_positions(out.shape[1], out.device).expand(out.shape[0], -1, -1)
-            total = total + F.mse_loss(out[..., o + len(REGRESSION_COLUMNS) :], xy)
+            total = total + F.mse_loss(out[..., o : o + 2], xy)
+            o += 2
+        if with_letters:
+            ce = F.cross_entropy(out[..., o : o + LETTER_CLASSES].reshape(-1, LETTER_CLASSES), t[..., 8].long().reshape(-1), reduction="none")
+            lw = 1 + object_letter_weight * (t[..., 8] > 0).float().reshape(-1)
+            total = total + (ce * lw).sum() / lw.sum()
     return total / 2

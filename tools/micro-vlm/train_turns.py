@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
+from turns import collate_grounds, collate_named, collate_refers, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -68,6 +68,10 @@ def main():
                     help="referring chats come from DIR's referring items until STEP (e.g. build-world.ts --referring-letters 2 corpora), then from --corpus")
     ap.add_argument("--name-aux", type=float, default=0.0,
                     help="weight of regressing each relation question's named objects' centres after LLM layer 1, at their shape words")
+    ap.add_argument("--object-letter", type=float, default=0.0,
+                    help="dense target: every patch classifies the letter on its object; a lettered object's patches weigh 1 + this (0: off)")
+    ap.add_argument("--refer-aux", type=float, default=0.0,
+                    help="weight of classifying each marker question's answer letter after LLM layer 1, at the expression's last word")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
@@ -92,9 +96,12 @@ def main():
     else:
         c = MicroConfig(vocab_size=len(tok), vision_hidden=a.vision_hidden, vision_intermediate=4 * a.vision_hidden, text_layers=a.text_layers)
         m = MicroLlava(c)
-    heads = dense_heads(c.vision_hidden, a.position_target)  # fresh: checkpoints hold the model only
+    heads = dense_heads(c.vision_hidden, a.position_target, a.object_letter > 0)  # fresh: checkpoints hold the model only
     # --name-aux: (x, y) of a named object, read after LLM layer 1 (made only when asked: it draws from torch's RNG)
     name_head = torch.nn.Linear(c.text_hidden, 2).to(a.device) if a.name_aux else None
+    # --refer-aux: the referred object's letter, read at the same layer where a referring expression ends
+    refer_head = torch.nn.Linear(c.text_hidden, 4).to(a.device) if a.refer_aux else None
+    letters = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -102,7 +109,7 @@ def main():
     train, monitor, staged = [], [], []
     stages = parse_relation_stages(a.relation_stages)
     ref_stages = parse_corpus_stages(a.referring_stages)
-    ref_staged = [[make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups)
+    ref_staged = [[make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups, **letters)
                    for it in load_task(folder, "referring") if it.split == "train"][: a.train_per_task] for _, folder in ref_stages]
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
     for task in a.tasks.split(","):
@@ -110,11 +117,11 @@ def main():
         items = load_task(a.corpus, task)
         for _ in range(copies.get(task, 1)):
             train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups,
-                                         supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0)
+                                         supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0, **letters)
                       for it in items if it.split == "train"][: a.train_per_task]
         if task == "relation" and stages:
             assert a.grounded, "--relation-stages needs --grounded"
-            staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=rels, name_positions=a.name_aux > 0)
+            staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=rels, name_positions=a.name_aux > 0, **letters)
                                    for it in items if it.split == "train") if e is not None][: a.train_per_task] for _, rels in stages]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2
@@ -126,13 +133,13 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
     # Stage 1: the vision tower alone on the dense objective (a stand-in for CLIP pretraining).
     t0 = time.time()
-    train_tower(m, heads, train, a.vision_steps, a.vision_batch, a.vision_lr, rng, a.marker_weight, a.letter_weight, log)
+    train_tower(m, heads, train, a.vision_steps, a.vision_batch, a.vision_lr, rng, a.marker_weight, a.letter_weight, log, a.object_letter)
 
     # Stage 2: everything jointly; answer loss on every turn + the dense objective.
     t1 = time.time()
@@ -141,6 +148,8 @@ def main():
     params = [p for p in list(m.parameters()) + list(heads.parameters()) if p.requires_grad]
     if a.name_aux:
         params += list(name_head.parameters())
+    if a.refer_aux:
+        params += list(refer_head.parameters())
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(20)])  # 20 epochs: more than any budget here
@@ -167,13 +176,13 @@ def main():
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        al = torch.zeros((), device=dev) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight)
+        al = torch.zeros((), device=dev) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight, a.object_letter)
         if a.attend_layer >= 0:
             logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
             attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
-        elif a.name_aux:
+        elif a.name_aux or a.refer_aux:
             logits, states = m.logits_at(ids, feats, tpos, want_states=True)
             attend = 0.0
         else:
@@ -184,14 +193,20 @@ def main():
             at, centres = where
             h = states[2][at[:, 0], at[:, 1]]  # RMS-normalised first: a trained LLM's residual stream is far from unit scale
             named = F.mse_loss(name_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), centres)
+        refer = torch.zeros((), device=dev)
+        asked = collate_refers(batch, dev) if a.refer_aux else None
+        if asked is not None:
+            at, letter = asked
+            h = states[2][at[:, 0], at[:, 1]]
+            refer = F.cross_entropy(refer_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), letter)
         qa = F.cross_entropy(logits, tids)
-        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),

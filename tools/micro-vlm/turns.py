@@ -221,6 +221,9 @@ class TurnsExample:
     # (sequence position of a relation question's shape word, that object's centre x, y in [-1, 1]):
     # an intermediate target for the first hop of a relation (`name_positions`)
     named: List[Tuple[int, float, float]] = field(default_factory=list)
+    # (sequence position of a referring expression's last word — its shape word —, the referred
+    # object's letter 0..3): the first hop of referring read where the expression ends (`refer_letters`)
+    refers: List[Tuple[int, int]] = field(default_factory=list)
 
 
 # Share of the extra count turns kept per answer when balancing: every colour / shape present
@@ -233,7 +236,8 @@ COUNT_KEEP = {"one": 1143 / 10051, "two": 1143 / 3703, "three": 1143 / 1610, "fo
 def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator, max_turns: int = 4,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
                        grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
-                       relations=None, name_positions: bool = False) -> Optional[TurnsExample]:
+                       relations=None, name_positions: bool = False, object_letters: bool = False,
+                       refer_letters: bool = False) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
@@ -242,7 +246,9 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     stage: with one relation the answer is a plain comparison of two positions; with "left of" and
     "right of" mixed it is that comparison flipped by a word, which no single input correlates
     with (recall_toy.py, README "Session 13").
-    name_positions: record where each relation question names its objects (`TurnsExample.named`)."""
+    name_positions: record where each relation question names its objects (`TurnsExample.named`).
+    object_letters: the aux targets get the 9th column (each patch's object's letter, data.py).
+    refer_letters: record each marker question's expression end and answer (`TurnsExample.refers`)."""
     own = (item.prompt, item.answer)
     curriculum = relations is not None and grounded and item.task == "relation"
     if curriculum:
@@ -271,12 +277,13 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     rng.shuffle(turns)
     assert curriculum or any(q == item.prompt and a == item.answer for q, a in turns), f"{item.id}: own question lost"
     centres = {f"{o['colour']} {o['shape']}": o["centre"] for o in item.meta.get("objects", [])} if name_positions else {}
-    base = make_example(item, tok, tokens_per_image, with_centre=with_centre)
+    base = make_example(item, tok, tokens_per_image, with_centre=with_centre, with_letters=object_letters)
     eos = tok.vocab["</s>"]
     ids: List[int] = []
     targets: List[Tuple[int, int]] = []
     grounds: List[Tuple[int, int, List[int]]] = []
     named: List[Tuple[int, float, float]] = []
+    refers: List[Tuple[int, int]] = []
     where = turn_grounding(item) if supervise_attention else {}
     for k, (q, a) in enumerate(turns):
         text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
@@ -290,6 +297,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
             for at, name in ((mark - (len(words) - 4), " ".join(words[2:4])), (mark - 1, " ".join(words[-3:-1]))):
                 x, y = centres[name]
                 named.append((at, x / 32 - 1, y / 32 - 1))
+        if refer_letters and q.startswith("which marker is on "):
+            refers.append((len(ids) - 4, "abcd".index(a)))  # the word before "? ASSISTANT :"
         answer = tok.vocab[a]
         targets += [(len(ids) - 1, answer), (len(ids), eos)]
         image_at = ids.index(tok.vocab["<image>"])  # the image is in turn 0
@@ -300,7 +309,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
             grounds.append((len(ids) - 1, head, seq))
         ids += [answer, eos]
-    return TurnsExample(ids, targets, item, base.aux, grounds, named)
+    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers)
 
 
 def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
@@ -324,6 +333,15 @@ def collate_named(batch: List[TurnsExample], device=None):
         return None
     return (torch.tensor([r[:2] for r in rows], device=device),
             torch.tensor([r[2:] for r in rows], dtype=torch.float32, device=device))
+
+
+def collate_refers(batch: List[TurnsExample], device=None):
+    """The `refers` targets of a batch: (batch index, sequence position) [n, 2] and letters [n];
+    None when no chat of the batch asks a marker question."""
+    rows = [(b, p, k) for b, e in enumerate(batch) for p, k in e.refers]
+    if not rows:
+        return None
+    return (torch.tensor([r[:2] for r in rows], device=device), torch.tensor([r[2] for r in rows], device=device))
 
 
 def collate_grounds(batch: List[TurnsExample], seq_len: int):
