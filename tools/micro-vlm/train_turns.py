@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_named, collate_refers, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
+from turns import collate_grounds, collate_hops, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -72,6 +72,8 @@ def main():
                     help="dense target: every patch classifies the letter on its object; a lettered object's patches weigh 1 + this (0: off)")
     ap.add_argument("--refer-aux", type=float, default=0.0,
                     help="weight of classifying each marker question's answer letter after LLM layer 1, at the expression's last word")
+    ap.add_argument("--count-aux", type=float, default=0.0,
+                    help="weight of classifying each count question's answer after LLM layer 1, at the counted word")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
@@ -101,7 +103,8 @@ def main():
     name_head = torch.nn.Linear(c.text_hidden, 2).to(a.device) if a.name_aux else None
     # --refer-aux: the referred object's letter, read at the same layer where a referring expression ends
     refer_head = torch.nn.Linear(c.text_hidden, 4).to(a.device) if a.refer_aux else None
-    letters = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0}
+    count_head = torch.nn.Linear(c.text_hidden, 5).to(a.device) if a.count_aux else None  # --count-aux: the same for count
+    letters = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -133,7 +136,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -148,8 +151,8 @@ def main():
     params = [p for p in list(m.parameters()) + list(heads.parameters()) if p.requires_grad]
     if a.name_aux:
         params += list(name_head.parameters())
-    if a.refer_aux:
-        params += list(refer_head.parameters())
+    for head in (refer_head, count_head):
+        params += list(head.parameters()) if head is not None else []
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(20)])  # 20 epochs: more than any budget here
@@ -182,7 +185,7 @@ def main():
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
             attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
-        elif a.name_aux or a.refer_aux:
+        elif a.name_aux or a.refer_aux or a.count_aux:
             logits, states = m.logits_at(ids, feats, tpos, want_states=True)
             attend = 0.0
         else:
@@ -193,20 +196,22 @@ def main():
             at, centres = where
             h = states[2][at[:, 0], at[:, 1]]  # RMS-normalised first: a trained LLM's residual stream is far from unit scale
             named = F.mse_loss(name_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), centres)
-        refer = torch.zeros((), device=dev)
-        asked = collate_refers(batch, dev) if a.refer_aux else None
-        if asked is not None:
-            at, letter = asked
-            h = states[2][at[:, 0], at[:, 1]]
-            refer = F.cross_entropy(refer_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), letter)
+        hop = {}
+        for kind, head in (("refers", refer_head), ("counts", count_head)):
+            asked = collate_hops(batch, kind, dev) if head is not None else None
+            if asked is not None:
+                at, target = asked
+                h = states[2][at[:, 0], at[:, 1]]
+                hop[kind] = F.cross_entropy(head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), target)
+        refer, counted = hop.get("refers", torch.zeros((), device=dev)), hop.get("counts", torch.zeros((), device=dev))
         qa = F.cross_entropy(logits, tids)
-        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),

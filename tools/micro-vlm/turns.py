@@ -224,6 +224,9 @@ class TurnsExample:
     # (sequence position of a referring expression's last word — its shape word —, the referred
     # object's letter 0..3): the first hop of referring read where the expression ends (`refer_letters`)
     refers: List[Tuple[int, int]] = field(default_factory=list)
+    # (sequence position of a count question's counted word — "objects" / "circles" … —, count - 1):
+    # the count made where the question names what to count (`count_words`)
+    counts: List[Tuple[int, int]] = field(default_factory=list)
 
 
 # Share of the extra count turns kept per answer when balancing: every colour / shape present
@@ -237,7 +240,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
                        grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
                        relations=None, name_positions: bool = False, object_letters: bool = False,
-                       refer_letters: bool = False) -> Optional[TurnsExample]:
+                       refer_letters: bool = False, count_words: bool = False) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
@@ -248,7 +251,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     with (recall_toy.py, README "Session 13").
     name_positions: record where each relation question names its objects (`TurnsExample.named`).
     object_letters: the aux targets get the 9th column (each patch's object's letter, data.py).
-    refer_letters: record each marker question's expression end and answer (`TurnsExample.refers`)."""
+    refer_letters: record each marker question's expression end and answer (`TurnsExample.refers`).
+    count_words: record each count question's counted word and answer (`TurnsExample.counts`)."""
     own = (item.prompt, item.answer)
     curriculum = relations is not None and grounded and item.task == "relation"
     if curriculum:
@@ -284,6 +288,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     grounds: List[Tuple[int, int, List[int]]] = []
     named: List[Tuple[int, float, float]] = []
     refers: List[Tuple[int, int]] = []
+    counts: List[Tuple[int, int]] = []
     where = turn_grounding(item) if supervise_attention else {}
     for k, (q, a) in enumerate(turns):
         text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
@@ -299,6 +304,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 named.append((at, x / 32 - 1, y / 32 - 1))
         if refer_letters and q.startswith("which marker is on "):
             refers.append((len(ids) - 4, "abcd".index(a)))  # the word before "? ASSISTANT :"
+        if count_words and q.startswith("how many "):
+            counts.append((len(ids) - 6, NUMBERS.index(a)))  # the word before "are there ? ASSISTANT :"
         answer = tok.vocab[a]
         targets += [(len(ids) - 1, answer), (len(ids), eos)]
         image_at = ids.index(tok.vocab["<image>"])  # the image is in turn 0
@@ -309,7 +316,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
             grounds.append((len(ids) - 1, head, seq))
         ids += [answer, eos]
-    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers)
+    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts)
 
 
 def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
@@ -335,10 +342,10 @@ def collate_named(batch: List[TurnsExample], device=None):
             torch.tensor([r[2:] for r in rows], dtype=torch.float32, device=device))
 
 
-def collate_refers(batch: List[TurnsExample], device=None):
-    """The `refers` targets of a batch: (batch index, sequence position) [n, 2] and letters [n];
-    None when no chat of the batch asks a marker question."""
-    rows = [(b, p, k) for b, e in enumerate(batch) for p, k in e.refers]
+def collate_hops(batch: List[TurnsExample], kind: str, device=None):
+    """A batch's first-hop class targets of one kind ("refers" or "counts"): (batch index,
+    sequence position) [n, 2] and classes [n]; None when no chat of the batch has one."""
+    rows = [(b, p, k) for b, e in enumerate(batch) for p, k in getattr(e, kind)]
     if not rows:
         return None
     return (torch.tensor([r[:2] for r in rows], device=device), torch.tensor([r[2] for r in rows], device=device))
