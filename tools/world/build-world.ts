@@ -28,6 +28,8 @@ interface Options {
   tasks: TaskDef[];
   corpus: boolean;
   png: boolean;
+  /** `--referring-letters K`, kept so the recorded command rebuilds the same corpus. */
+  referringLetters?: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -54,6 +56,7 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${v}`);
     return n;
   };
+  const referringLetters = values['referring-letters'] === undefined ? undefined : num(values['referring-letters'], 4);
   return {
     out: values.out ?? (corpus ? (corpusDir && !corpusDir.startsWith('--') ? corpusDir : '.cache/world-train') : 'resources/datasets'),
     seed: num(values.seed, corpus ? 7 : 1),
@@ -61,10 +64,11 @@ function parseOptions(argv: string[]): Options {
     test: num(values.test, corpus ? 500 : 96),
     tasks: (values.tasks ? values.tasks.split(',').map(taskByName) : [...TASKS]).map((t) =>
       // A training curriculum only (tools/micro-vlm): fewer lettered objects in referring scenes.
-      t.name === 'referring' && values['referring-letters'] !== undefined ? referringWithLetters(num(values['referring-letters'], 4)) : t,
+      t.name === 'referring' && referringLetters !== undefined ? referringWithLetters(referringLetters) : t,
     ),
     corpus,
     png: values['no-png'] !== true,
+    referringLetters,
   };
 }
 
@@ -152,6 +156,9 @@ function commandLine(o: Options): string {
   if (o.corpus) parts.push('--train-corpus', o.out);
   else parts.push('--out', o.out);
   parts.push('--seed', String(o.seed), '--train', String(o.train), '--test', String(o.test));
+  // A subset of tasks draws other scenes than the full list, so it belongs to the provenance.
+  if (o.tasks.length !== TASKS.length) parts.push('--tasks', o.tasks.map((t) => t.name).join(','));
+  if (o.referringLetters !== undefined) parts.push('--referring-letters', String(o.referringLetters));
   if (!o.png) parts.push('--no-png');
   return parts.join(' ');
 }
