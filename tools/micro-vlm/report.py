@@ -99,6 +99,13 @@ def training_stages(info: dict) -> list:
                      + (f"; referring curriculum `{step['referring_stages']}` (fewer lettered objects early)" if step.get("referring_stages") else "")
                      + (f"; a linear head regresses each named object's centre from LLM layer 2's input at its shape word (weight {step['name_aux']})"
                         if step.get("name_aux") else "")
+                     + (f"; marker-letter patches weighted {step['letter_weight']}× in the marker term" if step.get("letter_weight") else "")
+                     + (f"; every patch also classifies the letter on its object (lettered objects' patches weighted {1 + step['object_letter']}×)"
+                        if step.get("object_letter") else "")
+                     + (f"; a linear head classifies each marker question's letter from LLM layer 2's input at the expression's last word (weight {step['refer_aux']})"
+                        if step.get("refer_aux") else "")
+                     + (f"; a linear head classifies each count question's answer from LLM layer 2's input at the counted word (weight {step['count_aux']})"
+                        if step.get("count_aux") else "")
                      + (f"; attention of LLM layer {step['attend_layer']} heads 0-1 supervised (weight {step['attend_weight']})"
                         if step.get("attend_layer", -1) >= 0 else "") + ";")
     lines[-1] = lines[-1][:-1] + "."
@@ -197,7 +204,7 @@ Opset 17, TorchScript exporter, readable node names (`/language_model/layers.0/s
 
 ## Data and training
 
-* Corpus: the synthetic world, `{corpus_cmds[0]}` and `{corpus_cmds[1]}`.
+* Corpus: the synthetic world, `{corpus_cmds[0]}` and `{corpus_cmds[1]}`{''.join(f"; curriculum corpus `{c}`" for c in corpus_cmds[2:])}.
 * **Trained tasks**: {', '.join(f'`{t}`' for t in info['trained_tasks'])} ({info['train_per_task']} training items each).
 * **Held-out tasks** (no questions and no images of them seen in training): {', '.join(f'`{t}`' for t in info['held_out_tasks'])}.
 {training}
@@ -270,6 +277,14 @@ def main():
     # The literal build.sh commands (corpus.json's own `command` field is rewritten on subset rebuilds).
     cmds = [f"node tools/world/build-world.ts --train-corpus {a.corpus} --seed 7 --train 8000 --test 500 --no-png --tasks <trained tasks>",
             f"node tools/world/build-world.ts --train-corpus {a.heldout} --seed 7 --train 1500 --test 500 --no-png --tasks <held-out tasks>"]
+    # Curriculum corpora (--referring-stages DIR@STEP): their own recorded command (build-world.ts
+    # writes the whole command line, letters included, into each corpus.json).
+    stage, folders = info, []
+    while stage:
+        folders += [spec.rsplit("@", 1)[0] for spec in (stage.get("referring_stages") or "").split(";") if spec]
+        stage = stage.get("init_info") or {}
+    for folder in dict.fromkeys(folders):
+        cmds.append(json.load(open(os.path.join(ROOT, folder, "corpus.json")))["command"])
     with open(os.path.join(model_dir, "README.md"), "w") as f:
         f.write(card(res, info, cfg, parity, cmds, sizes))
 
