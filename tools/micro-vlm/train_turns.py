@@ -38,6 +38,12 @@ from turns import collate_grounds, collate_hops, collate_named, collate_turns, c
 AUX_WEIGHT = 0.5
 
 
+def rms_normed(h: torch.Tensor) -> torch.Tensor:
+    """What the first-hop heads (--name-aux, --refer-aux, --count-aux) read: a trained LLM's
+    residual stream is far from unit scale, so they see it RMS-normalised."""
+    return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=".cache/world-train")
@@ -194,15 +200,13 @@ def main():
         where = collate_named(batch, dev) if a.name_aux else None
         if where is not None:
             at, centres = where
-            h = states[2][at[:, 0], at[:, 1]]  # RMS-normalised first: a trained LLM's residual stream is far from unit scale
-            named = F.mse_loss(name_head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), centres)
+            named = F.mse_loss(name_head(rms_normed(states[2][at[:, 0], at[:, 1]])), centres)
         hop = {}
         for kind, head in (("refers", refer_head), ("counts", count_head)):
             asked = collate_hops(batch, kind, dev) if head is not None else None
             if asked is not None:
                 at, target = asked
-                h = states[2][at[:, 0], at[:, 1]]
-                hop[kind] = F.cross_entropy(head(h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)), target)
+                hop[kind] = F.cross_entropy(head(rms_normed(states[2][at[:, 0], at[:, 1]])), target)
         refer, counted = hop.get("refers", torch.zeros((), device=dev)), hop.get("counts", torch.zeros((), device=dev))
         qa = F.cross_entropy(logits, tids)
         loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted
