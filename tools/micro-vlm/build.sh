@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds micro-llava from nothing: world corpus -> training -> ONNX export + hub files ->
-# parity fixtures -> evaluation and model card. Installs nothing. About 3 h 30 min on 2 cores.
+# parity fixtures -> evaluation and model card. Installs nothing. About 5 h 30 min on 2 cores.
 #
 # Needs: Node 22 (npx node), Debian's python3-torch + python3-numpy for /usr/bin/python3,
 # and an optimised BLAS (apt-get install libopenblas0-pthread): Debian's torch falls back to
@@ -21,6 +21,8 @@ export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
 #    cannot see them even by accident; their train split only fits the readout probes.
 "${NODE[@]}" tools/world/build-world.ts --train-corpus .cache/world-train --seed 7 --train 8000 --test 500 --no-png --tasks "$TRAINED"
 "${NODE[@]}" tools/world/build-world.ts --train-corpus .cache/world-heldout --seed 7 --train 1500 --test 500 --no-png --tasks "$HELD_OUT"
+#    Referring scenes with only two of the four objects lettered: stage 6's curriculum.
+"${NODE[@]}" tools/world/build-world.ts --train-corpus .cache/world-ref2 --seed 11 --train 8000 --test 500 --no-png --tasks referring --referring-letters 2
 
 # 2. Train (tools/micro-vlm/README.md, "Recipe"): the vision tower alone on the dense objective
 #    (stand-in for CLIP pretraining); then joint training on multi-turn chats — the first 1800
@@ -42,7 +44,17 @@ $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/mic
   --vision-steps 150 --steps 2000 --seed 2 --threads 1 --out .cache/micro-vlm-stage4.safetensors
 $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage4.safetensors \
   --grounded --balanced-counts --position-target --name-aux 1 --oversample relation=2,count=2 \
-  --vision-steps 100 --steps 2679 --seed 6 --threads 1 --out "$WEIGHTS"
+  --vision-steps 100 --steps 2679 --seed 6 --threads 1 --out .cache/micro-vlm-stage5.safetensors
+#    Recipe v4 (README "Session 15"): referring alone — two lettered objects of four until joint step
+#    700, then four — with every patch classifying the letter on its object and the referred letter
+#    classified at the expression's last word after LLM layer 1; 2000 joint steps. Then every task
+#    again with those targets and the same one for count at the counted word.
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage5.safetensors --tasks referring \
+  --grounded --position-target --object-letter 4 --refer-aux 1 --letter-weight 20 --referring-stages ".cache/world-ref2@700" \
+  --vision-steps 0 --steps 2000 --seed 9 --threads 1 --out .cache/micro-vlm-stage6.safetensors
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage6.safetensors \
+  --grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20 \
+  --oversample relation=2,count=3,referring=2 --vision-steps 100 --steps 2800 --seed 10 --threads 1 --out "$WEIGHTS"
 
 # 3. Export to resources/models/micro-llava and write tests/fixtures/micro-llava.
 $PY tools/micro-vlm/publish.py --checkpoint "$WEIGHTS"
