@@ -51,7 +51,7 @@ def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bo
     """[64, 7] targets for one image: majority instance per patch -> attributes; markers by centre.
     with_centre appends an 8th column: 1 on the patch holding each visible object's centre
     (train_two_stage.py; counting and relations need object centres).
-    letters (object id -> 1..4, with with_centre) appends a 9th: on every patch of a lettered
+    letters (object id -> letter name, `object_letters`; with with_centre) appends a 9th: on every patch of a lettered
     object, its letter (train_turns.py --object-letter: the letter spread over the whole object,
     so a referring answer can read it wherever the expression's attention lands on the object)."""
     patches = pixels_by_patch(mask)
@@ -83,14 +83,14 @@ def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bo
             centre[patch_at(x, y), 0] = 1
     if letters is None:
         return np.concatenate([out, centre], 1)
-    lettered = np.array([letters.get(int(i), 0) for i in ids], np.float32)[:, None]
+    lettered = np.array([MARKERS.index(letters[int(i)]) if int(i) in letters else 0 for i in ids], np.float32)[:, None]
     return np.concatenate([out, centre, lettered], 1)
 
 
 def object_letters(item: Item, image: int) -> dict:
-    """object id -> 1 + index of the letter marker ("a".."d") drawn on it, in one image."""
+    """object id -> the letter marker ("a".."d") drawn on it, in one image."""
     mask = np.asarray(item.masks[image])
-    return {int(mask[int(lab["at"][1]), int(lab["at"][0])]): MARKERS.index(lab["name"])
+    return {int(mask[int(lab["at"][1]), int(lab["at"][0])]): lab["name"]
             for lab in item.labels if lab["kind"] == "point" and lab["image"] == image and lab.get("name") in MARKERS[1:]}
 
 

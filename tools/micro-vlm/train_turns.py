@@ -110,7 +110,7 @@ def main():
     # --refer-aux: the referred object's letter, read at the same layer where a referring expression ends
     refer_head = torch.nn.Linear(c.text_hidden, 4).to(a.device) if a.refer_aux else None
     count_head = torch.nn.Linear(c.text_hidden, 5).to(a.device) if a.count_aux else None  # --count-aux: the same for count
-    letters = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0}
+    target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -118,7 +118,7 @@ def main():
     train, monitor, staged = [], [], []
     stages = parse_relation_stages(a.relation_stages)
     ref_stages = parse_corpus_stages(a.referring_stages)
-    ref_staged = [[make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups, **letters)
+    ref_staged = [[make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups, **target_options)
                    for it in load_task(folder, "referring") if it.split == "train"][: a.train_per_task] for _, folder in ref_stages]
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
     for task in a.tasks.split(","):
@@ -126,11 +126,11 @@ def main():
         items = load_task(a.corpus, task)
         for _ in range(copies.get(task, 1)):
             train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups,
-                                         supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0, **letters)
+                                         supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0, **target_options)
                       for it in items if it.split == "train"][: a.train_per_task]
         if task == "relation" and stages:
             assert a.grounded, "--relation-stages needs --grounded"
-            staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=rels, name_positions=a.name_aux > 0, **letters)
+            staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=rels, name_positions=a.name_aux > 0, **target_options)
                                    for it in items if it.split == "train") if e is not None][: a.train_per_task] for _, rels in stages]
         monitor += [it for it in items if it.split == "test"][:64]
     turns = sum(len(e.targets) for e in train) // 2

@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from corpus import Item, marker_points
-from data import COLOURS, SHAPES, make_example, patch_at, pixels_by_patch
+from corpus import Item
+from data import COLOURS, SHAPES, make_example, object_letters, patch_at, pixels_by_patch
 from processor import preprocess
 from tokenizer import WordTokenizer, render_prompt
 
@@ -75,7 +75,7 @@ def relation_turns(objects: list, with_ids: bool = False, relations=RELATIONS) -
 def referring_turns(item: Item, with_objects: bool = False) -> list:
     """"which marker is on E ?" for every expression E that picks out one lettered object."""
     objects = item.meta.get("objects", [])
-    letter = {int(item.masks[i][y, x]): name for (_, name), (i, x, y) in marker_points(item).items() if name in ("a", "b", "c", "d")}
+    letter = object_letters(item, 0)
     out = []
 
     def extreme(group, key, gap_ok):
