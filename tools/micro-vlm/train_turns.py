@@ -33,7 +33,7 @@ from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_hops, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
+from turns import collate_grounds, collate_hop_grounds, collate_hops, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -80,6 +80,9 @@ def main():
                     help="weight of classifying each marker question's answer letter after LLM layer 1, at the expression's last word")
     ap.add_argument("--count-aux", type=float, default=0.0,
                     help="weight of classifying each count question's answer after LLM layer 1, at the counted word")
+    ap.add_argument("--hop-attend", type=float, default=0.0,
+                    help="weight of telling LLM layer --hop-layer where to look at each marker question's expression end and count question's counted word (turns.HOP_HEADS)")
+    ap.add_argument("--hop-layer", type=int, default=1, help="the LLM layer --hop-attend supervises (the --refer-aux / --count-aux heads read its output)")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
@@ -92,6 +95,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 lets two experiments share the 2-core machine)")
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
     a = ap.parse_args()
+    assert not (a.hop_attend and a.attend_layer >= 0), "--hop-attend and --attend-layer are not combined"
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -110,7 +114,8 @@ def main():
     # --refer-aux: the referred object's letter, read at the same layer where a referring expression ends
     refer_head = torch.nn.Linear(c.text_hidden, 4).to(a.device) if a.refer_aux else None
     count_head = torch.nn.Linear(c.text_hidden, 5).to(a.device) if a.count_aux else None  # --count-aux: the same for count
-    target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0}
+    target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0,
+                      "hop_grounds": a.hop_attend > 0}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -142,7 +147,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -191,6 +196,9 @@ def main():
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
             attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
+        elif a.hop_attend:
+            logits, probs, states = m.logits_at(ids, feats, tpos, want_probs=True, want_states=True)
+            attend = 0.0
         elif a.name_aux or a.refer_aux or a.count_aux:
             logits, states = m.logits_at(ids, feats, tpos, want_states=True)
             attend = 0.0
@@ -207,15 +215,23 @@ def main():
             if asked is not None:
                 at, target = asked
                 hop[kind] = F.cross_entropy(head(rms_normed(states[2][at[:, 0], at[:, 1]])), target)
+        looked = torch.zeros((), device=dev)
+        if a.hop_attend:
+            gi, gmask, even = (t.to(dev) for t in collate_hop_grounds(batch, ids.shape[1]))
+            if len(gi):
+                rows = probs[a.hop_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
+                anyhow = -torch.log((rows * gmask).sum(-1) + 1e-6)  # mass on the positions, however spread
+                evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them
+                looked = torch.where(even, evenly, anyhow).mean()
         refer, counted = hop.get("refers", torch.zeros((), device=dev)), hop.get("counts", torch.zeros((), device=dev))
         qa = F.cross_entropy(logits, tids)
-        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted + a.hop_attend * looked
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + (f" look {looked.item():.3f}" if a.hop_attend else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),

@@ -227,6 +227,19 @@ class TurnsExample:
     # (sequence position of a count question's counted word — "objects" / "circles" … —, count - 1):
     # the count made where the question names what to count (`count_words`)
     counts: List[Tuple[int, int]] = field(default_factory=list)
+    # (sequence position of a hop word — a marker question's expression end, a count question's
+    # counted word —, head, positions, uniform): where that head of the hop layer should look there
+    # (`hop_grounds`); uniform: spread evenly over the positions (a count), else any way over them
+    hops: List[Tuple[int, int, List[int], bool]] = field(default_factory=list)
+
+
+# Heads of the hop layer told where to look at a hop word (`hop_grounds`). Referring: heads 0 and 1
+# (one key/value group), because in recipe v4 they already do this for most expressions — at
+# the expression's end, LLM layer 1's heads 0 / 1 put 0.89 / 0.89 of their mass on the referred
+# object for "the red circle", 0.77 / 0.81 for "the large red circle", but 0.34 / 0.35 for "the
+# leftmost circle" (150 test items; session 16). Count: head 2 (the other key/value group), no
+# head of which does it yet (at most 0.37 on the counted centres and <s>).
+HOP_HEADS = {"object": (0, 1), "centres": (2,)}
 
 
 # Share of the extra count turns kept per answer when balancing: every colour / shape present
@@ -240,7 +253,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
                        grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
                        relations=None, name_positions: bool = False, object_letters: bool = False,
-                       refer_letters: bool = False, count_words: bool = False) -> Optional[TurnsExample]:
+                       refer_letters: bool = False, count_words: bool = False, hop_grounds: bool = False) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
@@ -252,7 +265,11 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     name_positions: record where each relation question names its objects (`TurnsExample.named`).
     object_letters: the aux targets get the 9th column (each patch's object's letter, data.py).
     refer_letters: record each marker question's expression end and answer (`TurnsExample.refers`).
-    count_words: record each count question's counted word and answer (`TurnsExample.counts`)."""
+    count_words: record each count question's counted word and answer (`TurnsExample.counts`).
+    hop_grounds: record where the hop layer should look at each marker question's expression end
+    (the referred object's patches) and count question's counted word (the counted centres and
+    <s>, evenly: a softmax spread over n centres and a sink gives the sink 1 / (n + 1)) —
+    `TurnsExample.hops`."""
     own = (item.prompt, item.answer)
     curriculum = relations is not None and grounded and item.task == "relation"
     if curriculum:
@@ -289,7 +306,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     named: List[Tuple[int, float, float]] = []
     refers: List[Tuple[int, int]] = []
     counts: List[Tuple[int, int]] = []
-    where = turn_grounding(item) if supervise_attention else {}
+    where = turn_grounding(item) if supervise_attention or hop_grounds else {}
+    hops: List[Tuple[int, int, List[int], bool]] = []
     for k, (q, a) in enumerate(turns):
         text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
         piece = tok.encode(text)
@@ -314,9 +332,13 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 seq = [image_at + p for i in object_ids for p in object_patches(np.asarray(item.masks[0]), i)]
             else:
                 seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
-            grounds.append((len(ids) - 1, head, seq))
+            if supervise_attention:
+                grounds.append((len(ids) - 1, head, seq))
+            if hop_grounds and item.task in ("referring", "count"):
+                word = len(ids) - (4 if kind == "object" else 6)  # as `refers` / `counts` above
+                hops += [(word, h, seq, kind == "centres") for h in HOP_HEADS[kind]]
         ids += [answer, eos]
-    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts)
+    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts, hops)
 
 
 def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
@@ -349,6 +371,17 @@ def collate_hops(batch: List[TurnsExample], kind: str, device=None):
     if not rows:
         return None
     return (torch.tensor([r[:2] for r in rows], device=device), torch.tensor([r[2] for r in rows], device=device))
+
+
+def collate_hop_grounds(batch: List[TurnsExample], seq_len: int):
+    """The hop targets of a batch (`TurnsExample.hops`): (batch, position, head) index tensors,
+    a [n, seq_len] 0/1 mask of where each row should look, and [n] whether it should do so evenly."""
+    rows = [(b, p, h, seq, even) for b, e in enumerate(batch) for p, h, seq, even in e.hops]
+    mask = torch.zeros(len(rows), seq_len)
+    for r, (_, _, _, seq, _) in enumerate(rows):
+        mask[r, seq] = 1
+    idx = torch.tensor([[b, p, h] for b, p, h, _, _ in rows], dtype=torch.long).reshape(-1, 3)
+    return idx, mask, torch.tensor([even for *_, even in rows], dtype=torch.bool)
 
 
 def collate_grounds(batch: List[TurnsExample], seq_len: int):
