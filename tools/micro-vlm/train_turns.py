@@ -31,6 +31,7 @@ from evaluate import choice_accuracy  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from tokenizer import WordTokenizer  # noqa: E402
 from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
+from data import COLOURS, SHAPES, centre_names, object_centres  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
 from turns import collate_grounds, collate_hop_grounds, collate_hops, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
@@ -83,6 +84,10 @@ def main():
     ap.add_argument("--hop-attend", type=float, default=0.0,
                     help="weight of telling LLM layer --hop-layer where to look at each marker question's expression end and count question's counted word (turns.HOP_HEADS)")
     ap.add_argument("--hop-layer", type=int, default=1, help="the LLM layer --hop-attend supervises (the --refer-aux / --count-aux heads read its output)")
+    ap.add_argument("--feature-centre", type=float, default=0.0,
+                    help="weight of regressing each object patch's object centre from the projector output (what the LLM reads; data.object_centres)")
+    ap.add_argument("--centre-names", type=float, default=0.0,
+                    help="weight of classifying, at each object's centre patch, that object's colour and shape from the projector output (data.centre_names)")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
@@ -114,6 +119,11 @@ def main():
     # --refer-aux: the referred object's letter, read at the same layer where a referring expression ends
     refer_head = torch.nn.Linear(c.text_hidden, 4).to(a.device) if a.refer_aux else None
     count_head = torch.nn.Linear(c.text_hidden, 5).to(a.device) if a.count_aux else None  # --count-aux: the same for count
+    # --feature-centre: the projector drops most of the tower's position precision (v4, linear
+    # readout of an object patch's object centre x: 2.3 px mean error from the tower's feature
+    # layer, 4.3 px from image_features; "leftmost" needs 6 px), so the target sits on its output
+    centre_head = torch.nn.Linear(c.text_hidden, 2).to(a.device) if a.feature_centre else None
+    names_head = torch.nn.Linear(c.text_hidden, len(COLOURS) + 1 + len(SHAPES) + 1).to(a.device) if a.centre_names else None
     target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0,
                       "hop_grounds": a.hop_attend > 0}
     dev = torch.device(a.device)
@@ -147,7 +157,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -162,7 +172,7 @@ def main():
     params = [p for p in list(m.parameters()) + list(heads.parameters()) if p.requires_grad]
     if a.name_aux:
         params += list(name_head.parameters())
-    for head in (refer_head, count_head):
+    for head in (refer_head, count_head, centre_head, names_head):
         params += list(head.parameters()) if head is not None else []
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
@@ -215,6 +225,19 @@ def main():
             if asked is not None:
                 at, target = asked
                 hop[kind] = F.cross_entropy(head(rms_normed(states[2][at[:, 0], at[:, 1]])), target)
+        placed = torch.zeros((), device=dev)
+        if a.feature_centre:  # images in collate_turns' order: each chat's, in turn
+            where_at = torch.from_numpy(np.concatenate([object_centres(np.asarray(mk), e.item.meta.get("objects", [])) for e in batch for mk in e.item.masks])).to(dev)
+            known = ~torch.isnan(where_at[:, 0])
+            placed = F.mse_loss(centre_head(rms_normed(feats.reshape(-1, feats.shape[-1])[known])), where_at[known])
+        named_centres = torch.zeros((), device=dev)
+        if a.centre_names:  # every image of the batch, as above
+            names = torch.from_numpy(np.concatenate([centre_names(e.item.meta.get("objects", [])) for e in batch for _ in e.item.masks])).to(dev)
+            out = names_head(rms_normed(feats.reshape(-1, feats.shape[-1])))
+            nc = len(COLOURS) + 1
+            w = 1 + 9 * (names[:, 0] > 0).float()  # ~4 centre patches of 64 would otherwise barely register
+            ce = F.cross_entropy(out[:, :nc], names[:, 0], reduction="none") + F.cross_entropy(out[:, nc:], names[:, 1], reduction="none")
+            named_centres = (ce * w).sum() / w.sum()
         looked = torch.zeros((), device=dev)
         if a.hop_attend:
             gi, gmask, even = (t.to(dev) for t in collate_hop_grounds(batch, ids.shape[1]))
@@ -225,13 +248,13 @@ def main():
                 looked = torch.where(even, evenly, anyhow).mean()
         refer, counted = hop.get("refers", torch.zeros((), device=dev)), hop.get("counts", torch.zeros((), device=dev))
         qa = F.cross_entropy(logits, tids)
-        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted + a.hop_attend * looked
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted + a.hop_attend * looked + a.feature_centre * placed + a.centre_names * named_centres
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + (f" look {looked.item():.3f}" if a.hop_attend else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + (f" look {looked.item():.3f}" if a.hop_attend else "") + (f" placed {placed.item():.4f}" if a.feature_centre else "") + (f" names {named_centres.item():.3f}" if a.centre_names else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),
