@@ -106,6 +106,12 @@ def training_stages(info: dict) -> list:
                         if step.get("refer_aux") else "")
                      + (f"; a linear head classifies each count question's answer from LLM layer 2's input at the counted word (weight {step['count_aux']})"
                         if step.get("count_aux") else "")
+                     + (f"; LLM layer {step.get('hop_layer', 1)}'s heads 0-1 told to look at the referred object from the expression's last word, "
+                        f"head 2 evenly at the counted centres and <s> from the counted word (weight {step['hop_attend']})" if step.get("hop_attend") else "")
+                     + (f"; a linear head regresses each object patch's object centre from the projector output (weight {step['feature_centre']})"
+                        if step.get("feature_centre") else "")
+                     + (f"; a linear head classifies each centre patch's object colour and shape from the projector output (weight {step['centre_names']})"
+                        if step.get("centre_names") else "")
                      + (f"; attention of LLM layer {step['attend_layer']} heads 0-1 supervised (weight {step['attend_weight']})"
                         if step.get("attend_layer", -1) >= 0 else "") + ";")
     lines[-1] = lines[-1][:-1] + "."

@@ -34,7 +34,7 @@ from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from data import COLOURS, SHAPES, centre_names, object_centres  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_hop_grounds, collate_hops, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
+from turns import collate_grounds, collate_hop_grounds, collate_hops, collate_modifier_grounds, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -84,6 +84,8 @@ def main():
     ap.add_argument("--hop-attend", type=float, default=0.0,
                     help="weight of telling LLM layer --hop-layer where to look at each marker question's expression end and count question's counted word (turns.HOP_HEADS)")
     ap.add_argument("--hop-layer", type=int, default=1, help="the LLM layer --hop-attend supervises (the --refer-aux / --count-aux heads read its output)")
+    ap.add_argument("--modifier-attend", type=float, default=0.0,
+                    help="weight of telling LLM layer --hop-layer - 1 (heads turns.MODIFIER_HEADS) to read each marker question's modifier words from the expression's end")
     ap.add_argument("--feature-centre", type=float, default=0.0,
                     help="weight of regressing each object patch's object centre from the projector output (what the LLM reads; data.object_centres)")
     ap.add_argument("--centre-names", type=float, default=0.0,
@@ -100,7 +102,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 lets two experiments share the 2-core machine)")
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
     a = ap.parse_args()
-    assert not (a.hop_attend and a.attend_layer >= 0), "--hop-attend and --attend-layer are not combined"
+    assert not ((a.hop_attend or a.modifier_attend) and a.attend_layer >= 0), "--hop-attend / --modifier-attend and --attend-layer are not combined"
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -125,7 +127,7 @@ def main():
     centre_head = torch.nn.Linear(c.text_hidden, 2).to(a.device) if a.feature_centre else None
     names_head = torch.nn.Linear(c.text_hidden, len(COLOURS) + 1 + len(SHAPES) + 1).to(a.device) if a.centre_names else None
     target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0,
-                      "hop_grounds": a.hop_attend > 0}
+                      "hop_grounds": a.hop_attend > 0, "modifier_grounds": a.modifier_attend > 0}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -157,7 +159,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -206,7 +208,7 @@ def main():
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
             attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
-        elif a.hop_attend:
+        elif a.hop_attend or a.modifier_attend:
             logits, probs, states = m.logits_at(ids, feats, tpos, want_probs=True, want_states=True)
             attend = 0.0
         elif a.name_aux or a.refer_aux or a.count_aux:
@@ -246,15 +248,21 @@ def main():
                 anyhow = -torch.log((rows * gmask).sum(-1) + 1e-6)  # mass on the positions, however spread
                 evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them
                 looked = torch.where(even, evenly, anyhow).mean()
+        modified = torch.zeros((), device=dev)
+        if a.modifier_attend:
+            gi, gmask = (t.to(dev) for t in collate_modifier_grounds(batch, ids.shape[1]))
+            if len(gi):
+                rows = probs[a.hop_layer - 1][gi[:, 0], gi[:, 2], gi[:, 1]]
+                modified = -torch.log((rows * gmask).sum(-1) + 1e-6).mean()
         refer, counted = hop.get("refers", torch.zeros((), device=dev)), hop.get("counts", torch.zeros((), device=dev))
         qa = F.cross_entropy(logits, tids)
-        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted + a.hop_attend * looked + a.feature_centre * placed + a.centre_names * named_centres
+        loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted + a.hop_attend * looked + a.modifier_attend * modified + a.feature_centre * placed + a.centre_names * named_centres
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 25 == 0:
-            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + (f" look {looked.item():.3f}" if a.hop_attend else "") + (f" placed {placed.item():.4f}" if a.feature_centre else "") + (f" names {named_centres.item():.3f}" if a.centre_names else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
+            print(f"step {step} qa {qa.item():.3f} aux {al.item():.3f} attend {float(attend):.3f}" + (f" named {named.item():.3f}" if a.name_aux else "") + (f" refer {refer.item():.3f}" if a.refer_aux else "") + (f" count {counted.item():.3f}" if a.count_aux else "") + (f" look {looked.item():.3f}" if a.hop_attend else "") + (f" modifier {modified.item():.3f}" if a.modifier_attend else "") + (f" placed {placed.item():.4f}" if a.feature_centre else "") + (f" names {named_centres.item():.3f}" if a.centre_names else "") + f" lr {opt.param_groups[0]['lr']:.2e} {time.time() - t1:.0f}s", flush=True)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             acc = choice_accuracy(m.eval(), tok, monitor)
             log.append({"stage": "joint", "step": step + 1, "seconds": round(time.time() - t1), "qa_loss": round(qa.item(), 4),

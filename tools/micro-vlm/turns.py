@@ -231,6 +231,10 @@ class TurnsExample:
     # counted word —, head, positions, uniform): where that head of the hop layer should look there
     # (`hop_grounds`); uniform: spread evenly over the positions (a count), else any way over them
     hops: List[Tuple[int, int, List[int], bool]] = field(default_factory=list)
+    # (sequence position of a marker question's expression end, head, positions of the words before
+    # it that narrow the expression — "leftmost", "large", a colour): what the layer before the hop
+    # layer should carry to the expression's end (`modifier_grounds`)
+    modifiers: List[Tuple[int, int, List[int]]] = field(default_factory=list)
 
 
 # Heads of the hop layer told where to look at a hop word (`hop_grounds`). Referring: heads 0 and 1
@@ -240,6 +244,13 @@ class TurnsExample:
 # leftmost circle" (150 test items; session 16). Count: head 2 (the other key/value group), no
 # head of which does it yet (at most 0.37 on the counted centres and <s>).
 HOP_HEADS = {"object": (0, 1), "centres": (2,)}
+# Heads of the layer before the hop layer told to read an expression's modifiers from its end
+# (`modifier_grounds`): in v4 + --hop-attend, layer 0's heads 2 / 3 put 0.38 / 0.40 of their mass
+# at "the large red circle"'s end on "large", but 0.005 on "leftmost" in "the leftmost circle" —
+# so layer 1's query there cannot depend on "leftmost" vs "rightmost", and position expressions
+# are answered at chance between the shape's objects (46% even with a 24+ px gap; session 16).
+MODIFIER_HEADS = (2, 3)
+MODIFIER_WORDS = set(COLOURS) | {"large", "small", "leftmost", "rightmost"}
 
 
 # Share of the extra count turns kept per answer when balancing: every colour / shape present
@@ -253,7 +264,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                        tokens_per_image: int = 64, with_centre: bool = True, balanced_counts: bool = False,
                        grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
                        relations=None, name_positions: bool = False, object_letters: bool = False,
-                       refer_letters: bool = False, count_words: bool = False, hop_grounds: bool = False) -> Optional[TurnsExample]:
+                       refer_letters: bool = False, count_words: bool = False, hop_grounds: bool = False,
+                       modifier_grounds: bool = False) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
@@ -269,7 +281,9 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     hop_grounds: record where the hop layer should look at each marker question's expression end
     (the referred object's patches) and count question's counted word (the counted centres and
     <s>, evenly: a softmax spread over n centres and a sink gives the sink 1 / (n + 1)) —
-    `TurnsExample.hops`."""
+    `TurnsExample.hops`.
+    modifier_grounds: record, at each marker question's expression end, the positions of its
+    modifier words (`MODIFIER_WORDS`) — `TurnsExample.modifiers`."""
     own = (item.prompt, item.answer)
     curriculum = relations is not None and grounded and item.task == "relation"
     if curriculum:
@@ -308,6 +322,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     counts: List[Tuple[int, int]] = []
     where = turn_grounding(item) if supervise_attention or hop_grounds else {}
     hops: List[Tuple[int, int, List[int], bool]] = []
+    modifiers: List[Tuple[int, int, List[int]]] = []
     for k, (q, a) in enumerate(turns):
         text = tok.expand_images(render_prompt(q, 1), tokens_per_image) if k == 0 else "USER: " + q + " ASSISTANT:"
         piece = tok.encode(text)
@@ -322,6 +337,12 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 named.append((at, x / 32 - 1, y / 32 - 1))
         if refer_letters and q.startswith("which marker is on "):
             refers.append((len(ids) - 4, "abcd".index(a)))  # the word before "? ASSISTANT :"
+        if modifier_grounds and q.startswith("which marker is on "):
+            expression = q.split()[4:-1]  # "which marker is on the leftmost circle ?" -> the leftmost circle
+            end = len(ids) - 4
+            at = [end - (len(expression) - 1 - k) for k, w in enumerate(expression) if w in MODIFIER_WORDS]
+            assert all(ids[p] == tok.vocab[expression[len(expression) - 1 - (end - p)]] for p in at)
+            modifiers += [(end, h, at) for h in MODIFIER_HEADS] if at else []
         if count_words and q.startswith("how many "):
             counts.append((len(ids) - 6, NUMBERS.index(a)))  # the word before "are there ? ASSISTANT :"
         answer = tok.vocab[a]
@@ -338,7 +359,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 word = len(ids) - (4 if kind == "object" else 6)  # as `refers` / `counts` above
                 hops += [(word, h, seq, kind == "centres") for h in HOP_HEADS[kind]]
         ids += [answer, eos]
-    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts, hops)
+    return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts, hops, modifiers)
 
 
 def collate_turns(batch: List[TurnsExample], pad_id: int, with_pixels: bool = True):
@@ -382,6 +403,16 @@ def collate_hop_grounds(batch: List[TurnsExample], seq_len: int):
         mask[r, seq] = 1
     idx = torch.tensor([[b, p, h] for b, p, h, _, _ in rows], dtype=torch.long).reshape(-1, 3)
     return idx, mask, torch.tensor([even for *_, even in rows], dtype=torch.bool)
+
+
+def collate_modifier_grounds(batch: List[TurnsExample], seq_len: int):
+    """The modifier targets of a batch (`TurnsExample.modifiers`): (batch, position, head) index
+    tensors and a [n, seq_len] 0/1 mask of the modifier words each row should read."""
+    rows = [(b, p, h, seq) for b, e in enumerate(batch) for p, h, seq in e.modifiers]
+    mask = torch.zeros(len(rows), seq_len)
+    for r, (_, _, _, seq) in enumerate(rows):
+        mask[r, seq] = 1
+    return torch.tensor([[b, p, h] for b, p, h, _ in rows], dtype=torch.long).reshape(-1, 3), mask
 
 
 def collate_grounds(batch: List[TurnsExample], seq_len: int):
