@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds micro-llava from nothing: world corpus -> training -> ONNX export + hub files ->
-# parity fixtures -> evaluation and model card. Installs nothing. About 5 h 30 min on 2 cores.
+# parity fixtures -> evaluation and model card. Installs nothing. About 6 h 40 min on 2 cores.
 #
 # Needs: Node 22 (npx node), Debian's python3-torch + python3-numpy for /usr/bin/python3,
 # and an optimised BLAS (apt-get install libopenblas0-pthread): Debian's torch falls back to
@@ -54,7 +54,24 @@ $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/mic
   --vision-steps 0 --steps 2000 --seed 9 --threads 1 --out .cache/micro-vlm-stage6.safetensors
 $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage6.safetensors \
   --grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20 \
-  --oversample relation=2,count=3,referring=2 --vision-steps 100 --steps 2800 --seed 10 --threads 1 --out "$WEIGHTS"
+  --oversample relation=2,count=3,referring=2 --vision-steps 100 --steps 2800 --seed 10 --threads 1 --out .cache/micro-vlm-stage7.safetensors
+#    Recipe v5 (README "Session 16"): LLM layer 1 told where to look at each hop word (heads 0/1 on
+#    the referred object at a marker expression's end; head 2 evenly on the counted centres and
+#    <s> at a count question's counted word); then also layer 0's heads 2/3 told to read the
+#    expression's modifiers ("leftmost", "large", colours) and each centre patch's object colour
+#    and shape classified from the projector output; then a count-heavy tail with the hop weight 3.
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage7.safetensors \
+  --grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20 \
+  --hop-attend 1 --oversample relation=2,count=3,referring=2 --vision-steps 100 --steps 1500 --lr 8e-4 --seed 21 --threads 1 \
+  --out .cache/micro-vlm-stage8.safetensors
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage8.safetensors \
+  --grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20 \
+  --hop-attend 1 --modifier-attend 1 --centre-names 1 --oversample relation=2,count=4,referring=3 --vision-steps 100 --steps 1500 \
+  --lr 8e-4 --seed 33 --threads 1 --out .cache/micro-vlm-stage9.safetensors
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage9.safetensors \
+  --grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20 \
+  --hop-attend 3 --modifier-attend 1 --centre-names 1 --oversample relation=2,count=6,referring=3 --vision-steps 100 --steps 1000 \
+  --lr 5e-4 --seed 35 --threads 1 --out "$WEIGHTS"
 
 # 3. Export to resources/models/micro-llava and write tests/fixtures/micro-llava.
 $PY tools/micro-vlm/publish.py --checkpoint "$WEIGHTS"
