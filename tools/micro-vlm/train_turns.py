@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
     a = ap.parse_args()
     assert not ((a.hop_attend or a.modifier_attend) and a.attend_layer >= 0), "--hop-attend / --modifier-attend and --attend-layer are not combined"
+    assert not a.modifier_attend or a.hop_layer >= 1, "--modifier-attend supervises layer --hop-layer - 1: --hop-layer must be >= 1"
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
