@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--hop-attend", type=float, default=0.0,
                     help="weight of telling LLM layer --hop-layer where to look at each marker question's expression end and count question's counted word (turns.HOP_HEADS)")
     ap.add_argument("--hop-layer", type=int, default=1, help="the LLM layer --hop-attend supervises (the --refer-aux / --count-aux heads read its output)")
+    ap.add_argument("--count-heads", default="2", help="hop-layer heads --hop-attend tells to spread over a count's centres and <s> (comma-separated)")
     ap.add_argument("--modifier-attend", type=float, default=0.0,
                     help="weight of telling LLM layer --hop-layer - 1 (heads turns.MODIFIER_HEADS) to read each marker question's modifier words from the expression's end")
     ap.add_argument("--feature-centre", type=float, default=0.0,
@@ -128,7 +129,8 @@ def main():
     centre_head = torch.nn.Linear(c.text_hidden, 2).to(a.device) if a.feature_centre else None
     names_head = torch.nn.Linear(c.text_hidden, len(COLOURS) + 1 + len(SHAPES) + 1).to(a.device) if a.centre_names else None
     target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0,
-                      "hop_grounds": a.hop_attend > 0, "modifier_grounds": a.modifier_attend > 0}
+                      "hop_grounds": a.hop_attend > 0, "modifier_grounds": a.modifier_attend > 0,
+                      "count_heads": tuple(int(h) for h in a.count_heads.split(","))}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -160,7 +162,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 

@@ -265,7 +265,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                        grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
                        relations=None, name_positions: bool = False, object_letters: bool = False,
                        refer_letters: bool = False, count_words: bool = False, hop_grounds: bool = False,
-                       modifier_grounds: bool = False) -> Optional[TurnsExample]:
+                       modifier_grounds: bool = False, count_heads: Tuple[int, ...] = HOP_HEADS["centres"]) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
@@ -357,7 +357,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 grounds.append((len(ids) - 1, head, seq))
             if hop_grounds and item.task in ("referring", "count"):
                 word = len(ids) - (4 if kind == "object" else 6)  # as `refers` / `counts` above
-                hops += [(word, h, seq, kind == "centres") for h in HOP_HEADS[kind]]
+                hops += [(word, h, seq, kind == "centres") for h in (count_heads if kind == "centres" else HOP_HEADS[kind])]
         ids += [answer, eos]
     return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts, hops, modifiers)
 
