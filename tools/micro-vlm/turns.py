@@ -394,33 +394,28 @@ def collate_hops(batch: List[TurnsExample], kind: str, device=None):
     return (torch.tensor([r[:2] for r in rows], device=device), torch.tensor([r[2] for r in rows], device=device))
 
 
-def collate_hop_grounds(batch: List[TurnsExample], seq_len: int):
-    """The hop targets of a batch (`TurnsExample.hops`): (batch, position, head) index tensors,
-    a [n, seq_len] 0/1 mask of where each row should look, and [n] whether it should do so evenly."""
-    rows = [(b, p, h, seq, even) for b, e in enumerate(batch) for p, h, seq, even in e.hops]
+def attention_targets(rows: list, seq_len: int):
+    """Rows (batch, position, head, positions to look at, ...) -> (batch, position, head) index
+    tensor [n, 3] and a [n, seq_len] 0/1 mask of those positions: what every attention-supervision
+    loss indexes the attention probabilities with."""
     mask = torch.zeros(len(rows), seq_len)
-    for r, (_, _, _, seq, _) in enumerate(rows):
-        mask[r, seq] = 1
-    idx = torch.tensor([[b, p, h] for b, p, h, _, _ in rows], dtype=torch.long).reshape(-1, 3)
-    return idx, mask, torch.tensor([even for *_, even in rows], dtype=torch.bool)
+    for r, row in enumerate(rows):
+        mask[r, row[3]] = 1
+    return torch.tensor([list(row[:3]) for row in rows], dtype=torch.long).reshape(-1, 3), mask
+
+
+def collate_hop_grounds(batch: List[TurnsExample], seq_len: int):
+    """The hop targets of a batch (`TurnsExample.hops`): `attention_targets`, and [n] whether each
+    row should look evenly."""
+    rows = [(b, p, h, seq, even) for b, e in enumerate(batch) for p, h, seq, even in e.hops]
+    return (*attention_targets(rows, seq_len), torch.tensor([row[4] for row in rows], dtype=torch.bool))
 
 
 def collate_modifier_grounds(batch: List[TurnsExample], seq_len: int):
-    """The modifier targets of a batch (`TurnsExample.modifiers`): (batch, position, head) index
-    tensors and a [n, seq_len] 0/1 mask of the modifier words each row should read."""
-    rows = [(b, p, h, seq) for b, e in enumerate(batch) for p, h, seq in e.modifiers]
-    mask = torch.zeros(len(rows), seq_len)
-    for r, (_, _, _, seq) in enumerate(rows):
-        mask[r, seq] = 1
-    return torch.tensor([[b, p, h] for b, p, h, _ in rows], dtype=torch.long).reshape(-1, 3), mask
+    """The modifier targets of a batch (`TurnsExample.modifiers`), as `attention_targets`."""
+    return attention_targets([(b, p, h, seq) for b, e in enumerate(batch) for p, h, seq in e.modifiers], seq_len)
 
 
 def collate_grounds(batch: List[TurnsExample], seq_len: int):
-    """Attention-supervision targets of a batch: (batch, position, head) index tensors and a
-    [n, seq_len] 0/1 mask of where each supervised attention row should put its mass."""
-    rows = [(b, p, h, seq) for b, e in enumerate(batch) for p, h, seq in e.grounds]
-    mask = torch.zeros(len(rows), seq_len)
-    for r, (_, _, _, seq) in enumerate(rows):
-        mask[r, seq] = 1
-    idx = torch.tensor([[b, p, h] for b, p, h, _ in rows], dtype=torch.long).reshape(-1, 3)
-    return idx, mask
+    """Attention-supervision targets of a batch (`TurnsExample.grounds`), as `attention_targets`."""
+    return attention_targets([(b, p, h, seq) for b, e in enumerate(batch) for p, h, seq in e.grounds], seq_len)
