@@ -42,6 +42,11 @@ def pixels_by_patch(mask: np.ndarray) -> np.ndarray:
     return mask.reshape(G, P, G, P).transpose(0, 2, 1, 3).reshape(G * G, P * P)
 
 
+def majority_instances(mask: np.ndarray) -> np.ndarray:
+    """[64] each patch's majority instance id in a [64, 64] instance mask (0 = background)."""
+    return np.stack([np.bincount(row, minlength=32)[:32] for row in pixels_by_patch(mask)]).argmax(1)
+
+
 def patch_at(x: float, y: float) -> int:
     """The raster index of the patch holding pixel (x, y)."""
     return int(y // P) * G + int(x // P)
@@ -54,8 +59,7 @@ def patch_targets(mask: np.ndarray, objects: list, points: list, with_centre: bo
     letters (object id -> letter name, `object_letters`; with with_centre) appends a 9th: on every patch of a lettered
     object, its letter (train_turns.py --object-letter: the letter spread over the whole object,
     so a referring answer can read it wherever the expression's attention lands on the object)."""
-    patches = pixels_by_patch(mask)
-    ids = np.stack([np.bincount(row, minlength=32)[:32] for row in patches]).argmax(1)
+    ids = majority_instances(mask)
     by_id = {o["id"]: o for o in objects}
     out = np.zeros((G * G, 7), np.float32)
     out[:, 4:] = np.nan  # regression targets only on object patches
@@ -91,7 +95,7 @@ def object_centres(mask: np.ndarray, objects: list) -> np.ndarray:
     """[64, 2] each patch's object's centre (x, y), scaled to [-1, 1]; NaN on background patches
     (majority instance per patch, as `patch_targets`). train_turns.py --feature-centre: a position
     the whole object shares, so attention can rank objects — not patches — by where they are."""
-    ids = np.stack([np.bincount(row, minlength=32)[:32] for row in pixels_by_patch(mask)]).argmax(1)
+    ids = majority_instances(mask)
     by_id = {o["id"]: o for o in objects}
     out = np.full((G * G, 2), np.nan, np.float32)
     for k, i in enumerate(ids):

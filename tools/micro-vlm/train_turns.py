@@ -45,6 +45,12 @@ def rms_normed(h: torch.Tensor) -> torch.Tensor:
     return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)
 
 
+def missed_mass(rows: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """[n] −log of the attention mass each row [n, seq] puts on its target positions (`where`, 0/1):
+    the attention-supervision loss, indifferent to how the mass spreads over the targets."""
+    return -torch.log((rows * where).sum(-1) + 1e-6)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=".cache/world-train")
@@ -93,6 +99,8 @@ def main():
                     help="weight of classifying, at each object's centre patch, that object's colour and shape from the projector output (data.centre_names)")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
+    ap.add_argument("--more", default="", metavar="TASK=DIR,...",
+                    help="also TASK's train items from corpus folder DIR (more scenes of one task; --train-per-task limits each folder)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
     ap.add_argument("--stop-after", type=int, default=0, help="save and stop after this many joint steps (the schedule still spans --steps)")
     ap.add_argument("--budget-minutes", type=float, default=0,
@@ -141,13 +149,17 @@ def main():
     ref_staged = [[make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups, **target_options)
                    for it in load_task(folder, "referring") if it.split == "train"][: a.train_per_task] for _, folder in ref_stages]
     copies = {k: int(v) for k, v in (kv.split("=") for kv in a.oversample.split(",") if kv)}
+    more = dict(kv.split("=", 1) for kv in a.more.split(",") if kv)
+    assert set(more) <= set(a.tasks.split(",")), f"--more names a task not trained here: {a.more!r}"
     for task in a.tasks.split(","):
         assert task in TRAINED_TASKS, f"{task} is not a trained task"
         items = load_task(a.corpus, task)
+        pool = [it for it in items if it.split == "train"][: a.train_per_task]
+        pool += [it for it in load_task(more[task], task) if it.split == "train"][: a.train_per_task] if task in more else []
         for _ in range(copies.get(task, 1)):
             train += [make_turns_example(it, tok, rng, a.max_turns, balanced_counts=a.balanced_counts, grounded=a.grounded, lookups=a.lookups,
                                          supervise_attention=a.attend_layer >= 0, name_positions=a.name_aux > 0, **target_options)
-                      for it in items if it.split == "train"][: a.train_per_task]
+                      for it in pool]
         if task == "relation" and stages:
             assert a.grounded, "--relation-stages needs --grounded"
             staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, relations=rels, name_positions=a.name_aux > 0, **target_options)
@@ -161,7 +173,7 @@ def main():
         info = {"recipe": "train_turns.py", "seed": a.seed, "vision_hidden": c.vision_hidden, "vision_steps": a.vision_steps,
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
-                "position_target": a.position_target, "oversample": a.oversample, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
+                "position_target": a.position_target, "oversample": a.oversample, "more": a.more, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
                 "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
@@ -210,7 +222,7 @@ def main():
             logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
             rows = probs[a.attend_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
-            attend = -torch.log((rows * gmask).sum(-1) + 1e-6).mean() if len(gi) else logits.new_zeros(())
+            attend = missed_mass(rows, gmask).mean() if len(gi) else logits.new_zeros(())
         elif a.hop_attend or a.modifier_attend:
             logits, probs, states = m.logits_at(ids, feats, tpos, want_probs=True, want_states=True)
             attend = 0.0
@@ -248,7 +260,7 @@ def main():
             gi, gmask, even = (t.to(dev) for t in collate_hop_grounds(batch, ids.shape[1]))
             if len(gi):
                 rows = probs[a.hop_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
-                anyhow = -torch.log((rows * gmask).sum(-1) + 1e-6)  # mass on the positions, however spread
+                anyhow = missed_mass(rows, gmask)  # mass on the positions, however spread
                 evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them
                 looked = torch.where(even, evenly, anyhow).mean()
         modified = torch.zeros((), device=dev)
@@ -256,7 +268,7 @@ def main():
             gi, gmask = (t.to(dev) for t in collate_modifier_grounds(batch, ids.shape[1]))
             if len(gi):
                 rows = probs[a.hop_layer - 1][gi[:, 0], gi[:, 2], gi[:, 1]]
-                modified = -torch.log((rows * gmask).sum(-1) + 1e-6).mean()
+                modified = missed_mass(rows, gmask).mean()
         refer, counted = hop.get("refers", torch.zeros((), device=dev)), hop.get("counts", torch.zeros((), device=dev))
         qa = F.cross_entropy(logits, tids)
         loss = qa + AUX_WEIGHT * al + a.attend_weight * attend + a.name_aux * named + a.refer_aux * refer + a.count_aux * counted + a.hop_attend * looked + a.modifier_attend * modified + a.feature_centre * placed + a.centre_names * named_centres
