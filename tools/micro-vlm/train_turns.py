@@ -99,6 +99,9 @@ def main():
                     help="weight of classifying, at each object's centre patch, that object's colour and shape from the projector output (data.centre_names)")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
+    ap.add_argument("--soft-centres", action="store_true",
+                    help="with --hop-attend: a count question's head-2 target is <s> and each counted object's own patches, Gaussian-weighted "
+                         "by their distance to its centre (turns.centre_weights), instead of the one patch holding its centre")
     ap.add_argument("--more", default="", metavar="TASK=DIR,...",
                     help="also TASK's train items from corpus folder DIR (more scenes of one task; --train-per-task limits each folder)")
     ap.add_argument("--oversample", default="", help="task=k,...: k chats per item of these tasks (each with its own turns)")
@@ -112,6 +115,7 @@ def main():
     ap.add_argument("--init", help="start from this checkpoint (its config wins; use --vision-steps 0 to keep its tower)")
     a = ap.parse_args()
     assert not ((a.hop_attend or a.modifier_attend) and a.attend_layer >= 0), "--hop-attend / --modifier-attend and --attend-layer are not combined"
+    assert not a.soft_centres or a.hop_attend, "--soft-centres shapes --hop-attend's count targets: give --hop-attend"
     assert not a.modifier_attend or a.hop_layer >= 1, "--modifier-attend supervises layer --hop-layer - 1: --hop-layer must be >= 1"
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -138,7 +142,7 @@ def main():
     names_head = torch.nn.Linear(c.text_hidden, len(COLOURS) + 1 + len(SHAPES) + 1).to(a.device) if a.centre_names else None
     target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0,
                       "hop_grounds": a.hop_attend > 0, "modifier_grounds": a.modifier_attend > 0,
-                      "count_heads": tuple(int(h) for h in a.count_heads.split(","))}
+                      "count_heads": tuple(int(h) for h in a.count_heads.split(",")), "soft_centres": a.soft_centres}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -174,7 +178,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "more": a.more, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "soft_centres": a.soft_centres, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -261,7 +265,7 @@ def main():
             if len(gi):
                 rows = probs[a.hop_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
                 anyhow = missed_mass(rows, gmask)  # mass on the positions, however spread
-                evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them
+                evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them (to their weights: --soft-centres)
                 looked = torch.where(even, evenly, anyhow).mean()
         modified = torch.zeros((), device=dev)
         if a.modifier_attend:

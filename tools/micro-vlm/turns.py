@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from corpus import Item
-from data import COLOURS, SHAPES, make_example, object_letters, patch_at, pixels_by_patch
+from data import COLOURS, SHAPES, G, P, majority_instances, make_example, object_letters, patch_at, pixels_by_patch
 from processor import preprocess
 from tokenizer import WordTokenizer, render_prompt
 
@@ -205,6 +205,33 @@ def object_patches(mask: np.ndarray, object_id: int, min_pixels: int = 16) -> Li
     return hit or ([int(cover.argmax())] if cover.max() > 0 else [])
 
 
+SOFT_CENTRE_SIGMA = P / 2  # px: a lattice sum of Gaussians this wide is within ~3% of constant
+
+
+def centre_weights(mask: np.ndarray, objects: list, ids: List[int]) -> Dict[int, float]:
+    """patch -> weight: each counted object's weight 1 spread over its own patches (majority
+    instance) by a Gaussian of their distance to its centre (`SOFT_CENTRE_SIGMA`); all on its
+    centre patch when no patch shows it. train_turns.py --soft-centres: which single patch holds a
+    centre flips at patch borders — counted objects centred within 1 px of one drew the counting
+    head's mass onto a neighbour or off the object (14% vs 2% beyond 1 px, v5) — while these weights
+    move smoothly with the centre, and a key can make them as −distance² from the patch offsets."""
+    majority = majority_instances(mask)
+    px = (np.arange(G * G) % G + 0.5) * P, (np.arange(G * G) // G + 0.5) * P
+    by_id = {o["id"]: o for o in objects}
+    out: Dict[int, float] = {}
+    for i in ids:
+        x, y = by_id[i]["centre"]
+        own = np.flatnonzero(majority == i)
+        if not len(own):
+            k = patch_at(min(max(x, 0), G * P - 1), min(max(y, 0), G * P - 1))
+            out[k] = out.get(k, 0.0) + 1.0
+            continue
+        w = np.exp(-((px[0][own] - x) ** 2 + (px[1][own] - y) ** 2) / (2 * SOFT_CENTRE_SIGMA ** 2))
+        for k, v in zip(own, w / w.sum()):
+            out[int(k)] = out.get(int(k), 0.0) + float(v)
+    return out
+
+
 def centre_patches(objects: list, ids: List[int]) -> List[int]:
     by_id = {o["id"]: o for o in objects}
     return sorted({patch_at(*by_id[i]["centre"]) for i in ids})
@@ -265,7 +292,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                        grounded: bool = False, supervise_attention: bool = False, lookups: bool = False,
                        relations=None, name_positions: bool = False, object_letters: bool = False,
                        refer_letters: bool = False, count_words: bool = False, hop_grounds: bool = False,
-                       modifier_grounds: bool = False, count_heads: Tuple[int, ...] = HOP_HEADS["centres"]) -> Optional[TurnsExample]:
+                       modifier_grounds: bool = False, count_heads: Tuple[int, ...] = HOP_HEADS["centres"],
+                       soft_centres: bool = False) -> Optional[TurnsExample]:
     """lookups: relation and referring chats also get `lookup_turns`; grounded relation chats then
     ask about each pair of objects once (with the pair's "left of" and "right of" in one chat, the
     second answer follows from the first without looking at the image).
@@ -283,7 +311,9 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
     <s>, evenly: a softmax spread over n centres and a sink gives the sink 1 / (n + 1)) —
     `TurnsExample.hops`.
     modifier_grounds: record, at each marker question's expression end, the positions of its
-    modifier words (`MODIFIER_WORDS`) — `TurnsExample.modifiers`."""
+    modifier words (`MODIFIER_WORDS`) — `TurnsExample.modifiers`.
+    soft_centres: a count hop's target is <s> (weight 1) and `centre_weights` instead of the
+    centre patches."""
     own = (item.prompt, item.answer)
     curriculum = relations is not None and grounded and item.task == "relation"
     if curriculum:
@@ -353,6 +383,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 seq = [image_at + p for i in object_ids for p in object_patches(np.asarray(item.masks[0]), i)]
             else:
                 seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
+                if soft_centres:
+                    seq = {0: 1.0, **{image_at + k: w for k, w in centre_weights(np.asarray(item.masks[0]), item.meta["objects"], object_ids).items()}}
             if supervise_attention:
                 grounds.append((len(ids) - 1, head, seq))
             if hop_grounds and item.task in ("referring", "count"):
@@ -397,10 +429,14 @@ def collate_hops(batch: List[TurnsExample], kind: str, device=None):
 def attention_targets(rows: list, seq_len: int):
     """Rows (batch, position, head, positions to look at, ...) -> (batch, position, head) index
     tensor [n, 3] and a [n, seq_len] 0/1 mask of those positions: what every attention-supervision
-    loss indexes the attention probabilities with."""
+    loss indexes the attention probabilities with. Positions given as {position: weight} (soft
+    count targets, `centre_weights`) put their weights in the mask instead of 1."""
     mask = torch.zeros(len(rows), seq_len)
     for r, row in enumerate(rows):
-        mask[r, row[3]] = 1
+        if isinstance(row[3], dict):
+            mask[r, list(row[3])] = torch.tensor(list(row[3].values()), dtype=mask.dtype)
+        else:
+            mask[r, row[3]] = 1
     return torch.tensor([list(row[:3]) for row in rows], dtype=torch.long).reshape(-1, 3), mask
 
 
