@@ -99,6 +99,9 @@ def main():
                     help="weight of classifying, at each object's centre patch, that object's colour and shape from the projector output (data.centre_names)")
     ap.add_argument("--tasks", default=",".join(TRAINED_TASKS), help="train and monitor on these trained tasks only (experiments)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the tower fixed in the joint stage (no dense loss; experiments)")
+    ap.add_argument("--count-attend", type=float, default=1.0,
+                    help="with --hop-attend: the count rows' weight relative to the referring rows' (the counting head fits its targets no better on "
+                         "train scenes than on test ones, so it is short of signal rather than of data)")
     ap.add_argument("--soft-centres", action="store_true",
                     help="with --hop-attend: a count question's head-2 target is <s> and each counted object's own patches, Gaussian-weighted "
                          "by their distance to its centre (turns.centre_weights), instead of the one patch holding its centre")
@@ -178,7 +181,7 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "more": a.more, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "soft_centres": a.soft_centres, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "soft_centres": a.soft_centres, "count_attend": a.count_attend, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
@@ -266,7 +269,7 @@ def main():
                 rows = probs[a.hop_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
                 anyhow = missed_mass(rows, gmask)  # mass on the positions, however spread
                 evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them (to their weights: --soft-centres)
-                looked = torch.where(even, evenly, anyhow).mean()
+                looked = torch.where(even, a.count_attend * evenly, anyhow).mean()
         modified = torch.zeros((), device=dev)
         if a.modifier_attend:
             gi, gmask = (t.to(dev) for t in collate_modifier_grounds(batch, ids.shape[1]))
