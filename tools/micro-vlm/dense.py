@@ -26,7 +26,9 @@ LETTER_CLASSES = len(MARKERS)  # none, a..d: data.patch_targets' 9th column
 def dense_heads(d: int, position: bool = False, letters: bool = False) -> nn.ModuleList:
     """One linear head for the feature layer, one for the last layer (+2 outputs with `position`,
     then + LETTER_CLASSES with `letters`)."""
-    return nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS) + 2 * position + LETTER_CLASSES * letters) for _ in range(2)])
+    heads = nn.ModuleList([nn.Linear(d, sum(CLASS_SIZES) + len(REGRESSION_COLUMNS) + 2 * position + LETTER_CLASSES * letters) for _ in range(2)])
+    heads.position, heads.letters = position, letters  # the output layout dense_loss reads
+    return heads
 
 
 def patch_positions(n: int, device=None) -> torch.Tensor:
@@ -65,7 +67,8 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: floa
         total = total + 4 * F.mse_loss(reg[ok], tt[ok])
         o += len(REGRESSION_COLUMNS)
         with_letters = t.shape[-1] > 8
-        if out.shape[-1] - LETTER_CLASSES * with_letters > o:
+        assert with_letters == heads.letters, "letter targets and letter heads come together (dense_heads(letters=...))"
+        if heads.position:
             xy = patch_positions(out.shape[1], out.device).expand(out.shape[0], -1, -1)
             total = total + F.mse_loss(out[..., o : o + 2], xy)
             o += 2
