@@ -45,6 +45,12 @@ def rms_normed(h: torch.Tensor) -> torch.Tensor:
     return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)
 
 
+def per_patch(batch, targets) -> torch.Tensor:
+    """[images × 64, ...] per-patch targets `targets(mask, objects)` of every image of a batch, in
+    collate_turns' order (each chat's images in turn), so they line up with the flattened features."""
+    return torch.from_numpy(np.concatenate([targets(np.asarray(mask), e.item.meta.get("objects", [])) for e in batch for mask in e.item.masks]))
+
+
 def missed_mass(rows: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """[n] −log of the attention mass each row [n, seq] puts on its target positions (`where`, 0/1):
     the attention-supervision loss, indifferent to how the mass spreads over the targets."""
@@ -250,13 +256,13 @@ def main():
                 at, target = asked
                 hop[kind] = F.cross_entropy(head(rms_normed(states[2][at[:, 0], at[:, 1]])), target)
         placed = torch.zeros((), device=dev)
-        if a.feature_centre:  # images in collate_turns' order: each chat's, in turn
-            where_at = torch.from_numpy(np.concatenate([object_centres(np.asarray(mk), e.item.meta.get("objects", [])) for e in batch for mk in e.item.masks])).to(dev)
+        if a.feature_centre:
+            where_at = per_patch(batch, lambda mask, objects: object_centres(mask, objects)).to(dev)
             known = ~torch.isnan(where_at[:, 0])
             placed = F.mse_loss(centre_head(rms_normed(feats.reshape(-1, feats.shape[-1])[known])), where_at[known])
         named_centres = torch.zeros((), device=dev)
-        if a.centre_names:  # every image of the batch, as above
-            names = torch.from_numpy(np.concatenate([centre_names(e.item.meta.get("objects", [])) for e in batch for _ in e.item.masks])).to(dev)
+        if a.centre_names:
+            names = per_patch(batch, lambda mask, objects: centre_names(objects)).to(dev)
             out = names_head(rms_normed(feats.reshape(-1, feats.shape[-1])))
             nc = len(COLOURS) + 1
             w = 1 + 9 * (names[:, 0] > 0).float()  # ~4 centre patches of 64 would otherwise barely register
