@@ -205,7 +205,7 @@ def object_patches(mask: np.ndarray, object_id: int, min_pixels: int = 16) -> Li
     return hit or ([int(cover.argmax())] if cover.max() > 0 else [])
 
 
-SOFT_CENTRE_SIGMA = P / 2  # px: a lattice sum of Gaussians this wide is within ~3% of constant
+SOFT_CENTRE_SIGMA = P / 2  # px: summed over the patch grid, Gaussians this wide vary by at most 6% (max/min) with the centre's offset
 
 
 def centre_weights(mask: np.ndarray, objects: list, ids: List[int]) -> Dict[int, float]:
@@ -382,9 +382,8 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
             if kind == "object":
                 seq = [image_at + p for i in object_ids for p in object_patches(np.asarray(item.masks[0]), i)]
             else:
-                seq = [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)]
-                if soft_centres:
-                    seq = {0: 1.0, **{image_at + k: w for k, w in centre_weights(np.asarray(item.masks[0]), item.meta["objects"], object_ids).items()}}
+                seq = ({0: 1.0, **{image_at + k: w for k, w in centre_weights(np.asarray(item.masks[0]), item.meta["objects"], object_ids).items()}}
+                       if soft_centres else [0] + [image_at + p for p in centre_patches(item.meta["objects"], object_ids)])
             if supervise_attention:
                 grounds.append((len(ids) - 1, head, seq))
             if hop_grounds and item.task in ("referring", "count"):
