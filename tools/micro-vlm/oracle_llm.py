@@ -21,13 +21,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checkpoint  # noqa: E402
 from corpus import load_task  # noqa: E402
-from data import COLOURS, MARKERS, SHAPES  # noqa: E402
+from data import COLOURS, MARKERS, SHAPES, centre_names  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from train import lr_at  # noqa: E402
-from turns import collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
+from turns import collate_hop_grounds, collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
 
 GRID = 8
 WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
+CENTRE_WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1)  # --centre-names: the centre's object's colour and shape
 
 
 def oracle_features(targets: np.ndarray, scalar_position: bool = False) -> np.ndarray:
@@ -72,9 +73,14 @@ def main():
                     help="multiply the patch features (the MLP's initial output is ~0.05 in norm, text embeddings ~0.2)")
     ap.add_argument("--relation-stages", default="", metavar="STEP=REL,...;...",
                     help="relation curriculum, e.g. \"400=left of;900=left of,right of\" (turns.parse_relation_stages)")
+    ap.add_argument("--centre-names", action="store_true",
+                    help="also give, at each object's centre patch, that object's colour and shape (data.centre_names), even where another object covers it")
+    ap.add_argument("--hop-attend", type=float, default=0.0,
+                    help="count: weight of layer 1 head 2 spreading its attention evenly over the counted centres and <s> (train_turns.py --hop-attend)")
     ap.add_argument("--name-aux", type=float, default=0.0,
                     help="relation: weight of regressing each named object's centre (x, y) after LLM layer 1 at its shape word")
     a = ap.parse_args()
+    assert not (a.hop_attend and a.name_aux), "--hop-attend and --name-aux are not combined here"
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     dev = torch.device(a.device)
@@ -82,7 +88,7 @@ def main():
     m = MicroLlava(shipped.c).to(dev)  # fresh weights, shipped sizes
     items = load_task(a.corpus, a.task)
     named = a.name_aux > 0
-    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named)
+    train = [make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named, hop_grounds=a.hop_attend > 0)
              for it in items if it.split == "train"]
     stages = parse_relation_stages(a.relation_stages)
     staged = [[e for e in (make_turns_example(it, tok, rng, a.max_turns, grounded=True, lookups=a.lookups, name_positions=named, relations=rels)
@@ -91,8 +97,15 @@ def main():
     if a.question_first:
         train = [question_first(e, tok) for e in train]
         test = [question_first(e, tok) for e in test]
-    feats = {id(e.item): torch.from_numpy(oracle_features(e.aux[0], a.scalar_position)) for e in train + sum(staged, []) + test}
-    proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
+    def features(e):
+        f = oracle_features(e.aux[0], a.scalar_position)
+        if a.centre_names:
+            names = centre_names(e.item.meta.get("objects", []))
+            f = np.concatenate([f, np.eye(len(COLOURS) + 1, dtype=np.float32)[names[:, 0]], np.eye(len(SHAPES) + 1, dtype=np.float32)[names[:, 1]]], 1)
+        return torch.from_numpy(f)
+
+    feats = {id(e.item): features(e) for e in train + sum(staged, []) + test}
+    proj = torch.nn.Sequential(torch.nn.Linear(WIDTH + 2 * a.scalar_position + CENTRE_WIDTH * a.centre_names, 128), torch.nn.GELU(), torch.nn.Linear(128, m.c.text_hidden)).to(dev)
     params = list(m.language_model.parameters()) + list(m.lm_head.parameters()) + list(proj.parameters())
     if named:  # made only when asked: it draws from torch's RNG
         name_head = torch.nn.Linear(m.c.text_hidden, 2).to(dev)
@@ -102,6 +115,12 @@ def main():
     def forward(batch):
         ids, _, tpos, tids, _ = (t.to(dev) if t is not None else None for t in collate_turns(batch, m.c.pad_token_id, with_pixels=False))
         x = proj(torch.stack([feats[id(e.item)] for e in batch]).to(dev)) * a.feature_scale
+        if a.hop_attend and torch.is_grad_enabled():  # training batches; accuracy() runs without grad
+            logits, probs = m.logits_at(ids, x, tpos, want_probs=True)
+            gi, gmask, even = (t.to(dev) for t in collate_hop_grounds(batch, ids.shape[1]))
+            rows = probs[1][gi[:, 0], gi[:, 2], gi[:, 1]]
+            looked = (-(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1))[even].mean() if bool(even.any()) else logits.new_zeros(())
+            return logits, tids, looked
         if not named:
             return m.logits_at(ids, x, tpos), tids
         logits, states = m.logits_at(ids, x, tpos, want_states=True)
@@ -136,7 +155,7 @@ def main():
         else:
             out = forward([train[i] for i in order[step * a.batch : (step + 1) * a.batch]])
         logits, tids = out[:2]
-        loss = F.cross_entropy(logits, tids) + (a.name_aux * out[2] if named else 0)
+        loss = F.cross_entropy(logits, tids) + (a.name_aux * out[2] if named else 0) + (a.hop_attend * out[2] if a.hop_attend else 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -144,7 +163,7 @@ def main():
         if step % 250 == 0 or step + 1 == steps:
             answers = tids != tok.vocab["</s>"]
             fit = (logits.argmax(-1) == tids)[answers].float().mean().item()  # every answer turn of this training batch
-            print(f"step {step} loss {loss.item():.3f}" + (f" name {out[2].item():.3f}" if named else "") + f" batch-answers {fit:.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
+            print(f"step {step} loss {loss.item():.3f}" + (f" name {out[2].item():.3f}" if named else "") + (f" look {out[2].item():.3f}" if a.hop_attend else "") + f" batch-answers {fit:.3f} test {accuracy():.3f} {time.time() - t0:.0f}s", flush=True)
         step += 1
 
 
