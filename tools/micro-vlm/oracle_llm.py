@@ -24,7 +24,7 @@ from corpus import load_task  # noqa: E402
 from data import COLOURS, MARKERS, SHAPES, centre_names  # noqa: E402
 from model import MicroLlava  # noqa: E402
 from train import lr_at  # noqa: E402
-from turns import collate_hop_grounds, collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at  # noqa: E402
+from turns import collate_hop_grounds, collate_named, collate_turns, make_turns_example, parse_relation_stages, stage_at, uneven_spread  # noqa: E402
 
 GRID = 8
 WIDTH = (len(COLOURS) + 1) + (len(SHAPES) + 1) + GRID + GRID + (len(MARKERS) + 1)
@@ -119,7 +119,7 @@ def main():
             logits, probs = m.logits_at(ids, x, tpos, want_probs=True)
             gi, gmask, even = (t.to(dev) for t in collate_hop_grounds(batch, ids.shape[1]))
             rows = probs[1][gi[:, 0], gi[:, 2], gi[:, 1]]
-            looked = (-(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1))[even].mean() if bool(even.any()) else logits.new_zeros(())
+            looked = uneven_spread(rows, gmask)[even].mean() if bool(even.any()) else logits.new_zeros(())
             return logits, tids, looked
         if not named:
             return m.logits_at(ids, x, tpos), tids

@@ -34,7 +34,7 @@ from train import HELD_OUT_TASKS, TRAINED_TASKS, lr_at  # noqa: E402
 from data import COLOURS, SHAPES, centre_names, object_centres  # noqa: E402
 from dense import dense_heads, dense_loss  # noqa: E402
 from tower_stage import train_tower  # noqa: E402
-from turns import collate_grounds, collate_hop_grounds, collate_hops, collate_modifier_grounds, collate_named, collate_turns, curriculum_batch, make_turns_example, parse_corpus_stages, parse_relation_stages  # noqa: E402
+from turns import collate_grounds, collate_hop_grounds, collate_hops, collate_modifier_grounds, collate_named, collate_turns, curriculum_batch, make_turns_example, missed_mass, parse_corpus_stages, parse_relation_stages, uneven_spread  # noqa: E402
 
 AUX_WEIGHT = 0.5
 
@@ -49,12 +49,6 @@ def per_patch(batch, targets) -> torch.Tensor:
     """[images × 64, ...] per-patch targets `targets(mask, objects)` of every image of a batch, in
     collate_turns' order (each chat's images in turn), so they line up with the flattened features."""
     return torch.from_numpy(np.concatenate([targets(np.asarray(mask), e.item.meta.get("objects", [])) for e in batch for mask in e.item.masks]))
-
-
-def missed_mass(rows: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-    """[n] −log of the attention mass each row [n, seq] puts on its target positions (`where`, 0/1):
-    the attention-supervision loss, indifferent to how the mass spreads over the targets."""
-    return -torch.log((rows * where).sum(-1) + 1e-6)
 
 
 def main():
@@ -257,7 +251,7 @@ def main():
                 hop[kind] = F.cross_entropy(head(rms_normed(states[2][at[:, 0], at[:, 1]])), target)
         placed = torch.zeros((), device=dev)
         if a.feature_centre:
-            where_at = per_patch(batch, lambda mask, objects: object_centres(mask, objects)).to(dev)
+            where_at = per_patch(batch, object_centres).to(dev)
             known = ~torch.isnan(where_at[:, 0])
             placed = F.mse_loss(centre_head(rms_normed(feats.reshape(-1, feats.shape[-1])[known])), where_at[known])
         named_centres = torch.zeros((), device=dev)
@@ -274,7 +268,7 @@ def main():
             if len(gi):
                 rows = probs[a.hop_layer][gi[:, 0], gi[:, 2], gi[:, 1]]  # [n, seq]
                 anyhow = missed_mass(rows, gmask)  # mass on the positions, however spread
-                evenly = -(gmask * torch.log(rows + 1e-6)).sum(-1) / gmask.sum(-1)  # cross-entropy to uniform over them (to their weights: --soft-centres)
+                evenly = uneven_spread(rows, gmask)  # cross-entropy to uniform over them (to their weights: --soft-centres)
                 looked = torch.where(even, a.count_attend * evenly, anyhow).mean()
         modified = torch.zeros((), device=dev)
         if a.modifier_attend:

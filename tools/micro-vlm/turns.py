@@ -439,6 +439,18 @@ def attention_targets(rows: list, seq_len: int):
     return torch.tensor([list(row[:3]) for row in rows], dtype=torch.long).reshape(-1, 3), mask
 
 
+def missed_mass(rows: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """[n] −log of the attention mass each row [n, seq] puts on its target positions (`where`, 0/1):
+    the attention-supervision loss, indifferent to how the mass spreads over the targets."""
+    return -torch.log((rows * where).sum(-1) + 1e-6)
+
+
+def uneven_spread(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """[n] cross-entropy of each attention row [n, seq] to its target distribution (`weights`
+    normalised: uniform over 0/1 positions, or the soft count weights)."""
+    return -(weights * torch.log(rows + 1e-6)).sum(-1) / weights.sum(-1)
+
+
 def collate_hop_grounds(batch: List[TurnsExample], seq_len: int):
     """The hop targets of a batch (`TurnsExample.hops`): `attention_targets`, and [n] whether each
     row should look evenly."""
