@@ -18,6 +18,7 @@ CLASS_COLUMNS = [0, 1, 2, 3, 7]
 CLASS_SIZES = [len(COLOURS) + 1, len(SHAPES) + 1, len(STYLES) + 1, len(MARKERS) + 1, 2]
 REGRESSION_COLUMNS = [4, 5, 6]
 ATTRIBUTE_COLUMNS = (0, 1, 2)  # the terms the marker weight applies to
+SHAPE_COLUMN = 1
 
 
 LETTER_CLASSES = len(MARKERS)  # none, a..d: data.patch_targets' 9th column
@@ -38,7 +39,8 @@ def patch_positions(n: int, device=None) -> torch.Tensor:
     return torch.stack([g.repeat(side), g.repeat_interleave(side)], dim=1)
 
 
-def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: float = 0.0, object_letter_weight: float = 0.0):
+def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: float = 0.0, object_letter_weight: float = 0.0,
+               shape_weight: float = 0.0):
     """Mean over the two heads of the per-column losses; states: two [N, 65, d], t: [N, 64, 8].
     The attribute terms of a patch with a marker weigh marker_weight + 1 times a plain patch's
     (the LLM reads point answers from that one patch). Heads built with `position` also regress
@@ -47,7 +49,10 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: floa
     letter_weight: the marker-class term of a patch with a marker weighs letter_weight + 1 times a
     plain patch's (4 lettered patches of 64 otherwise barely register; referring reads them).
     With a 9th target column (heads built with `letters`), every patch also classifies the letter
-    of the object it shows; a lettered object's patches weigh object_letter_weight + 1 times."""
+    of the object it shows; a lettered object's patches weigh object_letter_weight + 1 times.
+    shape_weight: the shape term of a patch showing an object weighs shape_weight + 1 times a
+    background patch's (times the marker weight) — a tower that names every object's shape (count
+    questions select by it) learns it slower than colour, and most patches are background."""
     total = 0.0
     w = 1 + marker_weight * (t[..., 3] > 0).float().reshape(-1)
     for head, h in zip(heads, states):
@@ -56,7 +61,10 @@ def dense_loss(heads, states, t, marker_weight: float = 0.0, letter_weight: floa
         for j, size in zip(CLASS_COLUMNS, CLASS_SIZES):
             ce = F.cross_entropy(out[..., o : o + size].reshape(-1, size), t[..., j].long().reshape(-1), reduction="none")
             weighted = j in ATTRIBUTE_COLUMNS
-            if j == 3 and letter_weight:
+            if j == SHAPE_COLUMN and shape_weight:
+                sw = w * (1 + shape_weight * (t[..., j] > 0).float().reshape(-1))
+                total = total + (ce * sw).sum() / sw.sum()
+            elif j == 3 and letter_weight:
                 lw = 1 + letter_weight * (t[..., 3] > 0).float().reshape(-1)
                 total = total + (ce * lw).sum() / lw.sum()
             else:

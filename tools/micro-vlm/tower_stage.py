@@ -14,7 +14,8 @@ from train import lr_at
 
 
 def train_tower(m, heads, examples, steps: int, batch: int, lr: float, rng: np.random.Generator,
-                marker_weight: float = 0.0, letter_weight: float = 0.0, log=None, object_letter_weight: float = 0.0):
+                marker_weight: float = 0.0, letter_weight: float = 0.0, log=None, object_letter_weight: float = 0.0,
+                shape_weight: float = 0.0):
     """`steps` AdamW steps (cosine, 100 warm-up steps, gradient clip 1) of the tower and the dense
     heads on `examples` (anything with `.item.images` and `.aux`), in an order drawn from `rng`
     (drawn even for 0 steps, so a recipe's later draws do not depend on it). Appends
@@ -31,7 +32,7 @@ def train_tower(m, heads, examples, steps: int, batch: int, lr: float, rng: np.r
         px = torch.from_numpy(preprocess(np.concatenate([np.asarray(e.item.images) for e in chunk]))).to(dev)
         targets = torch.from_numpy(np.concatenate([e.aux for e in chunk])).to(dev)
         states, _ = m.vision_states(px)
-        loss = dense_loss(heads, [states[m.feature_layer_index()], states[-1]], targets, marker_weight, letter_weight, object_letter_weight)
+        loss = dense_loss(heads, [states[m.feature_layer_index()], states[-1]], targets, marker_weight, letter_weight, object_letter_weight, shape_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -61,6 +61,10 @@ def main():
     ap.add_argument("--vision-batch", type=int, default=128)
     ap.add_argument("--vision-lr", type=float, default=2e-3)
     ap.add_argument("--marker-weight", type=float, default=5.0)
+    ap.add_argument("--colour-word", action="store_true",
+                    help="count colour questions at their colour word, not at \"objects\" (the count and hop targets; turns.count_position)")
+    ap.add_argument("--shape-weight", type=float, default=0.0,
+                    help="the dense shape term of object patches weighs this + 1 times a background patch's (dense.py; count by shape is limited by the tower's shape)")
     ap.add_argument("--letter-weight", type=float, default=0.0, help="weight of marker-letter patches in the dense marker term (dense.py)")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=48)
@@ -145,7 +149,8 @@ def main():
     names_head = torch.nn.Linear(c.text_hidden, len(COLOURS) + 1 + len(SHAPES) + 1).to(a.device) if a.centre_names else None
     target_options = {"object_letters": a.object_letter > 0, "refer_letters": a.refer_aux > 0, "count_words": a.count_aux > 0,
                       "hop_grounds": a.hop_attend > 0, "modifier_grounds": a.modifier_attend > 0,
-                      "count_heads": tuple(int(h) for h in a.count_heads.split(",")), "soft_centres": a.soft_centres}
+                      "count_heads": tuple(int(h) for h in a.count_heads.split(",")), "soft_centres": a.soft_centres,
+                      "colour_word": a.colour_word}
     dev = torch.device(a.device)
     m.to(dev)
     heads.to(dev)
@@ -181,13 +186,13 @@ def main():
                 "vision_batch": a.vision_batch, "vision_lr": a.vision_lr, "marker_weight": a.marker_weight, "letter_weight": a.letter_weight, "steps": a.steps,
                 "batch": a.batch, "lr": a.lr, "max_turns": a.max_turns, "balanced_counts": a.balanced_counts, "grounded": a.grounded, "lookups": a.lookups,
                 "position_target": a.position_target, "oversample": a.oversample, "more": a.more, "attend_layer": a.attend_layer, "attend_weight": a.attend_weight, "stop_after": a.stop_after, "train_per_task": a.train_per_task, "aux_weight": AUX_WEIGHT,
-                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "soft_centres": a.soft_centres, "count_attend": a.count_attend, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
+                "relation_stages": a.relation_stages, "referring_stages": a.referring_stages, "name_aux": a.name_aux, "object_letter": a.object_letter, "refer_aux": a.refer_aux, "count_aux": a.count_aux, "hop_attend": a.hop_attend, "hop_layer": a.hop_layer, "modifier_attend": a.modifier_attend, "count_heads": a.count_heads, "feature_centre": a.feature_centre, "centre_names": a.centre_names, "soft_centres": a.soft_centres, "count_attend": a.count_attend, "shape_weight": a.shape_weight, "colour_word": a.colour_word, "trained_tasks": a.tasks.split(","), "freeze_vision": a.freeze_vision, "held_out_tasks": HELD_OUT_TASKS, "init": a.init, "init_info": init_info,
                 "device": a.device, "train_seconds": round(time.time() - t0), "log": log}
         checkpoint.save(a.out + tag, m.eval(), tok, info)
 
     # Stage 1: the vision tower alone on the dense objective (a stand-in for CLIP pretraining).
     t0 = time.time()
-    train_tower(m, heads, train, a.vision_steps, a.vision_batch, a.vision_lr, rng, a.marker_weight, a.letter_weight, log, a.object_letter)
+    train_tower(m, heads, train, a.vision_steps, a.vision_batch, a.vision_lr, rng, a.marker_weight, a.letter_weight, log, a.object_letter, a.shape_weight)
 
     # Stage 2: everything jointly; answer loss on every turn + the dense objective.
     t1 = time.time()
@@ -224,7 +229,7 @@ def main():
         with torch.set_grad_enabled(not a.freeze_vision):
             vstates, _ = m.vision_states(px)
         feats = m.multi_modal_projector(vstates[m.feature_layer_index()][:, 1:])
-        al = torch.zeros((), device=dev) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight, a.object_letter)
+        al = torch.zeros((), device=dev) if a.freeze_vision else dense_loss(heads, [vstates[m.feature_layer_index()], vstates[-1]], aux_t, a.marker_weight, a.letter_weight, a.object_letter, a.shape_weight)
         if a.attend_layer >= 0:
             logits, probs = m.logits_at(ids, feats, tpos, want_probs=True)
             gi, gmask = (t.to(dev) for t in collate_grounds(batch, ids.shape[1]))
