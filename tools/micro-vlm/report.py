@@ -66,6 +66,47 @@ def strip_logs(info: dict) -> dict:
     return {k: (strip_logs(v) if k == "init_info" and v else v) for k, v in info.items() if k != "log"}
 
 
+def turns_stage(step: dict) -> str:
+    """One `train_turns.py` stage of the card's training bullets."""
+    joint = step.get("stop_after") or step["steps"]
+    # A stage may start from a `.partial` checkpoint (saved at each monitor): its log says how far it ran.
+    logged = [e["step"] for e in step.get("log", []) if e.get("stage") == "joint"]
+    joint = min(joint, max(logged)) if logged else joint
+    part = f" (the first {joint} of a {step['steps']}-step cosine schedule)" if joint < step["steps"] else " (cosine)"
+    return (f"`train_turns.py --seed {step['seed']}`: {step['vision_steps']} tower-only steps with fresh auxiliary heads (their first, "
+            f"large gradients would otherwise swamp the joint ones), then everything jointly for {joint} steps × batch {step['batch']} "
+            f"chats{part}, peak lr {step['lr']}, answer loss + auxiliary loss; extra count turns "
+            f"{'balanced over the answers' if step.get('balanced_counts') else 'unbalanced'}"
+            + (f"; up to {step['max_turns']} turns per chat" if step.get("max_turns", 4) != 4 else "")
+            + ("; grounded relation / marker chats" if step.get("grounded") else "")
+            + (f"; chats per item {step['oversample']}" if step.get("oversample") else "")
+            + ("; dense heads also regress patch positions" if step.get("position_target") else "")
+            + (f"; the dense shape term of object patches weighted {1 + step['shape_weight']:g}×" if step.get("shape_weight") else "")
+            + ("; colour count questions counted at their colour word" if step.get("colour_word") else "")
+            + (f"; only the {', '.join(step['trained_tasks'])} task{'s' if len(step['trained_tasks']) > 1 else ''}"
+                    if set(step.get("trained_tasks", TRAINED_TASKS)) != set(TRAINED_TASKS) else "")
+            + (f"; relation curriculum `{step['relation_stages']}` (until step N only these relations, then all)"
+               if step.get("relation_stages") else "")
+            + (f"; referring curriculum `{step['referring_stages']}` (fewer lettered objects early)" if step.get("referring_stages") else "")
+            + (f"; a linear head regresses each named object's centre from LLM layer 2's input at its shape word (weight {step['name_aux']})"
+               if step.get("name_aux") else "")
+            + (f"; marker-letter patches weighted {step['letter_weight']}× in the marker term" if step.get("letter_weight") else "")
+            + (f"; every patch also classifies the letter on its object (lettered objects' patches weighted {1 + step['object_letter']}×)"
+               if step.get("object_letter") else "")
+            + (f"; a linear head classifies each marker question's letter from LLM layer 2's input at the expression's last word (weight {step['refer_aux']})"
+               if step.get("refer_aux") else "")
+            + (f"; a linear head classifies each count question's answer from LLM layer 2's input at the counted word (weight {step['count_aux']})"
+               if step.get("count_aux") else "")
+            + (f"; LLM layer {step.get('hop_layer', 1)}'s heads 0-1 told to look at the referred object from the expression's last word, "
+               f"head 2 evenly at the counted centres and <s> from the counted word (weight {step['hop_attend']})" if step.get("hop_attend") else "")
+            + (f"; a linear head regresses each object patch's object centre from the projector output (weight {step['feature_centre']})"
+               if step.get("feature_centre") else "")
+            + (f"; a linear head classifies each centre patch's object colour and shape from the projector output (weight {step['centre_names']})"
+               if step.get("centre_names") else "")
+            + (f"; attention of LLM layer {step['attend_layer']} heads 0-1 supervised (weight {step['attend_weight']})"
+               if step.get("attend_layer", -1) >= 0 else ""))
+
+
 def training_stages(info: dict) -> list:
     """The card's training bullets, oldest stage first, from the checkpoint's chain of `init_info`s."""
     chain = []
@@ -74,46 +115,17 @@ def training_stages(info: dict) -> list:
         info = info.get("init_info") or {}
     lines, total = [], 0
     for k, step in enumerate(reversed(chain), 1):
-        total += step.get("train_seconds", 0)
+        total += step.get("train_seconds", 0) + sum(t.get("train_seconds", 0) for t in step.get("members", []))
+        if step.get("recipe") == "average.py":
+            tails = "; ".join(f"({chr(97 + j)}) {turns_stage(t)}" for j, t in enumerate(step["members"]))
+            lines.append(f"  {k}. `average.py`: the element-wise mean of the weights of stage {k - 1} and of {len(step['members'])} "
+                         f"tails trained from it: {tails};")
+            continue
         if step.get("recipe") == "pretrain_vision.py":
             lines.append(f"  {k}. `pretrain_vision.py`: the vision tower alone on the auxiliary objective below, {step['vision_steps']} steps × "
                          f"batch {step['vision_batch']}, AdamW (peak lr {step['vision_lr']}, cosine), tower width {step['vision_hidden']};")
             continue
-        joint = step.get("stop_after") or step["steps"]
-        # A stage may start from a `.partial` checkpoint (saved at each monitor): its log says how far it ran.
-        logged = [e["step"] for e in step.get("log", []) if e.get("stage") == "joint"]
-        joint = min(joint, max(logged)) if logged else joint
-        part = f" (the first {joint} of a {step['steps']}-step cosine schedule)" if joint < step["steps"] else " (cosine)"
-        lines.append(f"  {k}. `train_turns.py --seed {step['seed']}`: {step['vision_steps']} tower-only steps with fresh auxiliary heads (their first, "
-                     f"large gradients would otherwise swamp the joint ones), then everything jointly for {joint} steps × batch {step['batch']} "
-                     f"chats{part}, peak lr {step['lr']}, answer loss + auxiliary loss; extra count turns "
-                     f"{'balanced over the answers' if step.get('balanced_counts') else 'unbalanced'}"
-                     + (f"; up to {step['max_turns']} turns per chat" if step.get("max_turns", 4) != 4 else "")
-                     + ("; grounded relation / marker chats" if step.get("grounded") else "")
-                     + (f"; chats per item {step['oversample']}" if step.get("oversample") else "")
-                     + ("; dense heads also regress patch positions" if step.get("position_target") else "")
-                     + (f"; only the {', '.join(step['trained_tasks'])} task{'s' if len(step['trained_tasks']) > 1 else ''}"
-                        if set(step.get("trained_tasks", TRAINED_TASKS)) != set(TRAINED_TASKS) else "")
-                     + (f"; relation curriculum `{step['relation_stages']}` (until step N only these relations, then all)"
-                        if step.get("relation_stages") else "")
-                     + (f"; referring curriculum `{step['referring_stages']}` (fewer lettered objects early)" if step.get("referring_stages") else "")
-                     + (f"; a linear head regresses each named object's centre from LLM layer 2's input at its shape word (weight {step['name_aux']})"
-                        if step.get("name_aux") else "")
-                     + (f"; marker-letter patches weighted {step['letter_weight']}× in the marker term" if step.get("letter_weight") else "")
-                     + (f"; every patch also classifies the letter on its object (lettered objects' patches weighted {1 + step['object_letter']}×)"
-                        if step.get("object_letter") else "")
-                     + (f"; a linear head classifies each marker question's letter from LLM layer 2's input at the expression's last word (weight {step['refer_aux']})"
-                        if step.get("refer_aux") else "")
-                     + (f"; a linear head classifies each count question's answer from LLM layer 2's input at the counted word (weight {step['count_aux']})"
-                        if step.get("count_aux") else "")
-                     + (f"; LLM layer {step.get('hop_layer', 1)}'s heads 0-1 told to look at the referred object from the expression's last word, "
-                        f"head 2 evenly at the counted centres and <s> from the counted word (weight {step['hop_attend']})" if step.get("hop_attend") else "")
-                     + (f"; a linear head regresses each object patch's object centre from the projector output (weight {step['feature_centre']})"
-                        if step.get("feature_centre") else "")
-                     + (f"; a linear head classifies each centre patch's object colour and shape from the projector output (weight {step['centre_names']})"
-                        if step.get("centre_names") else "")
-                     + (f"; attention of LLM layer {step['attend_layer']} heads 0-1 supervised (weight {step['attend_weight']})"
-                        if step.get("attend_layer", -1) >= 0 else "") + ";")
+        lines.append(f"  {k}. {turns_stage(step)};")
     lines[-1] = lines[-1][:-1] + "."
     head = f"* {len(chain)} stages, {total // 60} min on 2 CPU cores in all:"
     turns = (f"* **Multi-turn chats** (`turns.py`): each training sequence asks up to {chain[0].get('max_turns')} questions about its image in the chat "
