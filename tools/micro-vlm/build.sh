@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds micro-llava from nothing: world corpus -> training -> ONNX export + hub files ->
-# parity fixtures -> evaluation and model card. Installs nothing. About 6 h 40 min on 2 cores.
+# parity fixtures -> evaluation and model card. Installs nothing. About 9 h on 2 cores.
 #
 # Needs: Node 22 (npx node), Debian's python3-torch + python3-numpy for /usr/bin/python3,
 # and an optimised BLAS (apt-get install libopenblas0-pthread): Debian's torch falls back to
@@ -71,7 +71,20 @@ $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/mic
 $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage9.safetensors \
   --grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20 \
   --hop-attend 3 --modifier-attend 1 --centre-names 1 --oversample relation=2,count=6,referring=3 --vision-steps 100 --steps 1000 \
-  --lr 5e-4 --seed 35 --threads 1 --out "$WEIGHTS"
+  --lr 5e-4 --seed 35 --threads 1 --out .cache/micro-vlm-stage10.safetensors
+#    Recipe v6 (README "Session 18"): the tower's shape was the limit of shape counts, so the dense
+#    shape term of object patches weighs 5x (9x) in a tail from v5; then four tails from that one
+#    (two seeds each of two shape weights), and the element-wise mean of the five (a model soup).
+STAGE10=(--grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20
+  --hop-attend 3 --modifier-attend 1 --centre-names 1 --oversample relation=2,count=6,referring=3 --lr 5e-4 --threads 1)
+$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage10.safetensors "${STAGE10[@]}" \
+  --shape-weight 4 --vision-steps 400 --steps 1500 --seed 50 --out .cache/micro-vlm-stage11.safetensors
+for tail in "a 4 400 1500 53" "b 8 600 1500 54" "c 4 400 1000 55" "d 8 600 1000 56"; do
+  read -r name weight vision steps seed <<< "$tail"
+  $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage11.safetensors "${STAGE10[@]}" \
+    --shape-weight "$weight" --vision-steps "$vision" --steps "$steps" --seed "$seed" --out ".cache/micro-vlm-stage12$name.safetensors"
+done
+$PY tools/micro-vlm/average.py .cache/micro-vlm-stage11.safetensors .cache/micro-vlm-stage12{a,b,c,d}.safetensors --out "$WEIGHTS"
 
 # 3. Export to resources/models/micro-llava and write tests/fixtures/micro-llava.
 $PY tools/micro-vlm/publish.py --checkpoint "$WEIGHTS"
