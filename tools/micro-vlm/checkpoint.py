@@ -15,6 +15,12 @@ from model import MicroLlava
 from tokenizer import WordTokenizer
 
 
+def without_logs(info: dict) -> dict:
+    """A training info without its stages' per-step logs (each stage's info holds its parent's as
+    `init_info`; report.py keeps only the final stage's log, average.py compares parents)."""
+    return {k: (without_logs(v) if k == "init_info" and v else v) for k, v in info.items() if k != "log"}
+
+
 def save(path: str, m: MicroLlava, tok: WordTokenizer, info: dict = None) -> None:
     sd = {k: v.detach().cpu().numpy() for k, v in m.state_dict().items()}
     if m.c.tie_word_embeddings:

@@ -61,11 +61,6 @@ def pct(x):
     return f"{100 * x:.1f}%"
 
 
-def strip_logs(info: dict) -> dict:
-    """The training info without its per-step logs (the final stage's log is kept as `training_log`)."""
-    return {k: (strip_logs(v) if k == "init_info" and v else v) for k, v in info.items() if k != "log"}
-
-
 def turns_stage(step: dict) -> str:
     """One `train_turns.py` stage of the card's training bullets."""
     joint = step.get("stop_after") or step["steps"]
@@ -84,7 +79,7 @@ def turns_stage(step: dict) -> str:
             + (f"; the dense shape term of object patches weighted {1 + step['shape_weight']:g}×" if step.get("shape_weight") else "")
             + ("; colour count questions counted at their colour word" if step.get("colour_word") else "")
             + (f"; only the {', '.join(step['trained_tasks'])} task{'s' if len(step['trained_tasks']) > 1 else ''}"
-                    if set(step.get("trained_tasks", TRAINED_TASKS)) != set(TRAINED_TASKS) else "")
+               if set(step.get("trained_tasks", TRAINED_TASKS)) != set(TRAINED_TASKS) else "")
             + (f"; relation curriculum `{step['relation_stages']}` (until step N only these relations, then all)"
                if step.get("relation_stages") else "")
             + (f"; referring curriculum `{step['referring_stages']}` (fewer lettered objects early)" if step.get("referring_stages") else "")
@@ -280,7 +275,7 @@ def main():
         res = json.load(open(results_path))
     else:
         res = evaluate_all(m, tok, a.corpus, a.heldout)
-        res["training"] = strip_logs(info)
+        res["training"] = checkpoint.without_logs(info)  # the final stage's log is kept as `training_log`
         res["training_log"] = info.get("log", [])
     parity = json.load(open(a.parity)) if a.parity else res.get("parity")
     if parity:
