@@ -374,6 +374,10 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
         if k > 0 and piece[0] == tok.vocab["<s>"]:
             piece = piece[1:]  # one <s> per sequence
         ids += piece
+        # Where this turn's first hop is made: a marker question's expression ends at the word before
+        # "? ASSISTANT :"; a count question is counted at `count_position`.
+        expression_end = len(ids) - 4
+        counted_at = count_position(q, len(ids), colour_word) if q.startswith("how many ") else None
         if name_positions and q.startswith("is the "):  # relation questions, not the lookups beside them
             words = q.split()  # "is the C S REL the C2 S2 ?"; the piece ends "... ? ASSISTANT :"
             mark = len(ids) - 3  # the "?"
@@ -381,15 +385,14 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
                 x, y = centres[name]
                 named.append((at, x / 32 - 1, y / 32 - 1))
         if refer_letters and q.startswith("which marker is on "):
-            refers.append((len(ids) - 4, "abcd".index(a)))  # the word before "? ASSISTANT :"
+            refers.append((expression_end, "abcd".index(a)))
         if modifier_grounds and q.startswith("which marker is on "):
             expression = q.split()[4:-1]  # "which marker is on the leftmost circle ?" -> the leftmost circle
-            end = len(ids) - 4
-            at = [end - (len(expression) - 1 - k) for k, w in enumerate(expression) if w in MODIFIER_WORDS]
-            assert all(ids[p] == tok.vocab[expression[len(expression) - 1 - (end - p)]] for p in at)
-            modifiers += [(end, h, at) for h in MODIFIER_HEADS] if at else []
+            at = [expression_end - (len(expression) - 1 - k) for k, w in enumerate(expression) if w in MODIFIER_WORDS]
+            assert all(ids[p] == tok.vocab[expression[len(expression) - 1 - (expression_end - p)]] for p in at)
+            modifiers += [(expression_end, h, at) for h in MODIFIER_HEADS] if at else []
         if count_words and q.startswith("how many "):
-            counts.append((count_position(q, len(ids), colour_word), NUMBERS.index(a)))
+            counts.append((counted_at, NUMBERS.index(a)))
         answer = tok.vocab[a]
         targets += [(len(ids) - 1, answer), (len(ids), eos)]
         image_at = ids.index(tok.vocab["<image>"])  # the image is in turn 0
@@ -402,7 +405,7 @@ def make_turns_example(item: Item, tok: WordTokenizer, rng: np.random.Generator,
             if supervise_attention:
                 grounds.append((len(ids) - 1, head, seq))
             if hop_grounds and item.task in ("referring", "count"):
-                word = len(ids) - 4 if kind == "object" else count_position(q, len(ids), colour_word)  # as `refers` / `counts` above
+                word = expression_end if kind == "object" else counted_at
                 hops += [(word, h, seq, kind == "centres") for h in (count_heads if kind == "centres" else HOP_HEADS[kind])]
         ids += [answer, eos]
     return TurnsExample(ids, targets, item, base.aux, grounds, named, refers, counts, hops, modifiers)
