@@ -34,10 +34,10 @@ def main() -> None:
     # Summed in float64 in the given order, so the result is the same bits on every machine.
     mean = {k: (sum(s[k].double() for s in states) / len(states)).to(states[0][k].dtype) for k in states[0]}
     first.load_state_dict(mean)
+    own = lambda i: {k: v for k, v in i.items() if k not in ("log", "init_info")}  # one stage's settings, not its ancestry
     # The parent's top-level settings (tasks, weights, turns) describe the data for the card too.
-    info = {**{k: v for k, v in parent.items() if k not in ("log", "init_info")}, "recipe": "average.py",
-            "averaged": a.checkpoints, "init_info": parent, "train_seconds": 0, "init": a.checkpoints[0],
-            "members": [{k: v for k, v in i.items() if k not in ("log", "init_info")} for _, _, i in models[1:]]}
+    info = {**own(parent), "recipe": "average.py", "averaged": a.checkpoints, "init_info": parent, "train_seconds": 0,
+            "init": a.checkpoints[0], "members": [own(i) for _, _, i in models[1:]]}
     checkpoint.save(a.out, first, tok, info)
     print(f"saved {a.out}: mean of {len(states)} checkpoints, {len(mean)} tensors", flush=True)
 
