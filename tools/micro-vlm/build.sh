@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds micro-llava from nothing: world corpus -> training -> ONNX export + hub files ->
-# parity fixtures -> evaluation and model card. Installs nothing. About 9 h on 2 cores.
+# parity fixtures -> evaluation and model card. Installs nothing. About 11 h on 2 cores.
 #
 # Needs: Node 22 (npx node), Debian's python3-torch + python3-numpy for /usr/bin/python3,
 # and an optimised BLAS (apt-get install libopenblas0-pthread): Debian's torch falls back to
@@ -84,7 +84,17 @@ for tail in "a 4 400 1500 53" "b 8 600 1500 54" "c 4 400 1000 55" "d 8 600 1000 
   $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage11.safetensors "${STAGE10[@]}" \
     --shape-weight "$weight" --vision-steps "$vision" --steps "$steps" --seed "$seed" --out ".cache/micro-vlm-stage12$name.safetensors"
 done
-$PY tools/micro-vlm/average.py .cache/micro-vlm-stage11.safetensors .cache/micro-vlm-stage12{a,b,c,d}.safetensors --out "$WEIGHTS"
+$PY tools/micro-vlm/average.py .cache/micro-vlm-stage11.safetensors .cache/micro-vlm-stage12{a,b,c,d}.safetensors \
+  --out .cache/micro-vlm-stage13.safetensors
+#    Recipe v7 (README "Session 19"): five tails from that soup (shape weight, tower-only steps, seed,
+#    count chats per item, joint peak lr), then the mean of the soup and the five.
+for tail in "a 4 400 60 6 5e-4" "b 8 600 61 6 5e-4" "c 8 600 63 6 5e-4" "d 4 400 64 12 5e-4" "e 8 600 66 6 2e-4"; do
+  read -r name weight vision seed count lr <<< "$tail"
+  $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage13.safetensors "${STAGE10[@]}" \
+    --oversample "relation=2,count=$count,referring=3" --lr "$lr" --shape-weight "$weight" --vision-steps "$vision" --steps 1000 \
+    --seed "$seed" --out ".cache/micro-vlm-stage14$name.safetensors"
+done
+$PY tools/micro-vlm/average.py .cache/micro-vlm-stage13.safetensors .cache/micro-vlm-stage14{a,b,c,d,e}.safetensors --out "$WEIGHTS"
 
 # 3. Export to resources/models/micro-llava and write tests/fixtures/micro-llava.
 $PY tools/micro-vlm/publish.py --checkpoint "$WEIGHTS"
