@@ -87,7 +87,8 @@ done
 $PY tools/micro-vlm/average.py .cache/micro-vlm-stage11.safetensors .cache/micro-vlm-stage12{a,b,c,d}.safetensors \
   --out .cache/micro-vlm-stage13.safetensors
 #    Recipe v7 (README "Session 19"): five tails from that soup (shape weight, tower-only steps, seed,
-#    count chats per item, joint peak lr), then the mean of the soup and the five.
+#    count chats per item, joint peak lr), then the mean of the soup and the five. The --oversample and
+#    --lr given after STAGE10's replace its own (argparse keeps the last).
 for tail in "a 4 400 60 6 5e-4" "b 8 600 61 6 5e-4" "c 8 600 63 6 5e-4" "d 4 400 64 12 5e-4" "e 8 600 66 6 2e-4"; do
   read -r name weight vision seed count lr <<< "$tail"
   $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage13.safetensors "${STAGE10[@]}" \
