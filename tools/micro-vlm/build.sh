@@ -77,23 +77,29 @@ $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/mic
 #    (two seeds each of two shape weights), and the element-wise mean of the five (a model soup).
 STAGE10=(--grounded --balanced-counts --position-target --name-aux 1 --object-letter 4 --refer-aux 1 --count-aux 1 --letter-weight 20
   --hop-attend 3 --modifier-attend 1 --centre-names 1 --oversample relation=2,count=6,referring=3 --lr 5e-4 --threads 1)
-$PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage10.safetensors "${STAGE10[@]}" \
-  --shape-weight 4 --vision-steps 400 --steps 1500 --seed 50 --out .cache/micro-vlm-stage11.safetensors
+# tail_of INIT OUT FLAGS...: a train_turns.py stage from INIT with stage 10's flags, then FLAGS (a flag
+# given again replaces STAGE10's: argparse keeps the last), written to OUT.
+tail_of() {
+  local init=$1 out=$2
+  shift 2
+  $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init "$init" "${STAGE10[@]}" "$@" --out "$out"
+}
+tail_of .cache/micro-vlm-stage10.safetensors .cache/micro-vlm-stage11.safetensors \
+  --shape-weight 4 --vision-steps 400 --steps 1500 --seed 50
 for tail in "a 4 400 1500 53" "b 8 600 1500 54" "c 4 400 1000 55" "d 8 600 1000 56"; do
   read -r name weight vision steps seed <<< "$tail"
-  $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage11.safetensors "${STAGE10[@]}" \
-    --shape-weight "$weight" --vision-steps "$vision" --steps "$steps" --seed "$seed" --out ".cache/micro-vlm-stage12$name.safetensors"
+  tail_of .cache/micro-vlm-stage11.safetensors ".cache/micro-vlm-stage12$name.safetensors" \
+    --shape-weight "$weight" --vision-steps "$vision" --steps "$steps" --seed "$seed"
 done
 $PY tools/micro-vlm/average.py .cache/micro-vlm-stage11.safetensors .cache/micro-vlm-stage12{a,b,c,d}.safetensors \
   --out .cache/micro-vlm-stage13.safetensors
 #    Recipe v7 (README "Session 19"): five tails from that soup (shape weight, tower-only steps, seed,
-#    count chats per item, joint peak lr), then the mean of the soup and the five. The --oversample and
-#    --lr given after STAGE10's replace its own (argparse keeps the last).
+#    count chats per item, joint peak lr), then the mean of the soup and the five.
 for tail in "a 4 400 60 6 5e-4" "b 8 600 61 6 5e-4" "c 8 600 63 6 5e-4" "d 4 400 64 12 5e-4" "e 8 600 66 6 2e-4"; do
   read -r name weight vision seed count lr <<< "$tail"
-  $PY tools/micro-vlm/train_turns.py --corpus .cache/world-train --init .cache/micro-vlm-stage13.safetensors "${STAGE10[@]}" \
+  tail_of .cache/micro-vlm-stage13.safetensors ".cache/micro-vlm-stage14$name.safetensors" \
     --oversample "relation=2,count=$count,referring=3" --lr "$lr" --shape-weight "$weight" --vision-steps "$vision" --steps 1000 \
-    --seed "$seed" --out ".cache/micro-vlm-stage14$name.safetensors"
+    --seed "$seed"
 done
 $PY tools/micro-vlm/average.py .cache/micro-vlm-stage13.safetensors .cache/micro-vlm-stage14{a,b,c,d,e}.safetensors --out "$WEIGHTS"
 
