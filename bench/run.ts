@@ -44,7 +44,7 @@ async function measure(provider: ExecutionProvider) {
   if (compute.provider !== provider) throw new Error(`provider ${provider} is not available here (got ${compute.provider}; available: ${compute.available.join(', ')})`);
   const plain = await Vlm.open(folder, compute, 'plain');
   const all = { projector: true, imageKV: true, visionLayers: true, llmLayers: true, attention: true };
-  const taps = await resolveTaps(folder, all, { cacheRoot: join(tmpdir(), 'loupe-bench-graphs'), modelHash: 'bench-' + folder.name, bundled: true });
+  const taps = await resolveTaps(folder, all, { cacheRoot: join(tmpdir(), 'loupe-bench-graphs'), modelHash: 'bench-' + folder.name });
   const tapped = await Vlm.open(folder, compute, 'tapped', taps.files);
   const textLayers = (folder.config.text_config as { num_hidden_layers: number }).num_hidden_layers;
   const kv = Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();

@@ -17,6 +17,7 @@ import { fingerprintFolder } from '../util/hash.ts';
 import { readDatasetFolder } from './dataset-folder.ts';
 import { type Handlers, createHandlers } from './handlers.ts';
 import { openModelFolder } from './model-folder.ts';
+import { isLoupeArtifact } from './vlm/overlay.ts';
 
 export interface EngineOptions {
   dataDir: string;
@@ -43,7 +44,7 @@ export class Engine {
     this.options = options;
     this.store = new Store(options.dataDir);
     this.compute = new ComputeClient(options.workerUrl);
-    // Rewritten (tapped/ablated) graphs of read-only models are cached here.
+    // Rewritten (tapped/ablated) graphs are cached here, never in a model folder (engine/vlm/overlay.ts).
     const graphCache = join(options.dataDir, 'graph-cache');
     this.queue = new JobQueue(
       this.store,
@@ -75,9 +76,14 @@ export class Engine {
     for (const l of this.listeners) l(name, payload);
   }
 
+  /**
+   * Registers a model folder. Its id is the folder name plus its content fingerprint, so
+   * re-importing an unchanged folder gives the same id (Loupe never writes into it; tapped
+   * copies that older versions left beside the originals are not counted).
+   */
   importModel(path: string, bundled = false) {
     const folder = openModelFolder(resolve(path));
-    const hash = fingerprintFolder(folder.path);
+    const hash = fingerprintFolder(folder.path, (rel) => !isLoupeArtifact(rel));
     const id = bundled ? folder.name : `${folder.name}-${hash.slice(0, 8)}`;
     return this.store.models.upsert({ id, name: folder.name, family: folder.family, path: folder.path, hash, bundled, config: folder.config });
   }

@@ -41,7 +41,7 @@ export class ReadoutRunner implements JobRunner {
     const model = this.store.models.get(run.modelId);
     const folder = openModelFolder(model.path);
     const dataset = this.store.datasets.get(run.datasetId);
-    const place = { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled };
+    const place = { cacheRoot: this.graphCache, modelHash: model.hash };
     const taps = await resolveTaps(folder, { projector: true, imageKV: false, visionLayers: true, llmLayers: true, attention: false }, place, spec.ablation);
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
     const grid = llavaGrid(folder.config);

@@ -24,7 +24,7 @@ import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
 export class VlmForwardRunner implements JobRunner {
   private readonly store: Store;
   private readonly compute: ComputeClient;
-  /** Where rewritten (tapped) graphs of read-only models are cached. */
+  /** Where rewritten (tapped/ablated) graphs are cached: Loupe's data folder, never the model folder. */
   private readonly graphCache: string;
   constructor(store: Store, compute: ComputeClient, graphCache: string) {
     this.store = store;
@@ -37,7 +37,7 @@ export class VlmForwardRunner implements JobRunner {
     const model = this.store.models.get(run.modelId);
     const folder = openModelFolder(model.path);
     const dataset = this.store.datasets.get(run.datasetId);
-    const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash, bundled: model.bundled }, spec.ablation);
+    const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation);
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
     const textConfig = folder.config.text_config as { num_hidden_layers: number; num_attention_heads: number };
     const textLayers = Number(textConfig.num_hidden_layers);

@@ -100,7 +100,7 @@ describe('attention ablation on micro-llava', () => {
     compute = new ComputeClient();
     await compute.init('cpu');
     const folder = openModelFolder(MODEL_DIR);
-    const place = { cacheRoot: tempDir(), modelHash: 'ablation-test', bundled: true };
+    const place = { cacheRoot: tempDir(), modelHash: 'ablation-test' };
     plainTaps = await resolveTaps(folder, TAPS, place);
     ablatedTaps = await resolveTaps(folder, TAPS, place, ZERO);
     plain = await Vlm.open(folder, compute, `plain-${plainTaps.key}`, plainTaps.files);
@@ -181,7 +181,7 @@ describe('attention ablation on micro-llava', () => {
   it('refuses edits the session cannot apply, and token ablation', async () => {
     await expect(run(plain, plainTaps, pixels, TEXT_BLIND)).rejects.toThrow(/no attention-bias inputs/);
     const folder = openModelFolder(MODEL_DIR);
-    await expect(resolveTaps(folder, TAPS, { cacheRoot: tempDir(), modelHash: 'x', bundled: true }, AblationSpec.parse({ edits: [{ op: 'zero', part: 'llm', tokens: { kind: 'image' } }] }))).rejects.toThrow(/token ablation \(zero\) is not implemented/);
+    await expect(resolveTaps(folder, TAPS, { cacheRoot: tempDir(), modelHash: 'x' }, AblationSpec.parse({ edits: [{ op: 'zero', part: 'llm', tokens: { kind: 'image' } }] }))).rejects.toThrow(/token ablation \(zero\) is not implemented/);
     await expect(run(ablated, ablatedTaps, pixels, AblationSpec.parse({ edits: [{ op: 'block', part: 'vision', layers: [3], queries: { kind: 'all' }, keys: { kind: 'all' } }] }))).rejects.toThrow(/vision layer\(s\) 3 are not in the model's graph/);
   });
 });
@@ -240,7 +240,7 @@ describe.skipIf(!existsSync(ABLATION_FIXTURES))(`ablated outputs equal PyTorch (
     compute = new ComputeClient();
     await compute.init('cpu');
     const all = AblationSpec.parse({ edits: [ZERO.edits[0], ZERO.edits[1]] });
-    taps = await resolveTaps(folder, TAPS, { cacheRoot: tempDir(), modelHash: 'ablation-ref', bundled: true }, all);
+    taps = await resolveTaps(folder, TAPS, { cacheRoot: tempDir(), modelHash: 'ablation-ref' }, all);
     vlm = await Vlm.open(folder, compute, `ablation-ref-${taps.key}`, taps.files);
   });
   afterAll(() => compute?.close());

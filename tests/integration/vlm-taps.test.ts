@@ -30,7 +30,7 @@ describe('built-in taps equal the PyTorch reference', () => {
 
   it.each(fixtureIndex().cases.filter((c) => c.num_images > 0))('$name: every vision and LLM hidden state', async (c) => {
     const folder = openModelFolder(MODEL_DIR);
-    const taps = await resolveTaps(folder, ALL, { cacheRoot: tempDir(), modelHash: 'test', bundled: true });
+    const taps = await resolveTaps(folder, ALL, { cacheRoot: tempDir(), modelHash: 'test' });
     const vlm = await Vlm.open(folder, compute, `taps-${c.name}`, taps.files);
     const ref = fixtureTensors(c);
     const res = await vlm.forwardEncoded(c.prompt, ref.input_ids!, ref.pixel_values, { visionTaps: taps.vision.map((t) => t.tensor), decoderTaps: taps.decoder.map((t) => t.tensor) });

@@ -2,7 +2,7 @@
  * Built-in tap sets → concrete tensor names in a model's graphs, and the session files
  * that expose them. Outputs the exports already have (`image_features`, `present.*`) need no
  * rewrite; layer hidden states and attention probabilities come from rewritten copies of the
- * graphs (engine/graph), cached next to the originals.
+ * graphs (engine/graph), cached in Loupe's data folder (vlm/overlay.ts), never in the model folder.
  */
 import { createHash } from 'node:crypto';
 import { type AblationSpec, ablatedParts } from '../../../src-shared/ablation/spec.ts';
@@ -24,11 +24,10 @@ export interface ResolvedTaps {
   decoder: NamedTap[];
 }
 
-/** Where rewritten graphs may be written: beside the original, or in a twin under `cacheRoot` (bundled/read-only models). */
+/** Where rewritten graphs are written: a twin of the model's onnx/ folder under `cacheRoot`, keyed by the model's content hash. */
 export interface RewritePlace {
   cacheRoot: string;
   modelHash: string;
-  bundled: boolean;
 }
 
 /**
@@ -49,7 +48,7 @@ export async function resolveTaps(folder: ModelFolder, selection: TapSelection, 
   if (selection.visionLayers || selection.llmLayers || selection.attention || ablate.vision || ablate.llm) {
     const graph = await import('./graph-taps.ts');
     const { rewritableOnnxDir } = await import('./overlay.ts');
-    const built = await graph.builtinTaps(folder, selection, rewritableOnnxDir(folder, place), ablate);
+    const built = await graph.builtinTaps(folder, selection, rewritableOnnxDir(place), ablate);
     vision.push(...built.vision);
     decoder.push(...built.decoder);
     files.vision = built.files.vision;
