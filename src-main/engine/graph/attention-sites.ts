@@ -1,26 +1,25 @@
 /**
  * Where a graph computes attention scores, per transformer layer, so an additive bias can be
- * wired in (ablation.ts). Layers come from the same name-based grouping as the tap catalogue
- * (layer-groups.ts), in the main graph and in every If/Loop subgraph (Optimum merged
- * decoders keep their layers inside If branches; each branch gets its own site).
+ * wired in (ablation.ts). Layers come from the same structural site finder as the taps
+ * (layer-sites.ts), in the main graph and in every If/Loop subgraph (Optimum merged decoders
+ * keep their layers inside If branches; each branch gets its own site).
  *
  * Recognised sites:
  *   softmax         a Softmax over the last axis whose probabilities are multiplied with V
- *                   (MatMul input 0, possibly through Cast/Identity/Dropout) — the exporters'
- *                   plain `MatMul → Mul → [Add mask] → Softmax → MatMul` pattern.
+ *                   (through Cast/Identity/Dropout/Reshape).
  *   onnx-attention  ai.onnx Attention (opset 23), input 3 `attn_mask`.
  *   ms-attention    com.microsoft Attention, input 5 `attention_bias`.
  *   ms-mha          com.microsoft MultiHeadAttention, input 5 `attention_bias` (`relative_position_bias` in older ORT).
  *   gqa             com.microsoft GroupQueryAttention, input 10 `attention_bias`.
- * Anything else that looks like attention is refused by name (AttentionSiteError), never
- * skipped: fused attention ops without an additive bias input (PackedAttention, SparseAttention,
- * DecoderMaskedMultiHeadAttention …), a layer whose Softmax does not feed a MatMul with V,
- * a Softmax over another axis, a layer with several attention sites, or no site at all.
+ * Anything else is refused by name (AttentionSiteError), never skipped: fused attention ops
+ * without an additive bias input (PackedAttention, SparseAttention, DecoderMaskedMultiHeadAttention …),
+ * a Softmax over another axis, a residual block whose Softmax does not feed a V product, a
+ * block with several attention ops, or a graph with no layers.
  */
 import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
 import { TensorProto_DataType } from 'onnx-buf';
 import { type GraphIndex, indexGraph } from './graph-index.ts';
-import { layerStacks } from './layer-groups.ts';
+import { type AttentionOp, type LayerStack, SiteError, describeNode, findLayerSites } from './layer-sites.ts';
 import { type GraphScope, allGraphs, opsetVersion } from './model-proto.ts';
 
 export type AttentionSiteKind = 'softmax' | 'onnx-attention' | 'ms-attention' | 'ms-mha' | 'gqa';
@@ -47,98 +46,66 @@ export interface AttentionSites {
   notes: string[];
 }
 
-export class AttentionSiteError extends Error {
+export class AttentionSiteError extends SiteError {
   override name = 'AttentionSiteError';
 }
 
-const MS = 'com.microsoft';
-const FUSED_WITH_BIAS: Record<string, { kind: AttentionSiteKind; slot: number }> = {
-  ':Attention': { kind: 'onnx-attention', slot: 3 },
-  [`${MS}:Attention`]: { kind: 'ms-attention', slot: 5 },
-  [`${MS}:MultiHeadAttention`]: { kind: 'ms-mha', slot: 5 },
-  [`${MS}:GroupQueryAttention`]: { kind: 'gqa', slot: 10 },
-};
-/** Fused attention ops with no additive bias input we could use. */
-const FUSED_WITHOUT_BIAS = new Set([
-  'PackedAttention', 'PackedMultiHeadAttention', 'SparseAttention', 'PagedAttention', 'LongformerAttention', 'DecoderAttention',
-  'DecoderMaskedMultiHeadAttention', 'DecoderMaskedSelfAttention', 'QAttention', 'QOrderedAttention', 'QOrderedLongformerAttention',
-]);
-const PROBS_PASS_THROUGH = new Set(['Cast', 'Identity', 'Dropout']);
-
-const domainOf = (n: NodeProto) => (n.domain === 'ai.onnx' ? '' : n.domain);
 const where = (label: string | undefined, scope: GraphScope) => `${label ? `${label}: ` : ''}graph "${scope.graph.name}" (${scope.label})`;
 
 /** Every attention site of the model's main layer stack (or `opts.stack`), main graph and subgraphs. */
 export function findAttentionSites(model: ModelProto, opts: { stack?: string; label?: string } = {}): AttentionSites {
-  const scopes = [...allGraphs(model)].map((scope) => ({ scope, stacks: layerStacks(scope.graph) }));
-  // The stack with most layers over all scopes, as the tap catalogue picks it.
-  const count = new Map<string, number>();
-  for (const { stacks } of scopes) for (const [name, groups] of stacks) count.set(name, Math.max(count.get(name) ?? 0, groups.length));
-  if (count.size === 0) throw new AttentionSiteError(`${opts.label ?? 'model'}: found no transformer layers (nodes named layers.N, blocks.N, h.N …) in any graph`);
-  const stack = opts.stack ?? [...count.entries()].sort((a, b) => b[1] - a[1])[0]![0];
-  if (!count.has(stack)) throw new AttentionSiteError(`${opts.label ?? 'model'}: no layer stack "${stack}"; stacks found: ${[...count.keys()].join(', ')}`);
-
   const notes: string[] = [];
-  const sites: AttentionSite[] = [];
-  const opset = opsetVersion(model, '') ?? 1;
-  for (const { scope, stacks } of scopes) {
-    const groups = stacks.get(stack);
-    if (!groups) continue;
+  const found: { scope: GraphScope; ix: GraphIndex; stack: LayerStack }[] = [];
+  for (const scope of allGraphs(model)) {
     const ix = indexGraph(scope.graph);
-    for (const g of groups) {
-      const nodes = g.nodes.map((at) => scope.graph.node[at]!);
-      const found: AttentionSite[] = [];
-      const refused: string[] = [];
-      for (const node of nodes) {
-        const fused = FUSED_WITH_BIAS[`${domainOf(node)}:${node.opType}`];
-        if (fused) {
-          found.push({ layer: g.index, kind: fused.kind, node, scope, biasSlot: fused.slot, elemType: elemTypeOf(ix, node.input[0]!, scope) ?? unknownType(opts.label, scope, node.input[0]!) });
-        } else if (FUSED_WITHOUT_BIAS.has(node.opType)) {
-          refused.push(`${domainOf(node) || 'ai.onnx'}::${node.opType} "${node.name}" has no additive attention-bias input`);
-        } else if (node.opType === 'Softmax') {
-          const feeds = probsConsumers(ix, node.output[0]!);
-          if (!feeds.some((u) => u.opType === 'MatMul' && u.slot === 0)) {
-            refused.push(`Softmax "${node.name}" feeds ${feeds.map((u) => `${u.opType} "${u.name}" (input ${u.slot})`).join(', ') || 'nothing'}, not a MatMul with V`);
-            continue;
-          }
-          const rank = rankOf(ix, node.input[0]!, scope, new Map());
-          const axisAttr = node.attribute.find((a) => a.name === 'axis');
-          const axis = axisAttr ? Number(axisAttr.i) : opset >= 13 ? -1 : 1;
-          if (axis !== -1 && !(rank !== undefined && axis === rank - 1)) {
-            refused.push(`Softmax "${node.name}" normalises over axis ${axis}${rank !== undefined ? ` of a rank-${rank} tensor` : ''}, not over the keys (last axis)`);
-            continue;
-          }
-          found.push({ layer: g.index, kind: 'softmax', node, scope, ...(rank !== undefined && { rank }), elemType: elemTypeOf(ix, node.input[0]!, scope) ?? unknownType(opts.label, scope, node.input[0]!) });
-        }
-      }
-      if (found.length === 1) {
-        if (refused.length) notes.push(`layer ${g.index}: using ${found[0]!.node.name}; also saw ${refused.join('; ')}`);
-        sites.push(found[0]!);
-      } else if (found.length > 1) {
-        throw new AttentionSiteError(`${where(opts.label, scope)}: layer ${g.index} has ${found.length} attention sites (${found.map((s) => `${s.node.opType} "${s.node.name}"`).join(', ')}); one bias per layer cannot tell them apart`);
-      } else {
-        throw new AttentionSiteError(
-          `${where(opts.label, scope)}: no attention site to bias in layer ${g.index}` + (refused.length ? ` — ${refused.join('; ')}` : ' — looked for a Softmax feeding MatMul(·, V), ONNX Attention, or com.microsoft Attention/MultiHeadAttention/GroupQueryAttention'),
-        );
-      }
+    let sites;
+    try {
+      sites = findLayerSites(ix, where(opts.label, scope));
+    } catch (e) {
+      throw e instanceof SiteError ? new AttentionSiteError(e.message) : e;
     }
+    const stack = opts.stack === undefined ? sites.stacks[0] : sites.stacks.find((s) => s.name === opts.stack);
+    if (stack) found.push({ scope, ix, stack });
+    notes.push(...sites.notes.map((n) => `${scope.label}: ${n}`));
+  }
+  if (found.length === 0) {
+    throw new AttentionSiteError(
+      opts.stack === undefined
+        ? `${opts.label ?? 'model'}: found no transformer layers (attention inside a residual block) in any graph`
+        : `${opts.label ?? 'model'}: no layer stack "${opts.stack}"`,
+    );
+  }
+  // The longest stack over all scopes is the model's (an If's branches each hold a copy).
+  const longest = Math.max(...found.map((f) => f.stack.layers.length));
+  const opset = opsetVersion(model, '') ?? 1;
+  const sites: AttentionSite[] = [];
+  for (const { scope, ix, stack } of found) {
+    if (stack.layers.length < longest) {
+      notes.push(`${scope.label}: skipped ${stack.name} (${stack.layers.length} layers; the model's stack has ${longest})`);
+      continue;
+    }
+    for (const layer of stack.layers) sites.push(siteOf(ix, scope, layer.index, layer.attention, opset, opts.label));
   }
   const layers = [...new Set(sites.map((s) => s.layer))].sort((a, b) => a - b);
-  return { stack, layers, sites, notes };
+  return { stack: found.find((f) => f.stack.layers.length === longest)!.stack.name, layers, sites, notes };
+}
+
+function siteOf(ix: GraphIndex, scope: GraphScope, layer: number, a: AttentionOp, opset: number, label: string | undefined): AttentionSite {
+  const node = a.node;
+  const elemType = () => elemTypeOf(ix, node.input[0]!, scope) ?? unknownType(label, scope, node.input[0]!);
+  if (a.kind === 'fused-without-bias') throw new AttentionSiteError(`${where(label, scope)}: layer ${layer}: ${describeNode(node)} has no additive attention-bias input`);
+  if (a.kind !== 'softmax') return { layer, kind: a.kind, node, scope, biasSlot: a.biasSlot!, elemType: elemType() };
+  const rank = rankOf(ix, node.input[0]!, scope, new Map());
+  const axisAttr = node.attribute.find((x) => x.name === 'axis');
+  const axis = axisAttr ? Number(axisAttr.i) : opset >= 13 ? -1 : 1;
+  if (axis !== -1 && !(rank !== undefined && axis === rank - 1)) {
+    throw new AttentionSiteError(`${where(label, scope)}: layer ${layer}: Softmax "${node.name}" normalises over axis ${axis}${rank !== undefined ? ` of a rank-${rank} tensor` : ''}, not over the keys (last axis)`);
+  }
+  return { layer, kind: 'softmax', node, scope, ...(rank !== undefined && { rank }), elemType: elemType() };
 }
 
 function unknownType(label: string | undefined, scope: GraphScope, tensor: string): never {
   throw new AttentionSiteError(`${where(label, scope)}: could not work out the element type of "${tensor}" (needed for the bias input)`);
-}
-
-/** Consumers of the probabilities, looking through Cast/Identity/Dropout. */
-function probsConsumers(ix: GraphIndex, name: string, depth = 0): { opType: string; name: string; slot: number }[] {
-  const out: { opType: string; name: string; slot: number }[] = [];
-  for (const u of ix.consumers.get(name) ?? []) {
-    if (PROBS_PASS_THROUGH.has(u.node.opType) && u.slot === 0 && depth < 4) out.push(...probsConsumers(ix, u.node.output[0]!, depth + 1));
-    else out.push({ opType: u.node.opType, name: u.node.name, slot: u.slot });
-  }
-  return out;
 }
 
 function declared(graph: GraphProto, name: string) {

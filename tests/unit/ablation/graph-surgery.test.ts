@@ -33,7 +33,7 @@ describe('attention sites', () => {
     g.node.splice(g.node.indexOf(pv), 0, create(NodeProtoSchema, { opType: 'Mul', name: '/model/layers.1/attn/Mul_probs', input: [sm.output[0]!, 'scale'], output: ['probs_scaled'] }));
     pv.input[0] = 'probs_scaled';
     expect(() => findAttentionSites(m)).toThrow(AttentionSiteError);
-    expect(() => findAttentionSites(m)).toThrow(/layer 1 .*Softmax "\/model\/layers.1\/attn\/Softmax" feeds Mul "\/model\/layers.1\/attn\/Mul_probs" \(input 0\), not a MatMul with V/);
+    expect(() => findAttentionSites(m)).toThrow(/layer 1: .*Softmax "\/model\/layers.1\/attn\/Softmax", which feeds Mul "\/model\/layers.1\/attn\/Mul_probs" \(input 0\), not a MatMul with V/);
   });
 
   it('refuses fused attention without a bias input', () => {

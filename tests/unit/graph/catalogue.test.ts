@@ -1,4 +1,7 @@
+import { create } from '@bufbuild/protobuf';
+import { AttributeProto_AttributeType, NodeProtoSchema } from 'onnx-buf';
 import { describe, expect, it } from 'vitest';
+import { findAttentionSites } from '../../../src-main/engine/graph/attention-sites.ts';
 import { CatalogueError, buildCatalogue } from '../../../src-main/engine/graph/catalogue.ts';
 import { layerOf } from '../../../src-main/engine/graph/layer-groups.ts';
 import { buildIfModel, buildTransformer } from './builders.ts';
@@ -66,7 +69,7 @@ describe('catalogue: fused attention ops', () => {
   it('contrib Attention has no probabilities: noted, hidden states still found', () => {
     const cat = buildCatalogue(buildTransformer({ attention: 'contrib' }));
     expect(cat.layers.every((l) => l.attention === undefined)).toBe(true);
-    expect(cat.notes.join('\n')).toMatch(/com\.microsoft::Attention exposes no attention probabilities/);
+    expect(cat.notes.join('\n')).toMatch(/layer 0: com\.microsoft::Attention "\/model\/layers\.0\/attn\/Attention" exposes no attention probabilities/);
     expect(cat.layers[2]!.output).toBe('/model/layers.2/Add_1_output_0');
   });
 });
@@ -104,22 +107,59 @@ describe('catalogue: other block layouts', () => {
 });
 
 describe('catalogue: clear errors', () => {
-  it('names the graph and what was looked for when there are no layers', () => {
+  it('finds layers by structure when node names carry no module path (ORT-optimised graphs: Attention_0 …)', () => {
+    const named = buildCatalogue(buildTransformer({ layers: 2 }));
     const m = buildTransformer({ layers: 2 });
-    for (const node of m.graph!.node) node.name = node.name.replace(/layers\.(\d)/, 'stage$1');
+    const rename = new Map<string, string>();
+    m.graph!.node.forEach((node, i) => {
+      node.name = `${node.opType}_${i}`;
+      node.output = node.output.map((o) => {
+        if (!o || m.graph!.output.some((v) => v.name === o)) return o;
+        const fresh = `t${rename.size}`;
+        rename.set(o, fresh);
+        return fresh;
+      });
+    });
+    for (const node of m.graph!.node) node.input = node.input.map((t) => rename.get(t) ?? t);
+    const cat = buildCatalogue(m);
+    expect(cat.stack).toMatch(/^chain@Softmax_\d+$/);
+    expect(cat.layers.map((l) => [l.input, l.output, l.attention?.tensor])).toEqual(named.layers.map((l) => [rename.get(l.input!), rename.get(l.output), rename.get(l.attention!.tensor)]));
+    expect(cat.finalNorm).toBe(rename.get(named.finalNorm!));
+  });
+
+  it('names the graph and what was looked for when there is no attention', () => {
+    const m = buildTransformer({ layers: 2 });
+    for (const node of m.graph!.node) if (node.opType === 'Softmax') node.opType = 'Relu';
     expect(() => buildCatalogue(m, { label: 'x.onnx' })).toThrow(CatalogueError);
-    expect(() => buildCatalogue(m, { label: 'x.onnx' })).toThrow(/graph "test_graph" \(x\.onnx\): found no transformer layers — looked for .*layers\.N/);
+    expect(() => buildCatalogue(m, { label: 'x.onnx' })).toThrow(/graph "test_graph" \(x\.onnx\): found no transformer layers — looked for attention .*; no attention ops found/);
   });
 
   it('explains that layers inside an If subgraph are not supported', () => {
     expect(() => buildCatalogue(buildIfModel())).toThrow(/inside a subgraph \(main > If "\/If" \. then_branch\).*merged/);
   });
 
-  it('refuses a layer whose residual input cannot be identified', () => {
+  it('refuses, naming the node, an attention op among the layers that sits in no residual block', () => {
+    const m = buildTransformer({ layers: 3 });
+    // Layer 0's attention residual becomes a product: its Softmax is live but in no residual block.
+    m.graph!.node.find((n) => n.name === '/model/layers.0/Add')!.opType = 'Mul';
+    expect(() => buildCatalogue(m)).toThrow(/Softmax "\/model\/layers\.0\/attn\/Softmax" sits among the layers of \/model\/layers but in no residual block/);
+  });
+
+  it('follows the residual stream through a Cast (the RMSNorm upcast) and probabilities through Softmax → Cast → MatMul', () => {
     const m = buildTransformer({ layers: 2 });
-    // Remove the residual Add and norms of layer 0: nothing looks like a residual stream.
-    m.graph!.node = m.graph!.node.filter((n) => !/layers\.0\/(Add|ln\d)/.test(n.name));
-    expect(() => buildCatalogue(m)).toThrow(/could not identify the residual stream entering layer 0/);
+    const g = m.graph!;
+    const cast = (name: string, input: string, output: string) => create(NodeProtoSchema, { opType: 'Cast', name, input: [input], output: [output], attribute: [{ name: 'to', type: AttributeProto_AttributeType.INT, i: 1n }] });
+    // Layer 0's residual Add reads the embedding through a Cast; layer 1's probabilities reach V through a Cast.
+    const add0 = g.node.find((n) => n.name === '/model/layers.0/Add')!;
+    g.node.splice(g.node.indexOf(add0), 0, cast('/model/layers.0/Cast', EMBED, 'embed_cast'));
+    add0.input[0] = 'embed_cast';
+    const pv = g.node.find((n) => n.name === '/model/layers.1/attn/MatMul_1')!;
+    g.node.splice(g.node.indexOf(pv), 0, cast('/model/layers.1/attn/Cast', '/model/layers.1/attn/Softmax_output_0', 'probs_cast'));
+    pv.input[0] = 'probs_cast';
+    const cat = buildCatalogue(m);
+    expect(cat.embeddingOutput).toBe(EMBED);
+    expect(cat.layers.map((l) => l.attention?.tensor)).toEqual(['/model/layers.0/attn/Softmax_output_0', '/model/layers.1/attn/Softmax_output_0']);
+    expect(findAttentionSites(m).layers).toEqual([0, 1]);
   });
 
   it('refuses an unknown stack', () => {
