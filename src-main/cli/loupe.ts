@@ -3,10 +3,12 @@
  * `loupe` — headless jobs over the same engine the desktop app uses.
  *
  *   loupe serve   [--port 0] [--host 127.0.0.1] [--token T]   serve the workbench to a browser
- *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images] [--spec JSON] [--limit N] [--dtype float16|float32]
+ *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images|readout] [--spec JSON] [--limit N] [--dtype float16|float32]
+ *                 [--variant q4 | --variant decoder_model_merged=q4,vision_encoder=fp32]   which dtype export of each ONNX session to load
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
  *   loupe cancel  --run ID
- *   loupe sweep   --model ID --dataset ID [--limit N]   compensation sweep: patch↔patch blocked in the last k vision layers
+ *   loupe variants --model ID        the dtype exports each session of a model has
+ *   loupe sweep   --model ID --dataset ID [--limit N] [--variant …]   compensation sweep: patch↔patch blocked in the last k vision layers
  *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
  *   loupe kv-probes --run ID [--alpha 0.1] [--k 5] [--shots 8]   segmentation (zero- and few-shot), correspondence PCK, mask propagation, referring boxes from K/V tokens
  *   loupe kv-key-tokens --run ID [--max-per-layer 5] [--threshold 0.25] [--input-floor 0] [--block]   input-agnostic image key tokens per LLM layer;
@@ -22,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
 import { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import { LoupeError, toErrorPayload } from '../../src-shared/contract/errors.ts';
+import { type ModelVariant, parseVariantFlag } from '../../src-shared/jobs/variant.ts';
 import { dispatch } from '../engine/dispatcher.ts';
 import { Engine } from '../engine/engine.ts';
 import { RENDERER_DIST, RESOURCES_DIR, appVersion, defaultDataDir } from '../paths.ts';
@@ -43,6 +46,7 @@ const { positionals, values } = parseArgs({
     kind: { type: 'string', default: 'encode-images' },
     spec: { type: 'string', default: '{}' },
     dtype: { type: 'string' },
+    variant: { type: 'string' },
     alpha: { type: 'string' },
     k: { type: 'string' },
     shots: { type: 'string' },
@@ -55,6 +59,16 @@ const { positionals, values } = parseArgs({
 });
 
 const [command = 'help', arg] = positionals;
+
+/** `--variant` as a spec field (`{}` when absent); a malformed value is a bad-input error. */
+function variantOption(): { variant?: ModelVariant } {
+  if (values.variant === undefined) return {};
+  try {
+    return { variant: parseVariantFlag(values.variant) };
+  } catch (e) {
+    throw new LoupeError('bad-input', (e as Error).message);
+  }
+}
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 
 async function call(engine: Engine, method: string, params: unknown): Promise<unknown> {
@@ -65,7 +79,7 @@ async function call(engine: Engine, method: string, params: unknown): Promise<un
 
 async function main(): Promise<void> {
   if (command === 'help') {
-    process.stdout.write('usage: loupe serve|run|resume|cancel|info|models|datasets|runs|import-dataset|import-model (see src-main/cli/loupe.ts)\n');
+    process.stdout.write('usage: loupe serve|run|resume|cancel|info|models|variants|datasets|runs|import-dataset|import-model (see src-main/cli/loupe.ts)\n');
     return;
   }
   const provider = values.provider ? ExecutionProvider.parse(values.provider) : undefined;
@@ -97,7 +111,7 @@ async function main(): Promise<void> {
       } catch {
         throw new LoupeError('bad-input', `--spec is not JSON: ${values.spec}`);
       }
-      const spec = { limit: Number(values.limit), ...(values.dtype && { storeDtype: values.dtype }), ...extra };
+      const spec = { limit: Number(values.limit), ...(values.dtype && { storeDtype: values.dtype }), ...variantOption(), ...extra };
       const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec })) as { id: string };
       await engine.queue.drained();
       print({ result: engine.store.runs.get(run.id) });
@@ -113,7 +127,7 @@ async function main(): Promise<void> {
       // Preset "patch-isolation": patch→other-patch attention blocked in the last k vision layers, k = 1…L.
       if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe sweep needs --model and --dataset');
       const grid = sweepGrid({ kind: 'vision-patches' }, modelShape(engine.store.models.get(values.model).config));
-      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `patch isolation · ${values.dataset}`, base: { limit: Number(values.limit) }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label) })) as { sweepId: string };
+      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `patch isolation · ${values.dataset}`, base: { limit: Number(values.limit), ...variantOption() }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label) })) as { sweepId: string };
       await engine.queue.drained();
       print(await call(engine, 'sweeps/summary', { sweepId: started.sweepId }));
       break;
@@ -155,6 +169,9 @@ async function main(): Promise<void> {
       break;
     case 'models':
       print(await call(engine, 'models/list', {}));
+      break;
+    case 'variants':
+      print(await call(engine, 'models/variants', { modelId: values.model ?? arg }));
       break;
     case 'datasets':
       print(await call(engine, 'datasets/list', {}));

@@ -3,11 +3,12 @@ import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
 import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
+import { SESSION_NAMES, modelVariants, openModelFolder } from './model-folder.ts';
 import { kvCompare } from './kv-probes/compare.ts';
 import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
 import { keyTokens } from './kv-probes/key-tokens.ts';
@@ -30,6 +31,10 @@ export function createRun(engine: Engine, job: ParsedParamsOf<'jobs/start'>, swe
   const model = store.models.get(job.modelId);
   const dataset = store.datasets.get(job.datasetId);
   const ids = store.datasets.items(job.datasetId, 0, job.spec.limit || dataset.itemCount || 1).map((i) => i.id);
+  // The file each session will load: checks the variant now (a missing file is named before anything
+  // is queued) and records what ran.
+  const folder = openModelFolder(model.path, job.spec.variant);
+  const sessionFiles = Object.fromEntries(SESSION_NAMES.map((n) => [n, relative(folder.path, folder.files[n]).split(sep).join('/')]));
   return store.runs.create(
     {
       kind: job.kind,
@@ -37,7 +42,7 @@ export function createRun(engine: Engine, job: ParsedParamsOf<'jobs/start'>, swe
       modelId: job.modelId,
       datasetId: job.datasetId,
       spec: job.spec,
-      provenance: { modelHash: model.hash, datasetHash: dataset.hash, executionProvider: engine.compute.provider, appVersion: engine.options.version },
+      provenance: { modelHash: model.hash, datasetHash: dataset.hash, executionProvider: engine.compute.provider, appVersion: engine.options.version, sessionFiles },
     },
     ids,
     sweepId,
@@ -60,6 +65,7 @@ export function createHandlers(engine: Engine): Handlers {
       return { executionProvider: engine.compute.provider, availableProviders: engine.compute.available };
     },
     'models/list': async () => store.models.list(),
+    'models/variants': async ({ modelId }) => modelVariants(store.models.get(modelId)),
     'datasets/list': async () => store.datasets.list(),
     'datasets/items': async ({ datasetId, offset, limit }) => {
       const info = store.datasets.get(datasetId);

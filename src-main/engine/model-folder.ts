@@ -2,9 +2,10 @@
  * Opens a model folder in the transformers.js / onnx-community layout and says what it is.
  * Errors name the missing file or unknown family, so a user knows what to fix.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { DEFAULT_DTYPE_ORDER, type ModelDtype, type ModelVariant, SESSION_NAMES, type SessionName, fileNameOf, parseSessionFile, requestedDtype } from '../../src-shared/jobs/variant.ts';
 
 /** `model_type` values and the family Loupe treats them as. */
 const FAMILIES: Record<string, string> = {
@@ -17,8 +18,8 @@ const FAMILIES: Record<string, string> = {
   qwen2_5_vl: 'qwen2-vl',
 };
 
-export const SESSION_NAMES = ['vision_encoder', 'embed_tokens', 'decoder_model_merged'] as const;
-export type SessionName = (typeof SESSION_NAMES)[number];
+export { SESSION_NAMES };
+export type { SessionName };
 
 export interface ModelFolder {
   path: string;
@@ -30,6 +31,8 @@ export interface ModelFolder {
   processorConfig: Record<string, unknown>;
   /** Chosen file per session; the dtype suffix (`_fp16`, `_q4` …) is kept as found. */
   files: Record<SessionName, string>;
+  /** The dtype of each chosen file. */
+  dtypes: Record<SessionName, ModelDtype>;
 }
 
 function readJson(path: string, what: string): Record<string, unknown> {
@@ -41,15 +44,52 @@ function readJson(path: string, what: string): Record<string, unknown> {
   }
 }
 
-/** Picks `<name>.onnx` if present, else the first dtype variant in a fixed order. */
-function pickSession(onnxDir: string, name: SessionName, entries: string[], dtype?: string): string {
-  const order = dtype ? [`${name}_${dtype}.onnx`] : [`${name}.onnx`, `${name}_fp16.onnx`, `${name}_quantized.onnx`, `${name}_q4.onnx`, `${name}_q4f16.onnx`, `${name}_int8.onnx`, `${name}_uint8.onnx`, `${name}_bnb4.onnx`];
-  const found = order.find((f) => entries.includes(f));
-  if (!found) throw new LoupeError('bad-input', `model folder has no onnx/${order[0]}${dtype ? '' : ' (nor any dtype variant)'}`);
-  return join(onnxDir, found);
+/** One export of a session in the folder: its dtype, graph file, and bytes with its external data. */
+export interface SessionVariant {
+  dtype: ModelDtype;
+  file: string;
+  bytes: number;
 }
 
-export function openModelFolder(path: string, dtype?: string): ModelFolder {
+/** Every dtype each session has in `onnxDir`, in the default pick order. */
+export function sessionVariants(onnxDir: string): Record<SessionName, SessionVariant[]> {
+  const entries = readdirSync(onnxDir);
+  const size = (n: string) => {
+    try {
+      return statSync(join(onnxDir, n)).size;
+    } catch {
+      return 0;
+    }
+  };
+  const out = Object.fromEntries(SESSION_NAMES.map((n) => [n, [] as SessionVariant[]])) as Record<SessionName, SessionVariant[]>;
+  for (const name of entries) {
+    const parsed = parseSessionFile(name);
+    if (!parsed) continue;
+    const bytes = entries.filter((e) => e === name || e.startsWith(`${name}_data`) || e.startsWith(`${name}.data`)).reduce((s, e) => s + size(e), 0);
+    out[parsed.session].push({ dtype: parsed.dtype, file: name, bytes });
+  }
+  for (const n of SESSION_NAMES) out[n].sort((a, b) => DEFAULT_DTYPE_ORDER.indexOf(a.dtype) - DEFAULT_DTYPE_ORDER.indexOf(b.dtype));
+  return out;
+}
+
+/**
+ * The session's file for the requested dtype, else the first in the default order. A requested
+ * dtype that is absent is an error naming the missing file and the dtypes the folder has.
+ */
+function pickSession(onnxDir: string, name: SessionName, variants: SessionVariant[], dtype?: ModelDtype): { file: string; dtype: ModelDtype } {
+  const has = variants.map((v) => v.dtype).join(', ') || 'none';
+  if (dtype) {
+    const found = variants.find((v) => v.dtype === dtype);
+    if (!found) throw new LoupeError('bad-input', `model folder has no onnx/${fileNameOf(name, dtype)} (variant ${dtype} of ${name}); ${name} variants in this folder: ${has}`);
+    return { file: join(onnxDir, found.file), dtype };
+  }
+  const first = variants[0];
+  if (!first) throw new LoupeError('bad-input', `model folder has no onnx/${fileNameOf(name, 'fp32')} (nor any dtype variant of ${name})`);
+  return { file: join(onnxDir, first.file), dtype: first.dtype };
+}
+
+/** Opens a model folder; `variant` picks the dtype per session (default: fp32, else the first variant present). */
+export function openModelFolder(path: string, variant?: ModelVariant): ModelFolder {
   if (!existsSync(path)) throw new LoupeError('not-found', `model folder ${path} does not exist`);
   const config = readJson(join(path, 'config.json'), 'config.json');
   const modelType = String(config.model_type ?? '');
@@ -58,8 +98,19 @@ export function openModelFolder(path: string, dtype?: string): ModelFolder {
   const preprocessor = readJson(join(path, 'preprocessor_config.json'), 'preprocessor_config.json');
   const onnxDir = join(path, 'onnx');
   if (!existsSync(onnxDir)) throw new LoupeError('bad-input', `model folder ${path} has no onnx/ subfolder`);
-  const entries = readdirSync(onnxDir);
-  const files = Object.fromEntries(SESSION_NAMES.map((n) => [n, pickSession(onnxDir, n, entries, dtype)])) as Record<SessionName, string>;
+  const variants = sessionVariants(onnxDir);
+  const picked = Object.fromEntries(SESSION_NAMES.map((n) => [n, pickSession(onnxDir, n, variants[n], requestedDtype(variant, n))])) as Record<SessionName, { file: string; dtype: ModelDtype }>;
+  const files = Object.fromEntries(SESSION_NAMES.map((n) => [n, picked[n].file])) as Record<SessionName, string>;
+  const dtypes = Object.fromEntries(SESSION_NAMES.map((n) => [n, picked[n].dtype])) as Record<SessionName, ModelDtype>;
   const processorConfig = existsSync(join(path, 'processor_config.json')) ? readJson(join(path, 'processor_config.json'), 'processor_config.json') : {};
-  return { path, name: basename(path), family, config, preprocessor, processorConfig, files };
+  return { path, name: basename(path), family, config, preprocessor, processorConfig, files, dtypes };
+}
+
+/** `models/variants`: the dtype exports of each session, the default pick, and the dtypes every session has. */
+export function modelVariants(model: { id: string; path: string }) {
+  const folder = openModelFolder(model.path);
+  const variants = sessionVariants(join(folder.path, 'onnx'));
+  const sessions = SESSION_NAMES.map((session) => ({ session, default: folder.dtypes[session], variants: variants[session] }));
+  const common = DEFAULT_DTYPE_ORDER.filter((d) => SESSION_NAMES.every((n) => variants[n].some((v) => v.dtype === d)));
+  return { modelId: model.id, sessions, common };
 }

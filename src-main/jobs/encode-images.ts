@@ -2,7 +2,7 @@
  * Job kind `encode-images`: runs the model's vision encoder (tower + projector) on every
  * item's first image and keeps the image features the LLM would receive.
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import { EncodeImagesSpec } from '../../src-shared/jobs/specs.ts';
 import { type HostTensor, float32ToFloat16, toFloat32 } from '../../src-shared/tensor/dtype.ts';
@@ -30,9 +30,9 @@ export class EncodeImagesRunner implements JobRunner {
 
   async prepare(run: RunInfo): Promise<PreparedRun> {
     const spec = EncodeImagesSpec.parse(run.spec);
-    const model = openModelFolder(this.store.models.get(run.modelId).path);
+    const model = openModelFolder(this.store.models.get(run.modelId).path, spec.variant);
     const dataset = this.store.datasets.get(run.datasetId);
-    const key = `${run.modelId}:vision_encoder`;
+    const key = `${run.modelId}:${basename(model.files.vision_encoder)}`;
     await this.compute.load(key, model.files.vision_encoder);
     // The folder's own image processor (transformers.js), as the VLM forward uses: one preprocessing path.
     const processing = await VlmProcessing.load(model.path, model.preprocessor);

@@ -39,7 +39,7 @@ export class ReadoutRunner implements JobRunner {
   async prepare(run: RunInfo): Promise<PreparedRun> {
     const spec = ReadoutSpec.parse(run.spec);
     const model = this.store.models.get(run.modelId);
-    const folder = openModelFolder(model.path);
+    const folder = openModelFolder(model.path, spec.variant);
     const dataset = this.store.datasets.get(run.datasetId);
     const place = { cacheRoot: this.graphCache, modelHash: model.hash };
     const taps = await resolveTaps(folder, { projector: true, imageKV: false, visionLayers: true, llmLayers: true, attention: false }, place, spec.ablation);

@@ -35,7 +35,7 @@ export class VlmForwardRunner implements JobRunner {
   async prepare(run: RunInfo): Promise<PreparedRun> {
     const spec = VlmForwardSpec.parse(run.spec);
     const model = this.store.models.get(run.modelId);
-    const folder = openModelFolder(model.path);
+    const folder = openModelFolder(model.path, spec.variant);
     const dataset = this.store.datasets.get(run.datasetId);
     const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation);
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);

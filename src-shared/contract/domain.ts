@@ -46,8 +46,18 @@ export const RunInfo = z.object({
   modelId: Id,
   datasetId: Id,
   spec: z.record(z.string(), z.unknown()),
-  /** What reproduces the run: model and dataset hashes, provider, app version. */
-  provenance: z.object({ modelHash: z.string(), datasetHash: z.string(), executionProvider: z.string(), appVersion: z.string() }),
+  /**
+   * What reproduces the run: model and dataset hashes, provider, app version, and the ONNX file
+   * each session loads (relative to the model folder, e.g. `onnx/decoder_model_merged_q4.onnx`;
+   * absent in runs created before variants).
+   */
+  provenance: z.object({
+    modelHash: z.string(),
+    datasetHash: z.string(),
+    executionProvider: z.string(),
+    appVersion: z.string(),
+    sessionFiles: z.record(z.string(), z.string()).optional(),
+  }),
   total: z.number().int().nonnegative(),
   done: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { EncodeImagesSpec, ReadoutSpec, VlmForwardSpec } from '../jobs/specs.ts';
+import { ModelDtype, SessionName } from '../jobs/variant.ts';
 import { AblationSpec } from '../ablation/spec.ts';
 import { Label } from '../dataset/format.ts';
 import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
@@ -57,6 +58,25 @@ export const methods = {
   /** Switch execution provider (restarts the compute worker; runs in flight retry their item). */
   'app/set-provider': { params: z.object({ provider: ExecutionProvider }).strict(), result: z.object({ executionProvider: ExecutionProvider, availableProviders: z.array(ExecutionProvider) }) },
   'models/list': { params: none, result: z.array(ModelInfo) },
+  /**
+   * The dtype exports each ONNX session of a model has (`onnx/<session><suffix>.onnx`), in the
+   * default pick order, with the one a run gets when its spec names no `variant`; `common` are
+   * the dtypes every session has (the values a single-dtype `variant` may take).
+   */
+  'models/variants': {
+    params: z.object({ modelId: Id }).strict(),
+    result: z.object({
+      modelId: Id,
+      sessions: z.array(
+        z.object({
+          session: SessionName,
+          default: ModelDtype,
+          variants: z.array(z.object({ dtype: ModelDtype, file: z.string(), bytes: z.number().int().nonnegative() })),
+        }),
+      ),
+      common: z.array(ModelDtype),
+    }),
+  },
   'datasets/list': { params: none, result: z.array(DatasetInfo) },
   'datasets/items': {
     params: z.object({ datasetId: Id, offset: z.number().int().nonnegative().default(0), limit: z.number().int().positive().max(1000).default(100) }).strict(),

@@ -4,6 +4,9 @@
  */
 import { z } from 'zod';
 import { AblationSpec } from '../ablation/spec.ts';
+import { ModelVariant } from './variant.ts';
+
+export { ModelVariant };
 
 const StoreDtype = z.enum(['float32', 'float16']);
 
@@ -15,6 +18,13 @@ export const EncodeImagesSpec = z
     storeFeatures: z.boolean().default(true),
     /** Limit to the first N items (0 = all). */
     limit: z.number().int().nonnegative().default(0),
+    /**
+     * Which dtype export of each ONNX session to load: one dtype for every session (`"q4"`) or a
+     * per-session map (`{"decoder_model_merged": "q4", "vision_encoder": "fp32"}`; sessions left
+     * out get the default pick). Absent = default pick (fp32 when present). The file each session
+     * used is recorded in the run's provenance.
+     */
+    variant: ModelVariant.optional(),
   })
   .strict();
 export type EncodeImagesSpec = z.infer<typeof EncodeImagesSpec>;
@@ -60,6 +70,13 @@ export const VlmForwardSpec = z
      * count. Absent or empty = none. Must not contain the model's image placeholder.
      */
     textPrefix: z.string().max(2000).optional(),
+    /**
+     * Which dtype export of each ONNX session to load: one dtype for every session (`"q4"`) or a
+     * per-session map (`{"decoder_model_merged": "q4", "vision_encoder": "fp32"}`; sessions left
+     * out get the default pick). Absent = default pick (fp32 when present). The file each session
+     * used is recorded in the run's provenance.
+     */
+    variant: ModelVariant.optional(),
   })
   .strict();
 export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;
@@ -84,6 +101,13 @@ export const ReadoutSpec = z
     /** Also probe the vision encoder's CLS token of the first image at every vision layer. */
     cls: z.boolean().default(true),
     limit: z.number().int().nonnegative().default(0),
+    /**
+     * Which dtype export of each ONNX session to load: one dtype for every session (`"q4"`) or a
+     * per-session map (`{"decoder_model_merged": "q4", "vision_encoder": "fp32"}`; sessions left
+     * out get the default pick). Absent = default pick (fp32 when present). The file each session
+     * used is recorded in the run's provenance.
+     */
+    variant: ModelVariant.optional(),
   })
   .strict();
 export type ReadoutSpec = z.infer<typeof ReadoutSpec>;

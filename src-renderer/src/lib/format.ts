@@ -12,3 +12,9 @@ export function shortHash(hash: string): string {
 export function when(iso: string): string {
   return new Date(iso).toLocaleString();
 }
+
+/** A file size in MB (one decimal below 10 MB). */
+export function megabytes(bytes: number): string {
+  const mb = bytes / 1e6;
+  return `${mb < 10 ? mb.toFixed(1) : Math.round(mb)} MB`;
+}
