@@ -3,6 +3,7 @@
  * and attention probabilities in the vision encoder and the decoder; the rewritten copies
  * (cached next to the originals) expose them as outputs.
  */
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { TapSelection } from '../../../src-shared/jobs/specs.ts';
 import type { VlmSessionFiles } from '../../compute/vlm/types.ts';
 import { buildCatalogue } from '../graph/catalogue.ts';
@@ -18,7 +19,17 @@ async function tapsOf(path: string, prefix: 'vision' | 'text', selection: TapSel
     for (const [hf, tensor] of Object.entries(catalogue.hiddenStates)) taps.push({ name: `${prefix}.${hf}`, tensor });
     if (catalogue.finalNorm) taps.push({ name: `${prefix}.final_norm`, tensor: catalogue.finalNorm });
   }
-  if (selection.attention) for (const l of catalogue.layers) if (l.attention) taps.push({ name: `${prefix}.attentions.${l.index}`, tensor: l.attention.tensor });
+  if (selection.attention) {
+    const missing = catalogue.layers.filter((l) => !l.attention);
+    if (missing.length) {
+      // Never a silent drop: a run asked for every layer's attention.
+      throw new LoupeError(
+        'bad-input',
+        `${path}: attention probabilities cannot be tapped in layer(s) ${missing.map((l) => l.index).join(', ')} — ${catalogue.notes.filter((n) => /exposes no attention probabilities/.test(n)).join('; ')}`,
+      );
+    }
+    for (const l of catalogue.layers) taps.push({ name: `${prefix}.attentions.${l.index}`, tensor: l.attention!.tensor });
+  }
   return taps;
 }
 

@@ -7,10 +7,13 @@ import { AutoProcessor, AutoTokenizer, RawImage, env } from '@huggingface/transf
 import type { Processor, PreTrainedTokenizer } from '@huggingface/transformers';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+import { usePillowResize } from './pillow-resize.ts';
 
 // Offline by design: models come from local folders only, never the hub.
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
+// Resize as the Hugging Face processors do (Pillow), not as sharp's affine point-samples.
+usePillowResize();
 
 /** What stands in for the image in a blind run. */
 export type ImageInput = { kind: 'files'; paths: string[] } | { kind: 'blank'; count: number } | { kind: 'none' };
