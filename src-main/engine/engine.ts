@@ -16,7 +16,7 @@ import { Store } from '../store/store.ts';
 import { fingerprintFolder } from '../util/hash.ts';
 import { readDatasetFolder } from './dataset-folder.ts';
 import { type Handlers, createHandlers } from './handlers.ts';
-import { openModelFolder } from './model-folder.ts';
+import { openModelFolder, withNotes } from './model-folder.ts';
 import { isLoupeArtifact } from './vlm/overlay.ts';
 
 export interface EngineOptions {
@@ -85,7 +85,7 @@ export class Engine {
     const folder = openModelFolder(resolve(path));
     const hash = fingerprintFolder(folder.path, (rel) => !isLoupeArtifact(rel));
     const id = bundled ? folder.name : `${folder.name}-${hash.slice(0, 8)}`;
-    return this.store.models.upsert({ id, name: folder.name, family: folder.family, path: folder.path, hash, bundled, config: folder.config });
+    return withNotes(this.store.models.upsert({ id, name: folder.name, family: folder.family, path: folder.path, hash, bundled, config: folder.config }));
   }
 
   importDataset(path: string, bundled = false) {

@@ -8,7 +8,7 @@ import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
 import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
-import { SESSION_NAMES, modelVariants, openModelFolder } from './model-folder.ts';
+import { SESSION_NAMES, modelVariants, openModelFolder, withNotes } from './model-folder.ts';
 import { kvCompare } from './kv-probes/compare.ts';
 import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
 import { keyTokens } from './kv-probes/key-tokens.ts';
@@ -64,7 +64,7 @@ export function createHandlers(engine: Engine): Handlers {
       await engine.compute.useProvider(provider);
       return { executionProvider: engine.compute.provider, availableProviders: engine.compute.available };
     },
-    'models/list': async () => store.models.list(),
+    'models/list': async () => store.models.list().map(withNotes),
     'models/variants': async ({ modelId }) => modelVariants(store.models.get(modelId)),
     'datasets/list': async () => store.datasets.list(),
     'datasets/items': async ({ datasetId, offset, limit }) => {

@@ -4,8 +4,10 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import type { ModelInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { DEFAULT_DTYPE_ORDER, type ModelDtype, type ModelVariant, SESSION_NAMES, type SessionName, fileNameOf, parseSessionFile, requestedDtype } from '../../src-shared/jobs/variant.ts';
+import { resolveChatTemplate } from './vlm/chat-templates.ts';
 
 /** `model_type` values and the family Loupe treats them as. */
 const FAMILIES: Record<string, string> = {
@@ -113,4 +115,20 @@ export function modelVariants(model: { id: string; path: string }) {
   const sessions = SESSION_NAMES.map((session) => ({ session, default: folder.dtypes[session], variants: variants[session] }));
   const common = DEFAULT_DTYPE_ORDER.filter((d) => SESSION_NAMES.every((n) => variants[n].some((v) => v.dtype === d)));
   return { modelId: model.id, sessions, common };
+}
+
+/** What the Models view should say about how a model's folder is used (ModelInfo.notes). */
+export function modelNotes(path: string, family: string): string[] {
+  try {
+    const chat = resolveChatTemplate(path, family);
+    return chat.note ? [chat.note] : [];
+  } catch (e) {
+    return [(e as Error).message];
+  }
+}
+
+/** The stored model with its notes, computed from the folder as it is now. */
+export function withNotes(model: ModelInfo): ModelInfo {
+  const notes = existsSync(model.path) ? modelNotes(model.path, model.family) : [`model folder ${model.path} does not exist`];
+  return notes.length ? { ...model, notes } : model;
 }

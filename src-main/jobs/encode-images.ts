@@ -35,7 +35,7 @@ export class EncodeImagesRunner implements JobRunner {
     const key = `${run.modelId}:${basename(model.files.vision_encoder)}`;
     await this.compute.load(key, model.files.vision_encoder);
     // The folder's own image processor (transformers.js), as the VLM forward uses: one preprocessing path.
-    const processing = await VlmProcessing.load(model.path, model.preprocessor);
+    const processing = await VlmProcessing.load(model.path, model.preprocessor, model.family);
     return {
       processItem: async (itemId): Promise<ItemOutput> => {
         const item = this.store.datasets.item(run.datasetId, itemId);

@@ -16,6 +16,11 @@ export const ModelInfo = z.object({
   bundled: z.boolean(),
   addedAt: z.string(),
   config: z.record(z.string(), z.unknown()),
+  /**
+   * What the user should know about how Loupe runs this model (e.g. that its folder has no chat
+   * template and the family's published one stands in). Absent or empty = nothing to say.
+   */
+  notes: z.array(z.string()).optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 

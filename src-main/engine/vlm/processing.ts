@@ -7,6 +7,7 @@ import { AutoProcessor, AutoTokenizer, RawImage, env } from '@huggingface/transf
 import type { Processor, PreTrainedTokenizer } from '@huggingface/transformers';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+import { type ChatTemplateChoice, resolveChatTemplate } from './chat-templates.ts';
 import { usePillowResize } from './pillow-resize.ts';
 
 // Offline by design: models come from local folders only, never the hub.
@@ -28,20 +29,30 @@ export class VlmProcessing {
   readonly tokenizer: PreTrainedTokenizer;
   readonly processor: Processor;
   readonly imageSize: { width: number; height: number };
+  /** Where the chat template came from (null when loaded without a family: the tokenizer's own only). */
+  readonly chatTemplate: ChatTemplateChoice | null;
 
-  private constructor(tokenizer: PreTrainedTokenizer, processor: Processor, imageSize: { width: number; height: number }) {
+  private constructor(tokenizer: PreTrainedTokenizer, processor: Processor, imageSize: { width: number; height: number }, chatTemplate: ChatTemplateChoice | null) {
     this.tokenizer = tokenizer;
     this.processor = processor;
     this.imageSize = imageSize;
+    this.chatTemplate = chatTemplate;
   }
 
-  static async load(modelDir: string, preprocessor: Record<string, unknown>): Promise<VlmProcessing> {
+  /**
+   * `family` (model-folder.ts) enables the chat-template fallbacks: chat_template.jinja /
+   * chat_template.json beside tokenizer_config.json, else the family's published template
+   * (vlm/chat-templates.ts) — transformers.js's tokenizer reads only tokenizer_config.json.
+   */
+  static async load(modelDir: string, preprocessor: Record<string, unknown>, family?: string): Promise<VlmProcessing> {
+    const chatTemplate = family ? resolveChatTemplate(modelDir, family) : null;
     try {
       const tokenizer = await AutoTokenizer.from_pretrained(modelDir);
+      if (chatTemplate?.template) tokenizer.chat_template = chatTemplate.template;
       const processor = await AutoProcessor.from_pretrained(modelDir);
       const crop = (preprocessor.crop_size ?? preprocessor.size) as { height?: number; width?: number; shortest_edge?: number } | undefined;
       const side = crop?.shortest_edge ?? 0;
-      return new VlmProcessing(tokenizer, processor, { width: crop?.width ?? side, height: crop?.height ?? side });
+      return new VlmProcessing(tokenizer, processor, { width: crop?.width ?? side, height: crop?.height ?? side }, chatTemplate);
     } catch (e) {
       throw new LoupeError('bad-input', `cannot load the tokenizer/processor of ${modelDir}: ${(e as Error).message}`);
     }

@@ -72,7 +72,7 @@ export class Vlm {
 
   /** `files` may point at tapped copies of the session files (see engine/graph). */
   static async open(folder: ModelFolder, compute: ComputeClient, key: string, files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged }): Promise<Vlm> {
-    const processing = await VlmProcessing.load(folder.path, folder.preprocessor);
+    const processing = await VlmProcessing.load(folder.path, folder.preprocessor, folder.family);
     const vlm = new Vlm(folder, processing, compute, key);
     const text = folder.config.text_config as { num_key_value_heads?: number; num_attention_heads: number; head_dim?: number; hidden_size: number };
     await compute.openVlm({
