@@ -29,10 +29,3 @@ export function geometryOf(item: DatasetItem): Geometry {
   if (reference) return { kind: 'points', spots: [reference] };
   return { kind: 'pooled', image: 0 };
 }
-
-/** Row-major patch index of a pixel, for an image of `size` pixels on a rows×cols grid. */
-export function patchAt(at: [number, number], size: { width: number; height: number }, grid: { rows: number; cols: number }): number {
-  const col = Math.min(grid.cols - 1, Math.max(0, Math.floor((at[0] * grid.cols) / size.width)));
-  const row = Math.min(grid.rows - 1, Math.max(0, Math.floor((at[1] * grid.rows) / size.height)));
-  return row * grid.cols + col;
-}

@@ -4,7 +4,6 @@
  * positions — plus the VLM's answer over the choices and a blind answer. The probes and
  * cosine readouts across items are computed from these by `readout/summary` (readout-summary.ts).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
@@ -17,14 +16,11 @@ import { llavaGrid } from '../engine/vlm/token-map.ts';
 import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
-import { type Spot, geometryOf, patchAt } from './readout-geometry.ts';
+import { type Spot, geometryOf } from './readout-geometry.ts';
+import { cellAt } from '../../src-shared/vision/pixel-map.ts';
+import { viewMapper } from '../engine/vlm/pixel-maps.ts';
+import { imageSize } from '../engine/kv-probes/images.ts';
 
-/** PNG width/height from the IHDR chunk (bytes 16–23): no full decode just to scale coordinates. */
-function pngSize(path: string): { width: number; height: number } {
-  const b = readFileSync(path);
-  if (b.length < 24 || b.readUInt32BE(12) !== 0x49484452) throw new LoupeError('bad-input', `${path} is not a PNG (readouts need the image size)`);
-  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
-}
 
 export class ReadoutRunner implements JobRunner {
   private readonly store: Store;
@@ -45,6 +41,7 @@ export class ReadoutRunner implements JobRunner {
     const taps = await resolveTaps(folder, { projector: true, imageKV: false, visionLayers: true, llmLayers: true, attention: false }, place, spec.ablation);
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
     const grid = llavaGrid(folder.config);
+    const view = viewMapper(folder);
     const stages = [...taps.vision, ...taps.decoder].filter((t) => /hidden_states/.test(t.name));
 
     return {
@@ -59,9 +56,15 @@ export class ReadoutRunner implements JobRunner {
           ...(spec.ablation && { ablation: spec.ablation }),
         });
         const blind = await vlm.forward(item.prompt, spec.blind === 'blank' ? { kind: 'blank', count: item.images.length } : { kind: 'none' }, { choices: item.choices });
-        const sizes = paths.map(pngSize);
+        const maps = paths.map((p) => view(imageSize(p), grid));
         const geo = geometryOf(item);
         const spots: Spot[] = geo.kind === 'match' ? [geo.reference, ...geo.candidates] : geo.kind === 'points' ? geo.spots : [];
+        // Each spot's token through the processor's resize and crop; a spot it cropped away fails the item.
+        const cellOf = (s: Spot): number => {
+          const cell = cellAt(maps[s.image]!, s.at);
+          if (cell === undefined) throw new LoupeError('bad-input', `item ${itemId}: point "${s.name}" (${s.at.join(', ')}) of image ${s.image} lies outside what the model sees (the image processor crops it away)`);
+          return cell;
+        };
 
         const stack = (rows: Float32Array[], dim: number): HostTensor => {
           const data = new Float32Array(rows.length * dim);
@@ -70,10 +73,10 @@ export class ReadoutRunner implements JobRunner {
         };
         // Feature rows per stage: one per spot, or the mean over the image's patches.
         const rowsOf = (read: (image: number, patch: number) => Float32Array, dim: number): HostTensor =>
-          stack(spots.length ? spots.map((s) => read(s.image, patchAt(s.at, sizes[s.image]!, grid))) : [meanOver(Array.from({ length: grid.rows * grid.cols }, (_, p) => read(0, p)), dim)], dim);
+          stack(spots.length ? spots.map((s) => read(s.image, cellOf(s))) : [meanOver(Array.from({ length: grid.rows * grid.cols }, (_, p) => read(0, p)), dim)], dim);
         const tensors: Record<string, HostTensor> = {};
         // Gram region: the 3×3 patches around the first spot, or every patch of image 0 (pooled tasks).
-        const gramPatches = geo.kind === 'match' || !spec.gram ? [] : spots.length ? neighbourhood(patchAt(spots[0]!.at, sizes[spots[0]!.image]!, grid), grid) : Array.from({ length: grid.rows * grid.cols }, (_, p) => p);
+        const gramPatches = geo.kind === 'match' || !spec.gram ? [] : spots.length ? neighbourhood(cellOf(spots[0]!), grid) : Array.from({ length: grid.rows * grid.cols }, (_, p) => p);
         const gramImage = spots[0]?.image ?? 0;
         for (const stage of stages) {
           const t = res.taps[stage.tensor]!;

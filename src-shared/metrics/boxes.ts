@@ -9,7 +9,7 @@
  * anywhere in the image. The peak is always in the region (the threshold is capped at the
  * maximum), so the box is never empty.
  */
-import type { Grid, Size } from './correspondence.ts';
+import { type Grid, type PixelMap, cellBounds } from '../vision/pixel-map.ts';
 
 /** [x0, y0, x1, y1] in pixels, x1/y1 exclusive (the dataset format's box). */
 export type Box = [number, number, number, number];
@@ -61,8 +61,9 @@ export function regionFromSimilarity(sims: ArrayLike<number>, grid: Grid): boole
   return region;
 }
 
-/** Bounding box in pixels of a patch region (null when the region is empty). */
-export function boxOfRegion(region: ArrayLike<boolean | number>, grid: Grid, size: Size): Box | null {
+/** Bounding box in original-image pixels of a cell region, through the processor's view (null when the region is empty). */
+export function boxOfRegion(region: ArrayLike<boolean | number>, map: PixelMap): Box | null {
+  const grid = map;
   let r0 = Infinity;
   let c0 = Infinity;
   let r1 = -1;
@@ -77,10 +78,12 @@ export function boxOfRegion(region: ArrayLike<boolean | number>, grid: Grid, siz
     c1 = Math.max(c1, c);
   }
   if (r1 < 0) return null;
-  return [(c0 * size.width) / grid.cols, (r0 * size.height) / grid.rows, ((c1 + 1) * size.width) / grid.cols, ((r1 + 1) * size.height) / grid.rows];
+  const [x0, y0] = cellBounds(map, r0 * grid.cols + c0);
+  const [, , x1, y1] = cellBounds(map, r1 * grid.cols + c1);
+  return [x0, y0, x1, y1];
 }
 
-/** Similarity map on the grid → predicted box in pixels (see the module comment for the region rule). */
-export function boxFromSimilarity(sims: ArrayLike<number>, grid: Grid, size: Size): Box {
-  return boxOfRegion(regionFromSimilarity(sims, grid), grid, size)!;
+/** Similarity map on the grid → predicted box in original-image pixels (see the module comment for the region rule). */
+export function boxFromSimilarity(sims: ArrayLike<number>, map: PixelMap): Box {
+  return boxOfRegion(regionFromSimilarity(sims, map), map)!;
 }

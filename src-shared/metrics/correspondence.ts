@@ -9,15 +9,10 @@
  * is one dot product.
  */
 
-export interface Grid {
-  rows: number;
-  cols: number;
-}
+import { type PixelMap, cellCentre } from '../vision/pixel-map.ts';
 
-export interface Size {
-  width: number;
-  height: number;
-}
+export type { Grid, Size } from '../vision/pixel-map.ts';
+import type { Size } from '../vision/pixel-map.ts';
 
 /** Rows scaled to unit length (an all-zero row stays zero: cosine 0 with everything). */
 export function unitRows(x: ArrayLike<number>, n: number, d: number): Float32Array {
@@ -55,13 +50,6 @@ export function nearestToken(source: Float32Array, sourceRow: number, target: Fl
   return argmax(dotRows(source, target, target.length / d, d, sourceRow * d));
 }
 
-/** Pixel centre of row-major patch `p` for an image of `size` on `grid` (the inverse of patchAt). */
-export function patchCentre(p: number, grid: Grid, size: Size): [number, number] {
-  const row = Math.floor(p / grid.cols);
-  const col = p % grid.cols;
-  return [((col + 0.5) * size.width) / grid.cols, ((row + 0.5) * size.height) / grid.rows];
-}
-
 /** PCK@α: the prediction is correct when within α·max(width, height) of the truth (inclusive). */
 export function pckCorrect(predicted: [number, number], truth: [number, number], size: Size, alpha: number): boolean {
   return Math.hypot(predicted[0] - truth[0], predicted[1] - truth[1]) <= alpha * Math.max(size.width, size.height);
@@ -78,7 +66,8 @@ export interface PointMatch {
 }
 
 /**
- * One correspondence: source token `sourcePatch` → nearest target token → its patch centre vs
+ * One correspondence: source token `sourcePatch` → nearest target token → its cell centre in
+ * the target image (through the processor's view, pixel-map.ts) vs
  * the true target point. The control permutes which grid position each target token sits at
  * (one permutation per entry of `permutations`), so it keeps the same match but loses the
  * geometry: PCK ≫ control means the tokens carry where things are, not just that one matched.
@@ -88,15 +77,14 @@ export function matchPoint(
   sourcePatch: number,
   target: Float32Array,
   d: number,
-  targetGrid: Grid,
-  targetSize: Size,
+  targetMap: PixelMap,
   truth: [number, number],
   alpha: number,
   permutations: readonly (readonly number[])[] = [],
 ): PointMatch {
   const patch = nearestToken(source, sourcePatch, target, d);
-  const predicted = patchCentre(patch, targetGrid, targetSize);
+  const predicted = cellCentre(targetMap, patch);
   let hits = 0;
-  for (const perm of permutations) if (pckCorrect(patchCentre(perm[patch]!, targetGrid, targetSize), truth, targetSize, alpha)) hits++;
-  return { patch, predicted, correct: pckCorrect(predicted, truth, targetSize, alpha), control: permutations.length ? hits / permutations.length : 0 };
+  for (const perm of permutations) if (pckCorrect(cellCentre(targetMap, perm[patch]!), truth, targetMap.image, alpha)) hits++;
+  return { patch, predicted, correct: pckCorrect(predicted, truth, targetMap.image, alpha), control: permutations.length ? hits / permutations.length : 0 };
 }

@@ -27,23 +27,6 @@ export function topK(xs: ArrayLike<number>, k: number): number[] {
   return idx;
 }
 
-/**
- * Fraction of each patch of a rows×cols grid covered by the instances in `target`, from a pixel
- * mask of instance ids (row-major, width×height); same patch assignment as segmentation's patchMask.
- */
-export function patchCoverage(ids: ArrayLike<number>, width: number, height: number, target: ReadonlySet<number>, rows: number, cols: number): Float64Array {
-  const count = new Float64Array(rows * cols);
-  const area = new Float64Array(rows * cols);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const p = Math.min(rows - 1, Math.floor((y * rows) / height)) * cols + Math.min(cols - 1, Math.floor((x * cols) / width));
-      area[p]! += 1;
-      if (target.has(ids[y * width + x]!)) count[p]! += 1;
-    }
-  }
-  return count.map((c, p) => (area[p]! > 0 ? c / area[p]! : 0));
-}
-
 export interface PropagationOptions {
   /** Neighbours that vote (capped at the number of source tokens). */
   k: number;

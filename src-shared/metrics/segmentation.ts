@@ -1,6 +1,6 @@
 /** Segmentation metrics on patch grids: IoU of boolean masks, and a patch-level ground truth. */
 
-import { patchCoverage } from './propagation.ts';
+import { type PixelMap, cellCoverage } from '../vision/pixel-map.ts';
 
 /** Intersection over union of two boolean masks of equal length (1 when both are empty). */
 export function iou(a: ArrayLike<boolean | number>, b: ArrayLike<boolean | number>): number {
@@ -16,11 +16,12 @@ export function iou(a: ArrayLike<boolean | number>, b: ArrayLike<boolean | numbe
 }
 
 /**
- * A pixel mask (instance ids, row-major, width×height) → per-patch foreground on a rows×cols
- * grid: a patch is foreground when more than half its pixels belong to `ids`.
+ * A pixel mask (instance ids, row-major, at the image's size) → per-cell foreground on the
+ * model's token grid (through the processor's view): a cell is foreground when more than half
+ * its pixels belong to `target`.
  */
-export function patchMask(ids: ArrayLike<number>, width: number, height: number, target: ReadonlySet<number>, rows: number, cols: number): boolean[] {
-  return Array.from(patchCoverage(ids, width, height, target, rows, cols), (f) => f > 0.5);
+export function patchMask(map: PixelMap, ids: ArrayLike<number>, target: ReadonlySet<number>): boolean[] {
+  return Array.from(cellCoverage(map, ids, target), (f) => f > 0.5);
 }
 
 /**

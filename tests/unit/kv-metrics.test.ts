@@ -1,8 +1,9 @@
 /** K/V-probe metrics on tiny hand-computed cases: PCK, mask propagation, few-shot segmentation, boxes from similarity maps, box IoU. */
 import { describe, expect, it } from 'vitest';
 import { boxFromSimilarity, boxIou, boxOfRegion, regionFromSimilarity } from '../../src-shared/metrics/boxes.ts';
-import { matchPoint, nearestToken, patchCentre, pckCorrect, unitRows } from '../../src-shared/metrics/correspondence.ts';
-import { patchCoverage, propagateLabels, propagateMask, topK } from '../../src-shared/metrics/propagation.ts';
+import { matchPoint, nearestToken, pckCorrect, unitRows } from '../../src-shared/metrics/correspondence.ts';
+import { propagateLabels, propagateMask, topK } from '../../src-shared/metrics/propagation.ts';
+import { cellCentre, cellCoverage, wholeImageMap } from '../../src-shared/vision/pixel-map.ts';
 import { fewShotSegmentation } from '../../src-shared/metrics/few-shot-segmentation.ts';
 import { iou } from '../../src-shared/metrics/segmentation.ts';
 
@@ -19,8 +20,8 @@ describe('point correspondence (PCK@α)', () => {
 
   it('matches the source token to its nearest target token and predicts that patch centre', () => {
     expect(nearestToken(source, 0, target, 2)).toBe(3);
-    expect(patchCentre(3, grid, size)).toEqual([15, 15]);
-    expect(patchCentre(1, { rows: 2, cols: 4 }, { width: 40, height: 10 })).toEqual([15, 2.5]);
+    expect(cellCentre(wholeImageMap(size, grid), 3)).toEqual([15, 15]);
+    expect(cellCentre(wholeImageMap({ width: 40, height: 10 }, { rows: 2, cols: 4 }), 1)).toEqual([15, 2.5]);
   });
 
   it('is correct within α·max(w, h), inclusive', () => {
@@ -32,14 +33,14 @@ describe('point correspondence (PCK@α)', () => {
   });
 
   it('scores the shuffled control with the matched token moved to its permuted position', () => {
-    const m = matchPoint(source, 0, target, 2, grid, size, [15, 16], 0.1, [
+    const m = matchPoint(source, 0, target, 2, wholeImageMap(size, grid), [15, 16], 0.1, [
       [0, 1, 2, 3], // identity: still correct
       [3, 2, 1, 0], // patch 3 → position 0: (5, 5), wrong
       [1, 0, 3, 2], // patch 3 → position 2: (5, 15), wrong
       [0, 2, 1, 3], // patch 3 stays: correct
     ]);
     expect(m).toEqual({ patch: 3, predicted: [15, 15], correct: true, control: 0.5 });
-    expect(matchPoint(source, 0, target, 2, grid, size, [5, 5], 0.1).correct).toBe(false);
+    expect(matchPoint(source, 0, target, 2, wholeImageMap(size, grid), [5, 5], 0.1).correct).toBe(false);
   });
 });
 
@@ -82,7 +83,7 @@ describe('mask propagation by k-NN voting', () => {
   it('averages soft labels (patch coverage)', () => {
     // 4×4 pixels on a 2×2 grid: object id 7 covers 3 pixels of patch 0 and 1 of patch 3.
     const ids = [7, 7, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
-    expect(Array.from(patchCoverage(ids, 4, 4, new Set([7]), 2, 2))).toEqual([0.75, 0, 0, 0.25]);
+    expect(Array.from(cellCoverage(wholeImageMap({ width: 4, height: 4 }, { rows: 2, cols: 2 }), ids, new Set([7])))).toEqual([0.75, 0, 0, 0.25]);
     // Every target token's one nearest neighbour is source token 0 → label 0.75.
     const src = unitRows([1, 0, 0, 1, 0, 1, 0, 1], 4, 2);
     expect(Array.from(propagateLabels(src, [0.75, 0, 0, 0.25], unitRows([1, 0.1], 1, 2), 2, { k: 1 }))).toEqual([0.75]);
@@ -105,15 +106,15 @@ describe('boxes from similarity maps', () => {
     const grid = { rows: 3, cols: 3 };
     const region = regionFromSimilarity(sims, grid);
     expect(region.flatMap((r, p) => (r ? [p] : []))).toEqual([7, 8]);
-    expect(boxOfRegion(region, grid, { width: 30, height: 60 })).toEqual([10, 40, 30, 60]);
-    expect(boxFromSimilarity(sims, grid, { width: 30, height: 30 })).toEqual([10, 20, 30, 30]);
-    expect(boxOfRegion([0, 0, 0, 0], { rows: 2, cols: 2 }, { width: 2, height: 2 })).toBeNull();
+    expect(boxOfRegion(region, wholeImageMap({ width: 30, height: 60 }, grid))).toEqual([10, 40, 30, 60]);
+    expect(boxFromSimilarity(sims, wholeImageMap({ width: 30, height: 30 }, grid))).toEqual([10, 20, 30, 30]);
+    expect(boxOfRegion([0, 0, 0, 0], wholeImageMap({ width: 2, height: 2 }, { rows: 2, cols: 2 }))).toBeNull();
   });
 
   it('always keeps the peak, even when mean + std is above it; a flat map is the whole image', () => {
     // [1, 1, 1, 0]: mean 0.75, std 0.433 → 1.183 > max: threshold capped at 1 → patches 0, 1, 2.
     expect(regionFromSimilarity([1, 1, 1, 0], { rows: 2, cols: 2 })).toEqual([true, true, true, false]);
-    expect(boxFromSimilarity([0.2, 0.2, 0.2, 0.2], { rows: 2, cols: 2 }, { width: 8, height: 8 })).toEqual([0, 0, 8, 8]);
+    expect(boxFromSimilarity([0.2, 0.2, 0.2, 0.2], wholeImageMap({ width: 8, height: 8 }, { rows: 2, cols: 2 }))).toEqual([0, 0, 8, 8]);
     expect(() => regionFromSimilarity([1, 2, 3], { rows: 2, cols: 2 })).toThrow(/3 values for a 2×2 grid/);
   });
 });

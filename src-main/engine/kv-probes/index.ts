@@ -11,6 +11,8 @@ import type { Store } from '../../store/store.ts';
 import { type SegmentationItem, fewShotSegmentation } from '../../../src-shared/metrics/few-shot-segmentation.ts';
 import { PROBES, type Probe, type ProbeOptions, ProbeItem, type Score, correspondenceScores, propagationScores, referringLabel, referringScores, segmentationScores, segmentationTarget } from './probes.ts';
 import { ItemTokens, type KvKind } from './tokens.ts';
+import { openModelFolder } from '../model-folder.ts';
+import { viewMapper } from '../vlm/pixel-maps.ts';
 
 export interface KvProbeRow {
   probe: Probe;
@@ -36,6 +38,7 @@ export function kvProbes(store: Store, runId: string, options: Partial<ProbeOpti
   const probes = options.probes ?? PROBES;
   const run = store.runs.get(runId);
   const dataset = store.datasets.get(run.datasetId);
+  const view = viewMapper(openModelFolder(store.models.get(run.modelId).path));
   const acc = new Map<string, { row: Omit<KvProbeRow, 'items' | 'value' | 'control'>; sum: number; control: number; n: number }>();
   let withImageKV = 0;
   let withPromptKV = 0;
@@ -52,7 +55,7 @@ export function kvProbes(store: Store, runId: string, options: Partial<ProbeOpti
     if (names.has('prompt_token_map')) withPromptKV++;
     const tensors: Record<string, HostTensor> = {};
     for (const blob of new Set(result.tensors.map((t) => t.blob))) Object.assign(tensors, store.blobs.getTensors(blob));
-    const p = new ProbeItem(item, new ItemTokens(tensors), dataset.path);
+    const p = new ProbeItem(item, new ItemTokens(tensors), dataset.path, view);
     for (const probe of probes) {
       for (const s of SCORERS[probe](p, o)) {
         const key = `${s.probe}|${s.metric}|${s.layer}|${s.kind}`;

@@ -22,11 +22,11 @@ import { join } from 'node:path';
 import { KvProbe } from '../../../src-shared/contract/methods.ts';
 import type { DatasetItem, Label } from '../../../src-shared/dataset/format.ts';
 import { type Box, boxFromSimilarity, boxIou } from '../../../src-shared/metrics/boxes.ts';
-import { type Size, dotRows, matchPoint, unitRows } from '../../../src-shared/metrics/correspondence.ts';
+import { dotRows, matchPoint, unitRows } from '../../../src-shared/metrics/correspondence.ts';
 import { shuffle } from '../../../src-shared/metrics/probe.ts';
-import { patchCoverage, propagateMask } from '../../../src-shared/metrics/propagation.ts';
+import { propagateMask } from '../../../src-shared/metrics/propagation.ts';
 import { iou, patchMask, segmentBySimilarity } from '../../../src-shared/metrics/segmentation.ts';
-import { patchAt } from '../../jobs/readout-geometry.ts';
+import { type Grid, type PixelMap, type Size, cellAt, cellCoverage, mapForRaster } from '../../../src-shared/vision/pixel-map.ts';
 import { type InstanceMask, idAt, imageSize, readMask } from './images.ts';
 import { type ItemTokens, type KvKind, gatherTokens, kvTensors } from './tokens.ts';
 
@@ -58,19 +58,24 @@ export class ProbeItem {
   readonly item: DatasetItem;
   readonly tokens: ItemTokens;
   private readonly root: string;
-  private readonly sizes = new Map<number, Size>();
+  private readonly view: (image: Size, grid: Grid) => PixelMap;
+  private readonly maps = new Map<number, PixelMap>();
   private readonly masks = new Map<string, InstanceMask>();
 
-  constructor(item: DatasetItem, tokens: ItemTokens, datasetRoot: string) {
+  /** `view`: the model's pixel → token map for an image of a size (engine/vlm/pixel-maps.ts). */
+  constructor(item: DatasetItem, tokens: ItemTokens, datasetRoot: string, view: (image: Size, grid: Grid) => PixelMap) {
     this.item = item;
     this.tokens = tokens;
     this.root = datasetRoot;
+    this.view = view;
   }
 
-  size(image: number): Size {
-    let s = this.sizes.get(image);
-    if (!s) this.sizes.set(image, (s = imageSize(join(this.root, this.item.images[image]!))));
-    return s;
+  /** Where image `image`'s pixels land on its token grid; undefined when the run captured no tokens of it. */
+  map(image: number): PixelMap | undefined {
+    let m = this.maps.get(image);
+    const tokens = this.tokens.images.get(image);
+    if (!m && tokens) this.maps.set(image, (m = this.view(imageSize(join(this.root, this.item.images[image]!)), tokens.grid)));
+    return m;
   }
 
   mask(label: Extract<Label, { kind: 'mask' }>): InstanceMask {
@@ -136,9 +141,11 @@ export function segmentationTarget(p: ProbeItem): { truth: boolean[]; query: num
   if (!point) return null;
   // The marked object: the instance under the marker (masks may list several objects).
   const target = new Set([idAt(mask, point.at)]);
-  const { grid } = tokens;
-  const truth = patchMask(mask.ids, mask.width, mask.height, target, grid.rows, grid.cols);
-  return { truth, query: patchAt(point.at, mask, grid), n: grid.rows * grid.cols };
+  const map = p.map(0)!;
+  const query = cellAt(map, point.at);
+  if (query === undefined) return null; // the processor cropped the marker away
+  const truth = patchMask(mapForRaster(map, mask), mask.ids, target);
+  return { truth, query, n: map.rows * map.cols };
 }
 
 /** PCK@α of pointPair a → b by the nearest target token. */
@@ -147,12 +154,12 @@ export function correspondenceScores(p: ProbeItem, o: ProbeOptions): Score[] {
   const src = pair && p.tokens.images.get(pair.a.image);
   const dst = pair && p.tokens.images.get(pair.b.image);
   if (!pair || !src || !dst) return [];
-  const sizeA = p.size(pair.a.image);
-  const sizeB = p.size(pair.b.image);
-  const sourcePatch = patchAt(pair.a.at, sizeA, src.grid);
+  const sourcePatch = cellAt(p.map(pair.a.image)!, pair.a.at);
+  if (sourcePatch === undefined) return []; // the processor cropped the source point away
+  const mapB = p.map(pair.b.image)!;
   const perms = permutations(dst.grid.rows * dst.grid.cols, o.seeds);
   return p.tokens.kv.map(({ name, layer, kind }) => {
-    const m = matchPoint(p.tokens.unit(name, pair.a.image), sourcePatch, p.tokens.unit(name, pair.b.image), p.tokens.width(name), dst.grid, sizeB, pair.b.at, o.alpha, perms);
+    const m = matchPoint(p.tokens.unit(name, pair.a.image), sourcePatch, p.tokens.unit(name, pair.b.image), p.tokens.width(name), mapB, pair.b.at, o.alpha, perms);
     return { probe: 'correspondence', metric: `PCK@${o.alpha}`, layer, kind, value: m.correct ? 1 : 0, control: m.control };
   });
 }
@@ -174,8 +181,8 @@ export function propagationScores(p: ProbeItem, o: ProbeOptions): Score[] {
   const id = idAt(ma, pair.a.at);
   if (id === 0) return [];
   const object = new Set([id]);
-  const sourceLabels = patchCoverage(ma.ids, ma.width, ma.height, object, src.grid.rows, src.grid.cols);
-  const truth = patchMask(mb.ids, mb.width, mb.height, object, dst.grid.rows, dst.grid.cols);
+  const sourceLabels = cellCoverage(mapForRaster(p.map(pair.a.image)!, ma), ma.ids, object);
+  const truth = patchMask(mapForRaster(p.map(pair.b.image)!, mb), mb.ids, object);
   if (!sourceLabels.some((c) => c > 0.5) || !truth.some(Boolean)) return [];
   return p.tokens.kv.map(({ name, layer, kind }) => {
     const pred = propagateMask(p.tokens.unit(name, pair.a.image), sourceLabels, p.tokens.unit(name, pair.b.image), p.tokens.width(name), { k: o.k });
@@ -210,9 +217,8 @@ export function referringScores(p: ProbeItem, o: ProbeOptions): Score[] {
   if (!span) return [];
   const rows = Array.from({ length: map.length / 3 }, (_, r) => r).filter((r) => map[r * 3 + 2]! >= span[0] && map[r * 3 + 2]! < span[1]);
   if (!rows.length) return [];
-  const size = p.size(box.image);
-  const { grid } = tokens;
-  const n = grid.rows * grid.cols;
+  const view = p.map(box.image)!;
+  const n = view.rows * view.cols;
   const perms = permutations(n, o.seeds);
   const out: Score[] = [];
   for (const t of kvTensors(p.tokens.tensors, 'prompt')) {
@@ -223,7 +229,7 @@ export function referringScores(p: ProbeItem, o: ProbeOptions): Score[] {
     const mean = new Float32Array(d);
     for (let r = 0; r < rows.length; r++) for (let j = 0; j < d; j++) mean[j]! += text[r * d + j]! / rows.length;
     const sims = dotRows(unitRows(mean, 1, d), p.tokens.unit(imageName, box.image), n, d);
-    const scoreOf = (s: ArrayLike<number>) => boxIou(boxFromSimilarity(s, grid, size), box.box as Box);
+    const scoreOf = (s: ArrayLike<number>) => boxIou(boxFromSimilarity(s, view), box.box as Box);
     const value = scoreOf(sims);
     const controls = perms.map((perm) => scoreOf(Float64Array.from(perm, (i) => sims[i]!)));
     const control = controls.reduce((s, x) => s + x, 0) / (controls.length || 1);

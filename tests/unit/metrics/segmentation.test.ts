@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { iou, patchMask, segmentBySimilarity } from '../../../src-shared/metrics/segmentation.ts';
+import { wholeImageMap } from '../../../src-shared/vision/pixel-map.ts';
 
 describe('segmentation metrics', () => {
   it('IoU on hand-computed masks', () => {
@@ -11,8 +12,9 @@ describe('segmentation metrics', () => {
   it('patch ground truth takes the majority of each patch', () => {
     // 4×4 pixels, 2×2 patches; object id 3 covers the top-left patch fully and 3 of 4 pixels of the top-right.
     const ids = [3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 5];
-    expect(patchMask(ids, 4, 4, new Set([3]), 2, 2)).toEqual([true, true, false, false]);
-    expect(patchMask(ids, 4, 4, new Set([5]), 2, 2)).toEqual([false, false, false, false]);
+    const map = wholeImageMap({ width: 4, height: 4 }, { rows: 2, cols: 2 });
+    expect(patchMask(map, ids, new Set([3]))).toEqual([true, true, false, false]);
+    expect(patchMask(map, ids, new Set([5]))).toEqual([false, false, false, false]);
   });
 
   it('segments tokens above the midpoint of mean and max similarity', () => {
