@@ -34,7 +34,7 @@ import { TAP_FORMAT_VERSION, addTapsInPlace, tappedModelPath } from './taps.ts';
 import { writeFileAtomic } from '../../util/atomic-write.ts';
 
 /** Bump when the rewrite changes, so cached rewritten files from older code are not reused. */
-export const ABLATION_FORMAT_VERSION = 1;
+export const ABLATION_FORMAT_VERSION = 2;
 export { BIAS_INPUT_PREFIX, biasInputLayer, biasInputName };
 
 export class AblationGraphError extends Error {
@@ -184,8 +184,9 @@ export async function rewrittenModelPath(originalPath: string, opts: { taps: rea
   const target = ablatedFileName(originalPath, bytes, opts.taps);
   if (existsSync(target)) return target;
   const model = decodeModel(bytes);
-  if (opts.taps.length) addTapsInPlace(model, opts.taps);
+  // Bias first: a shadow-probability tap (attention-probs.ts) must read the biased attention_bias.
   addAttentionBiasInPlace(model, { label: originalPath });
+  if (opts.taps.length) addTapsInPlace(model, opts.taps);
   const rewritten = encodeModel(model);
   await writeFileAtomic(target, rewritten);
   return target;

@@ -8,8 +8,10 @@
  *   Softmax                 its output (whatever Cast/Reshape follows it on the way to V);
  *   GroupQueryAttention     `output_qk` (qk_output=2), switched on by addTaps;
  *   ONNX Attention          `qk_matmul_output` (mode 3), switched on by addTaps;
- *   contrib Attention/MHA   none: these ops cannot output probabilities — noted, and a run
- *                           that asks for attention fails naming the node (graph-taps.ts).
+ *   contrib Attention/MHA   no output for them: a shadow branch recomputes them from the op's
+ *                           inputs (attention-probs.ts), added by addTaps; where it cannot
+ *                           (masks, past, causal), noted, and a run that asks for attention
+ *                           fails naming the node (graph-taps.ts).
  * Final norm: the activation input of the MatMul/Gemm producing `logits` (through
  * Slice/Gather/Reshape used for `num_logits_to_keep`), if it is not the last layer output.
  * Anything that cannot be identified throws a CatalogueError naming the graph and what was
@@ -20,8 +22,9 @@ import { allGraphs } from './model-proto.ts';
 import { type GraphIndex, indexGraph } from './graph-index.ts';
 import { type AttentionOp, type GraphSites, SiteError, describeNode, findLayerSites } from './layer-sites.ts';
 import { optionalOutputName, optionalOutputSpec } from './optional-outputs.ts';
+import { hasShadowProbs, shadowProbsName, shadowProbsRefusal } from './attention-probs.ts';
 
-export type AttentionKind = 'softmax' | 'onnx-attention' | 'gqa';
+export type AttentionKind = 'softmax' | 'onnx-attention' | 'gqa' | 'shadow';
 
 export interface AttentionTap {
   /** Tensor holding the probabilities [batch, heads, q, k]; for fused ops possibly a name addTaps will create. */
@@ -111,7 +114,7 @@ export function catalogueGraph(graph: GraphProto, opts: CatalogueOptions = {}, s
   if (!stack) throw new CatalogueError(`${where}: no layer stack "${opts.stack}"; stacks found: ${sites.stacks.map((s) => s.name).join(', ')}`);
   const notes = [...sites.notes];
   const layers: LayerTaps[] = stack.layers.map((l) => {
-    const attention = attentionTap(l.attention, l.index, notes);
+    const attention = attentionTap(graph, l.attention, l.index, notes);
     return { index: l.index, input: l.input, output: l.output, ...(attention && { attention }) };
   });
   const embeddingOutput = layers[0]!.input!;
@@ -126,11 +129,17 @@ function describe(graph: GraphProto, opts: CatalogueOptions): string {
 }
 
 /** The probabilities tensor of a layer's attention op, when the op can give them. */
-function attentionTap(a: AttentionOp, layer: number, notes: string[]): AttentionTap | undefined {
+function attentionTap(graph: GraphProto, a: AttentionOp, layer: number, notes: string[]): AttentionTap | undefined {
   const spec = optionalOutputSpec(a.node);
   if (a.kind === 'gqa' && spec) return { tensor: optionalOutputName(a.node, spec), kind: 'gqa', node: a.node.name };
   if (a.kind === 'onnx-attention' && spec) return { tensor: optionalOutputName(a.node, spec), kind: 'onnx-attention', node: a.node.name };
   if (a.kind === 'softmax') return { tensor: a.node.output[0]!, kind: 'softmax', node: a.node.name };
+  if (hasShadowProbs(a.node)) {
+    const refusal = shadowProbsRefusal(graph, a.node);
+    if (!refusal) return { tensor: shadowProbsName(a.node), kind: 'shadow', node: a.node.name };
+    notes.push(`layer ${layer}: ${describeNode(a.node)} exposes no attention probabilities and they cannot be recomputed: ${refusal}`);
+    return undefined;
+  }
   notes.push(`layer ${layer}: ${describeNode(a.node)} exposes no attention probabilities`);
   return undefined;
 }

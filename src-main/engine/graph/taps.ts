@@ -20,14 +20,16 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { clone, create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from 'onnx-buf';
-import type { ModelProto } from 'onnx-buf';
+import type { ModelProto, NodeProto } from 'onnx-buf';
 import { allGraphs, cloneModel, decodeModel, encodeModel } from './model-proto.ts';
 import { definedNames, indexGraph } from './graph-index.ts';
 import { enableOptionalOutput, optionalOutputName, optionalOutputSpec } from './optional-outputs.ts';
+import { addShadowProbs, hasShadowProbs, shadowProbsName } from './attention-probs.ts';
+import { elemTypeOf } from './attention-sites.ts';
 import { writeFileAtomic } from '../../util/atomic-write.ts';
 
 /** Bump when the rewrite changes, so cached tapped files from older code are not reused. */
-export const TAP_FORMAT_VERSION = 1;
+export const TAP_FORMAT_VERSION = 2;
 
 export class TapError extends Error {
   override name = 'TapError';
@@ -45,11 +47,13 @@ export function addTapsInPlace(out: ModelProto, tensorNames: readonly string[]):
   const ix = indexGraph(graph);
   const defined = definedNames(ix);
 
-  // Synthetic names of optional outputs not yet switched on → their node.
+  // Synthetic names of optional outputs not yet switched on, and of shadow probabilities → their node.
   const optional = new Map<string, { at: number }>();
+  const shadows = new Map<string, NodeProto>();
   graph.node.forEach((node, at) => {
     const spec = optionalOutputSpec(node);
     if (spec) optional.set(optionalOutputName(node, spec), { at });
+    if (hasShadowProbs(node)) shadows.set(shadowProbsName(node), node);
   });
 
   const missing: string[] = [];
@@ -59,7 +63,17 @@ export function addTapsInPlace(out: ModelProto, tensorNames: readonly string[]):
     if (ix.graphOutputs.has(name)) continue;
     if (ix.initializers.has(name)) throw new TapError(`tap "${name}" is an initializer (a weight), not an activation`);
     const opt = optional.get(name);
-    if (opt) {
+    const shadow = shadows.get(name);
+    if (shadow && !defined.has(name)) {
+      const scope = { graph, label: 'main', depth: 0 };
+      const elemType = elemTypeOf(ix, shadow.input[0]!, scope);
+      if (elemType === undefined) throw new TapError(`cannot tell the float type of "${shadow.input[0]}" for the probabilities of ${shadow.opType} "${shadow.name}"`);
+      try {
+        addShadowProbs(graph, shadow, elemType);
+      } catch (e) {
+        throw new TapError(`attention probabilities of com.microsoft::${shadow.opType} "${shadow.name}": ${(e as Error).message}`);
+      }
+    } else if (opt) {
       const node = graph.node[opt.at]!;
       const spec = optionalOutputSpec(node)!;
       const existing = node.output[spec.slot];
