@@ -200,7 +200,7 @@ describe('hf-llava preprocessing = the Hugging Face CLIPImageProcessor (Python, 
       const png = new PNG({ width: 100, height: 37 });
       png.data.fill(0);
       for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
-      for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) png.data.fill(255, ((y + dy) * 100 + x + dx) * 4, ((y + dy) * 100 + x + dx) * 4 + 3);
+      for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) png.data.fill(255, ((y + dy) * 100 + x + dx) * 4, ((y + dy) * 100 + x + dx) * 4 + 3);
       const path = join(tempDir(), 'dot.png');
       writeFileSync(path, PNG.sync.write(png));
       const px = toFloat32(await vlm.processing.pixelValues({ kind: 'files', paths: [path] }));

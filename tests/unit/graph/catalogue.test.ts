@@ -1,5 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import { AttributeProto_AttributeType, NodeProtoSchema } from 'onnx-buf';
+import { AttributeProtoSchema, AttributeProto_AttributeType, NodeProtoSchema } from 'onnx-buf';
+import { addTaps } from '../../../src-main/engine/graph/taps.ts';
 import { describe, expect, it } from 'vitest';
 import { findAttentionSites } from '../../../src-main/engine/graph/attention-sites.ts';
 import { CatalogueError, buildCatalogue } from '../../../src-main/engine/graph/catalogue.ts';
@@ -66,11 +67,22 @@ describe('catalogue: fused attention ops', () => {
     expect(cat.layers[0]!.attention?.tensor).toBe('/model/layers.0/attn/Attention/loupe_qk_matmul_output');
   });
 
-  it('contrib Attention has no probabilities: noted, hidden states still found', () => {
+  it('contrib Attention: probabilities from a shadow branch addTaps builds; refused with the reason where it cannot be recomputed', () => {
     const cat = buildCatalogue(buildTransformer({ attention: 'contrib' }));
-    expect(cat.layers.every((l) => l.attention === undefined)).toBe(true);
-    expect(cat.notes.join('\n')).toMatch(/layer 0: com\.microsoft::Attention "\/model\/layers\.0\/attn\/Attention" exposes no attention probabilities/);
+    expect(cat.layers.map((l) => l.attention)).toEqual([0, 1, 2].map((i) => ({ tensor: `/model/layers.${i}/attn/Attention/loupe_attention_probs`, kind: 'shadow', node: `/model/layers.${i}/attn/Attention` })));
     expect(cat.layers[2]!.output).toBe('/model/layers.2/Add_1_output_0');
+    const tapped = addTaps(buildTransformer({ attention: 'contrib' }), [cat.layers[1]!.attention!.tensor]);
+    const softmax = tapped.graph!.node.find((n) => n.output[0] === cat.layers[1]!.attention!.tensor)!;
+    expect(softmax.opType).toBe('Softmax');
+    // The shadow sits before the fused op it reads from, and the fused op is untouched.
+    const fusedAt = tapped.graph!.node.findIndex((n) => n.name === '/model/layers.1/attn/Attention');
+    expect(tapped.graph!.node.indexOf(softmax)).toBeLessThan(fusedAt);
+
+    const causal = buildTransformer({ attention: 'contrib' });
+    for (const n of causal.graph!.node) if (n.opType === 'Attention') n.attribute.push(create(AttributeProtoSchema, { name: 'unidirectional', type: AttributeProto_AttributeType.INT, i: 1n }));
+    const refused = buildCatalogue(causal);
+    expect(refused.layers.every((l) => l.attention === undefined)).toBe(true);
+    expect(refused.notes.join('\n')).toMatch(/layer 0: com\.microsoft::Attention "\/model\/layers\.0\/attn\/Attention" exposes no attention probabilities and they cannot be recomputed: .*causal \(unidirectional=1\)/);
   });
 });
 
