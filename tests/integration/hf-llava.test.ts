@@ -173,6 +173,39 @@ describe('hf-llava ablation on both exporter styles', () => {
   }
 });
 
+describe('hf-llava fp16 (ONNX Runtime float16 converter, fp16 I/O)', () => {
+  const c = imageCases[0]!;
+  const image = { kind: 'files' as const, paths: [join(DIR, c.image!)] };
+  const textToImage: AblationSpec = { edits: [{ op: 'block', part: 'llm', layers: 'all', heads: 'all', queries: { kind: 'text' }, keys: { kind: 'image' }, excludeSelf: false }] };
+
+  it('agrees with PyTorch fp32 within half precision, every tap present; ablation blocks exactly at fp16 (bias clamped to −65504)', async () => {
+    const folder = openModelFolder(join(DIR, 'model'), 'fp16');
+    expect(folder.files.decoder_model_merged).toMatch(/_fp16\.onnx$/);
+    const taps = await resolveTaps(folder, ALL_TAPS, { cacheRoot: tempDir(), modelHash: 'hf-llava-fp16' }, textToImage);
+    expect(taps.vision.length).toBe(2 * VISION_LAYERS + 1);
+    expect(taps.decoder.length).toBe(2 * index.text_layers + 2);
+    const vlm = await Vlm.open(folder, compute, 'hf-llava-fp16', taps.files);
+    const res = await vlm.forward(c.question, image, { fullLogits: true, visionTaps: taps.vision.map((t) => t.tensor), decoderTaps: taps.decoder.map((t) => t.tensor) });
+    const errs = { image_features: relativeError(res.imageFeatures!, ref(`${c.name}/image_features`)), logits: relativeError(res.fullLogits!, ref(`${c.name}/logits`)) };
+    console.log(`hf-llava fp16 vs PyTorch fp32: image_features ${errs.image_features.toExponential(1)}, logits ${errs.logits.toExponential(1)}`);
+    // fp16 keeps ~3 significant digits; 2 layers of random weights amplify it a little.
+    expect(errs.image_features).toBeLessThan(1e-2);
+    expect(errs.logits).toBeLessThan(2e-2);
+    for (const t of [...taps.vision, ...taps.decoder]) expect(res.taps[t.tensor], t.name).toBeDefined();
+
+    const seen = await vlm.forward(c.question, image, { fullLogits: true, ablation: textToImage });
+    const blank = await vlm.forward(c.question, { kind: 'blank', count: 1 }, { fullLogits: true, ablation: textToImage });
+    const vocab = seen.fullLogits!.shape[2]!;
+    const imagePositions = new Set(seen.imageTokens.map((t) => t.position));
+    const a = toFloat32(seen.fullLogits!);
+    const b = toFloat32(blank.fullLogits!);
+    let textDiff = 0;
+    for (let p = 0; p < seen.inputIds.length; p++) if (!imagePositions.has(p)) for (let v = 0; v < vocab; v++) textDiff = Math.max(textDiff, Math.abs(a[p * vocab + v]! - b[p * vocab + v]!));
+    expect(textDiff).toBe(0);
+    expect(a.every(Number.isFinite)).toBe(true);
+  });
+});
+
 describe('hf-llava preprocessing = the Hugging Face CLIPImageProcessor (Python, Pillow)', () => {
   const folder = openModelFolder(join(DIR, 'model'));
   let vlm: Vlm;

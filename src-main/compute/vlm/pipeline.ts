@@ -133,7 +133,10 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const t0 = performance.now();
   if (req.pixelValues) {
     const fetches = ['image_features', ...req.visionFetches];
-    const feeds: Record<string, ort.Tensor> = { pixel_values: new ort.Tensor('float32', req.pixelValues.data as Float32Array, req.pixelValues.shape) };
+    // fp16 exports without keep_io_types take fp16 pixel_values: the session's metadata says which.
+    const pixelMeta = vlm.vision.inputMetadata.find((x) => x.name === 'pixel_values');
+    const pixelType = pixelMeta?.isTensor ? pixelMeta.type : 'float32';
+    const feeds: Record<string, ort.Tensor> = { pixel_values: floatTensor(pixelType, req.pixelValues.data as Float32Array, req.pixelValues.shape) };
     for (const [name, t] of Object.entries(req.visionExtras ?? {})) {
       // Qwen2-VL calls the grid input `grid_thw`, Qwen2.5-VL `image_grid_thw`: feed whichever the graph declares.
       const target = vlm.vision.inputNames.includes(name) ? name : name === 'image_grid_thw' && vlm.vision.inputNames.includes('grid_thw') ? 'grid_thw' : null;
