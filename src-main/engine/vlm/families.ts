@@ -6,6 +6,7 @@
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { ModelFolder } from '../model-folder.ts';
+import { idefics3BlankImages, idefics3ExpandPrompt, idefics3Images } from './idefics3-images.ts';
 import { mropePositionIds } from './mrope.ts';
 import type { ImageInput, VlmProcessing } from './processing.ts';
 import { type ImageTokenPosition, idefics3TokenMap, imageTokenMap, llavaGrid, qwenTokenMap } from './token-map.ts';
@@ -39,8 +40,51 @@ function llava(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imag
   };
 }
 
+/** Python's round(): halves go to the even neighbour. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d !== 0.5) return d < 0.5 ? f : f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * HF's Qwen2VLImageProcessor `smart_resize` (image_processing_qwen2_vl.py, v4.46–v4.49) rounds each side to a
+ * multiple of patch_size·merge_size with Python's round() — half to even — where transformers.js 4.3.1's
+ * `smart_resize` uses Math.round (half up). A side of (k + ½) factors (70 px = 2.5 × 28) becomes k factors in HF and
+ * k + 1 in transformers.js: another grid, another image-token count. This replaces the size rule of the folder's
+ * image processor (this instance only) by HF's; the max_pixels / min_pixels branches are HF's too (they agree with
+ * transformers.js), and sides under one factor keep transformers.js's upscaling (HF raises there).
+ */
+function useHfSmartResize(p: VlmProcessing): void {
+  type QwenImageProcessor = { min_pixels?: number; max_pixels?: number; patch_size?: number; merge_size?: number; get_resize_output_image_size: (image: { width: number; height: number }, size: unknown) => [number, number] };
+  const ip = (p.processor as unknown as { image_processor?: QwenImageProcessor }).image_processor;
+  if (!ip?.get_resize_output_image_size || !ip.patch_size || !ip.merge_size) return;
+  const original = ip.get_resize_output_image_size.bind(ip);
+  const factor = ip.patch_size * ip.merge_size;
+  const minPixels = ip.min_pixels ?? 56 * 56;
+  const maxPixels = ip.max_pixels ?? 28 * 28 * 1280;
+  ip.get_resize_output_image_size = (image, size) => {
+    const { height, width } = image;
+    if (height < factor || width < factor) return original(image, size);
+    let h = roundHalfEven(height / factor) * factor;
+    let w = roundHalfEven(width / factor) * factor;
+    if (h * w > maxPixels) {
+      const beta = Math.sqrt((height * width) / maxPixels);
+      h = Math.max(factor, Math.floor(height / beta / factor) * factor);
+      w = Math.max(factor, Math.floor(width / beta / factor) * factor);
+    } else if (h * w < minPixels) {
+      const beta = Math.sqrt(minPixels / (height * width));
+      h = Math.ceil((height * beta) / factor) * factor;
+      w = Math.ceil((width * beta) / factor) * factor;
+    }
+    return [w, h];
+  };
+}
+
 function qwen2vl(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
   const merge = Number((folder.config.vision_config as { spatial_merge_size?: number } | undefined)?.spatial_merge_size ?? 2);
+  useHfSmartResize(p);
   return {
     mapTokens: () => {
       throw new LoupeError('bad-input', 'Qwen2-VL token maps need the image grids: encode through the processor');
@@ -65,6 +109,13 @@ function qwen2vl(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, im
   };
 }
 
+/**
+ * Idefics3 / SmolVLM: pixel values, pixel_attention_mask and the `<row_r_col_c>` / `<global-img>` prompt expansion
+ * as HF's Idefics3ImageProcessor / Idefics3Processor make them (vlm/idefics3-images.ts: Pillow resizes in HF's
+ * order), not through transformers.js's Idefics3 processor, whose bilinear float resizes put pixel_values 0.18–0.82
+ * (relative) off HF's and whose rows/cols (nested arrays) never reached the token map. The prompt is then tokenized
+ * by the folder's tokenizer, as both processors do.
+ */
 function idefics3(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
   const seqLen = Number((folder.processorConfig.image_seq_len as number | undefined) ?? (folder.config.image_seq_len as number | undefined) ?? 64);
   return {
@@ -72,22 +123,23 @@ function idefics3(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, i
       throw new LoupeError('bad-input', 'Idefics3 token maps need the tile layout: encode through the processor');
     },
     async encode(question, image, textPrefix) {
-      const images = await p.images(image);
+      const images = image.kind === 'blank' ? idefics3BlankImages(image.count, folder.preprocessor) : await p.images(image);
       const prompt = p.prompt(question, images.length, { ...(textPrefix && { text: textPrefix }), imageToken });
-      const out = await p.processWithProcessor(prompt, images);
-      const ids = out.input_ids!.data as BigInt64Array;
+      if (images.length === 0) {
+        const ids = p.tokenizer.encode(prompt);
+        return { prompt, inputIds: { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) }, imageTokens: [] };
+      }
+      const pre = idefics3Images(images, folder.preprocessor);
+      const ids = p.tokenizer.encode(idefics3ExpandPrompt(prompt, pre.rows, pre.cols, seqLen, { image: imageToken, fake: '<fake_token_around_image>', global: '<global-img>' }));
+      const inputIds: HostTensor = { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) };
       // Tiles per image: rows×cols split tiles plus the global view (just the global view when not split).
-      const rows = out.rows ? Array.from(out.rows.data as ArrayLike<number | bigint>, Number) : images.map(() => 0);
-      const cols = out.cols ? Array.from(out.cols.data as ArrayLike<number | bigint>, Number) : images.map(() => 0);
-      const tiles = images.map((_, i) => rows[i]! * cols[i]! + 1);
-      const extras: Record<string, HostTensor> = {};
-      if (out.pixel_attention_mask) extras.pixel_attention_mask = out.pixel_attention_mask;
+      const tiles = pre.rows.map((r, i) => r * pre.cols[i]! + 1);
       return {
         prompt,
-        inputIds: out.input_ids!,
-        ...(out.pixel_values && { pixelValues: out.pixel_values }),
-        visionExtras: extras,
-        imageTokens: images.length ? idefics3TokenMap(ids, imageTokenId, tiles, seqLen) : [],
+        inputIds,
+        pixelValues: pre.pixelValues,
+        visionExtras: { pixel_attention_mask: pre.pixelAttentionMask },
+        imageTokens: idefics3TokenMap(inputIds.data as BigInt64Array, imageTokenId, tiles, seqLen),
       };
     },
   };
