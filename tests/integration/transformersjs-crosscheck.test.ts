@@ -1,0 +1,85 @@
+/**
+ * A second, independent runner on the same files: transformers.js (its own model classes,
+ * sessions, feature merge and decoder call) against Loupe's engine, on the family fixtures built
+ * from the Hugging Face modeling code. Both get Loupe's input_ids and pixel_values (which the
+ * per-family tests check against the Python processors), so this compares the forward passes:
+ * image features and prefill logits, ≤ 1e-4 relative — and each against PyTorch's reference.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tjs from '@huggingface/transformers';
+import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
+import { ComputeClient } from '../../src-main/compute/compute-client.ts';
+import { openModelFolder } from '../../src-main/engine/model-folder.ts';
+import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
+import { REPO_ROOT } from '../../src-main/paths.ts';
+import { relativeError } from '../helpers/reference.ts';
+
+interface Fixture {
+  /** Folder under tests/fixtures. */
+  dir: string;
+  /** Model folders inside it (exporter styles). */
+  styles: string[];
+  /** transformers.js model class. */
+  model: keyof typeof tjs;
+}
+
+const FIXTURES: Fixture[] = [{ dir: 'hf-llava', styles: ['model', 'model-ort-fused'], model: 'LlavaForConditionalGeneration' }];
+
+let compute: ComputeClient;
+beforeAll(async () => {
+  compute = new ComputeClient();
+  await compute.init('cpu');
+});
+afterAll(() => compute?.close());
+
+const toTjs = (t: HostTensor) => new tjs.Tensor(t.dtype === 'int64' ? 'int64' : 'float32', t.data as never, t.shape);
+
+for (const f of FIXTURES) {
+  const root = join(REPO_ROOT, 'tests', 'fixtures', f.dir);
+  const index = JSON.parse(readFileSync(join(root, 'reference.json'), 'utf8')) as { cases: { name: string; question: string; image: string | null }[] };
+  const bytes = readFileSync(join(root, 'reference.safetensors'));
+  const ref = decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).tensors;
+
+  for (const style of f.styles) {
+    describe(`${f.dir}/${style}: Loupe = transformers.js ${tjs.env.version} = PyTorch`, () => {
+      const dir = join(root, style);
+      let vlm: Vlm;
+      let model: { encode_image?: (o: { pixel_values: unknown }) => Promise<{ dims: number[]; data: Float32Array }>; dispose: () => Promise<unknown> } & ((inputs: Record<string, unknown>) => Promise<{ logits: { data: Float32Array; dims: number[] } }>);
+      beforeAll(async () => {
+        vlm = await Vlm.open(openModelFolder(dir), compute, `tjs-${f.dir}-${style}`);
+        const cls = tjs[f.model] as unknown as { from_pretrained: (p: string, o: object) => Promise<typeof model> };
+        model = await cls.from_pretrained(dir, { dtype: 'fp32', device: 'cpu', local_files_only: true });
+      });
+      afterAll(() => model?.dispose());
+
+      for (const c of index.cases) {
+        it(c.name, async () => {
+          const image = c.image ? { kind: 'files' as const, paths: [join(root, c.image)] } : { kind: 'none' as const };
+          const enc = await vlm.family.encode(c.question, image);
+          const ours = await vlm.forward(c.question, image, { fullLogits: true });
+          expect(ours.inputIds).toEqual(Array.from(enc.inputIds.data as BigInt64Array, Number));
+          const ones = BigInt64Array.from(enc.inputIds.data as BigInt64Array, () => 1n);
+          const theirs = await model({
+            input_ids: toTjs(enc.inputIds),
+            attention_mask: new tjs.Tensor('int64', ones, enc.inputIds.shape),
+            ...(enc.pixelValues && { pixel_values: toTjs(enc.pixelValues) }),
+          });
+          const theirLogits: HostTensor = { dtype: 'float32', shape: theirs.logits.dims, data: theirs.logits.data };
+          const errs: Record<string, number> = {
+            'logits Loupe vs transformers.js': relativeError(ours.fullLogits!, theirLogits),
+            'logits transformers.js vs PyTorch': relativeError(theirLogits, ref[`${c.name}/logits`]!),
+          };
+          if (enc.pixelValues && model.encode_image) {
+            const feats = await model.encode_image({ pixel_values: toTjs(enc.pixelValues) });
+            errs['image_features Loupe vs transformers.js'] = relativeError(ours.imageFeatures!, { dtype: 'float32', shape: feats.dims, data: feats.data });
+          }
+          console.log(`${f.dir}/${style} ${c.name}: ${Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
+          for (const [k, v] of Object.entries(errs)) expect(v, k).toBeLessThan(1e-4);
+        });
+      }
+    });
+  }
+}
