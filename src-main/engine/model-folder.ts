@@ -132,3 +132,12 @@ export function withNotes(model: ModelInfo): ModelInfo {
   const notes = existsSync(model.path) ? modelNotes(model.path, model.family) : [`model folder ${model.path} does not exist`];
   return notes.length ? { ...model, notes } : model;
 }
+
+/**
+ * The language model's settings: `text_config` where the family nests them (LLaVA, Idefics3), the
+ * top level where its config class is flat (Qwen2-VL and Qwen2.5-VL in transformers ≤ 4.49).
+ */
+export function textConfigOf(config: Record<string, unknown>): Record<string, unknown> {
+  const nested = config.text_config;
+  return nested && typeof nested === 'object' ? (nested as Record<string, unknown>) : config;
+}

@@ -11,7 +11,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { VlmForwardSpec } from '../../src-shared/jobs/specs.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../compute/compute-client.ts';
-import { openModelFolder } from '../engine/model-folder.ts';
+import { openModelFolder, textConfigOf } from '../engine/model-folder.ts';
 import type { ImageInput } from '../engine/vlm/processing.ts';
 import { attentionAsBHQK, gatherSequence } from '../engine/vlm/slicing.ts';
 import { locateQuestion } from '../engine/vlm/prompt-tokens.ts';
@@ -39,7 +39,7 @@ export class VlmForwardRunner implements JobRunner {
     const dataset = this.store.datasets.get(run.datasetId);
     const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation);
     const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
-    const textConfig = folder.config.text_config as { num_hidden_layers: number; num_attention_heads: number };
+    const textConfig = textConfigOf(folder.config) as { num_hidden_layers: number; num_attention_heads: number };
     const textLayers = Number(textConfig.num_hidden_layers);
     const textHeads = Number(textConfig.num_attention_heads);
     const visionHeads = Number((folder.config.vision_config as { num_attention_heads?: number } | undefined)?.num_attention_heads ?? 1);

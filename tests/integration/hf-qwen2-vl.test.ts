@@ -6,9 +6,8 @@
  * (with Loupe's Pillow resize and HF's smart_resize rounding) → the Qwen family adapter (token map,
  * M-RoPE ids) → the compute worker's forward pass and Loupe's structural taps, against the PyTorch
  * references (HF processor, get_rope_index, model.visual, forward, generate).
- *
- * Vlm.open itself fails on these folders (flat config, see the it.fails below); the Vlm.forward and
- * taps tests supply the missing config.text_config in memory (withTextConfig) to cover the rest.
+ * Their configs are flat (no text_config, as Qwen2VLConfig / Qwen2_5_VLConfig write them); Vlm.open reads
+ * the language model's settings through textConfigOf.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -72,17 +71,6 @@ function load(name: string) {
 
 const ids = (t: HostTensor) => Array.from(t.data as BigInt64Array, Number);
 
-/**
- * The folder as Vlm.open needs it today: Qwen2-VL / Qwen2.5-VL configs written by transformers v4.46 / v4.49 are
- * flat, and vlm.ts reads the decoder's heads from config.text_config. Supplied in memory from the flat config's own
- * fields; config.json is not changed.
- */
-function withTextConfig(folder: ModelFolder): ModelFolder {
-  const cfg = folder.config as Record<string, unknown>;
-  const text = { num_key_value_heads: cfg.num_key_value_heads, num_attention_heads: cfg.num_attention_heads, hidden_size: cfg.hidden_size, eos_token_id: cfg.eos_token_id };
-  return { ...folder, config: { ...cfg, text_config: text } };
-}
-
 describe.each(['hf-qwen2-vl', 'hf-qwen2_5-vl'])('%s (real HF modeling code)', (name) => {
   const { dir, index, get } = load(name);
   const ref = (c: QwenCase, t: string) => get(`${c.name}/${t}`);
@@ -111,11 +99,7 @@ describe.each(['hf-qwen2-vl', 'hf-qwen2_5-vl'])('%s (real HF modeling code)', (n
     return encoded.get(c.name)!;
   };
 
-  // Vlm.open reads num_key_value_heads / head_dim from config.text_config (vlm.ts), but Qwen2VLConfig (v4.46) and
-  // Qwen2_5_VLConfig (v4.49) have no text_config: hidden_size, num_key_value_heads … sit at the top level of every
-  // config.json they write, so it throws "TypeError: Cannot read properties of undefined (reading
-  // 'num_key_value_heads')". vlm.ts is outside the Qwen adapter; flip to `it` once it falls back to the top level.
-  it.fails('opens through Vlm.open with the flat Qwen config (vlm.ts reads config.text_config)', async () => {
+  it('opens through Vlm.open with the flat Qwen config (no text_config)', async () => {
     const vlm = await Vlm.open(folder, compute, `${name}-vlm`);
     expect(vlm.imageToken).toBe('<|image_pad|>');
   });
@@ -184,10 +168,8 @@ describe.each(['hf-qwen2-vl', 'hf-qwen2_5-vl'])('%s (real HF modeling code)', (n
     });
   }
 
-  // Everything past Vlm.open, through Vlm.forward, with the one missing key supplied in memory (withTextConfig).
-  it('Vlm.forward (config.text_config supplied in memory) reproduces tokens, image features and logits', async () => {
-    const shim = withTextConfig(folder);
-    const vlm = await Vlm.open(shim, compute, `${name}-vlm-shim`);
+  it('Vlm.forward reproduces tokens, image features and logits', async () => {
+    const vlm = await Vlm.open(folder, compute, `${name}-vlm-forward`);
     expect(vlm.imageToken).toBe('<|image_pad|>');
     for (const c of [imageCase, textCase]) {
       const res = await vlm.forward(c.question, imageInput(c), { fullLogits: true, maxNewTokens: index.max_new_tokens });
@@ -207,7 +189,7 @@ describe.each(['hf-qwen2-vl', 'hf-qwen2_5-vl'])('%s (real HF modeling code)', (n
   // own hidden states and attention probabilities (Qwen2.5-VL's vision rows are in window order on both sides).
   it('taps: vision and LLM hidden states and attention probabilities equal HF\'s', async () => {
     const taps = await resolveTaps(folder, { projector: true, imageKV: true, visionLayers: true, llmLayers: true, attention: true }, { cacheRoot: tempDir(), modelHash: name });
-    const vlm = await Vlm.open(withTextConfig(folder), compute, `${name}-taps`, taps.files);
+    const vlm = await Vlm.open(folder, compute, `${name}-taps`, taps.files);
     const res = await vlm.forward(imageCase.question, imageInput(imageCase), { visionTaps: taps.vision.map((t) => t.tensor), decoderTaps: taps.decoder.map((t) => t.tensor) });
     const blocks = index.vision_blocks;
     const layers = index.text_layers;

@@ -13,7 +13,7 @@ import { type TokenLayout, visionLayout } from '../../../src-shared/ablation/mas
 import { type AblationPart, type AblationSpec, ablatedParts } from '../../../src-shared/ablation/spec.ts';
 import { refuseTokenAblation } from '../../../src-shared/ablation/mask.ts';
 import type { VlmAblation } from '../../compute/vlm/types.ts';
-import type { ModelFolder } from '../model-folder.ts';
+import { type ModelFolder, textConfigOf } from '../model-folder.ts';
 import { type ImageTokenPosition, llavaGrid } from './token-map.ts';
 
 /** The vision tower's token layout, or undefined when Loupe does not know it for this family. */
@@ -35,7 +35,7 @@ export function llmImageTokens(tokens: readonly ImageTokenPosition[]): { positio
 }
 
 export function attentionHeads(folder: ModelFolder, part: AblationPart): number {
-  const cfg = (part === 'vision' ? folder.config.vision_config : folder.config.text_config) as { num_attention_heads?: number } | undefined;
+  const cfg = (part === 'vision' ? folder.config.vision_config : textConfigOf(folder.config)) as { num_attention_heads?: number } | undefined;
   const h = Number(cfg?.num_attention_heads);
   if (!Number.isInteger(h) || h <= 0) throw new LoupeError('bad-input', `config.json ${part === 'vision' ? 'vision_config' : 'text_config'} lacks num_attention_heads`);
   return h;

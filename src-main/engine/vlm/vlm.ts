@@ -8,7 +8,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../../compute/compute-client.ts';
 import type { VlmRunResult, VlmSessionFiles } from '../../compute/vlm/types.ts';
-import type { ModelFolder } from '../model-folder.ts';
+import { type ModelFolder, textConfigOf } from '../model-folder.ts';
 import { type ImageInput, VlmProcessing } from './processing.ts';
 import { type Family, type FamilyInputs, familyFor } from './families.ts';
 import type { ImageTokenPosition } from './token-map.ts';
@@ -62,7 +62,7 @@ export class Vlm {
     this.imageTokenId = Number(cfg.image_token_index ?? cfg.image_token_id);
     if (!Number.isInteger(this.imageTokenId)) throw new LoupeError('bad-input', 'config.json has neither image_token_index nor image_token_id');
     // eos may be one id or a list (Llama-3 style); generation stops at any of them.
-    const eos = (cfg.text_config as { eos_token_id?: number | number[] } | undefined)?.eos_token_id ?? (cfg.eos_token_id as number | number[] | undefined);
+    const eos = (textConfigOf(cfg) as { eos_token_id?: number | number[] }).eos_token_id ?? (cfg.eos_token_id as number | number[] | undefined);
     this.eosTokenIds = (Array.isArray(eos) ? eos : eos === undefined ? [] : [eos]).filter((x) => Number.isInteger(x));
     const token = processing.tokenizer.decode([this.imageTokenId], { skip_special_tokens: false });
     if (!token) throw new LoupeError('bad-input', `image token id ${this.imageTokenId} is not in the tokenizer`);
@@ -74,7 +74,7 @@ export class Vlm {
   static async open(folder: ModelFolder, compute: ComputeClient, key: string, files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged }): Promise<Vlm> {
     const processing = await VlmProcessing.load(folder.path, folder.preprocessor, folder.family);
     const vlm = new Vlm(folder, processing, compute, key);
-    const text = folder.config.text_config as { num_key_value_heads?: number; num_attention_heads: number; head_dim?: number; hidden_size: number };
+    const text = textConfigOf(folder.config) as { num_key_value_heads?: number; num_attention_heads: number; head_dim?: number; hidden_size: number };
     await compute.openVlm({
       key,
       files,
