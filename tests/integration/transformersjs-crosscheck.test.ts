@@ -24,11 +24,18 @@ interface Fixture {
   styles: string[];
   /** transformers.js model class. */
   model: keyof typeof tjs;
+  /**
+   * transformers.js 4.3.1 reads Qwen2.5-VL's decoder settings from `text_config`, which Qwen2_5_VLConfig writes
+   * only from transformers 4.50 on (4.49's is flat); given to it in memory, config.json unchanged.
+   */
+  nestTextConfig?: boolean;
 }
 
 const FIXTURES: Fixture[] = [
   { dir: 'hf-llava', styles: ['model', 'model-ort-fused'], model: 'LlavaForConditionalGeneration' },
   { dir: 'hf-idefics3', styles: ['model'], model: 'Idefics3ForConditionalGeneration' },
+  { dir: 'hf-qwen2-vl', styles: ['model'], model: 'Qwen2VLForConditionalGeneration' },
+  { dir: 'hf-qwen2_5-vl', styles: ['model'], model: 'Qwen2_5_VLForConditionalGeneration', nestTextConfig: true },
 ];
 
 let compute: ComputeClient;
@@ -54,7 +61,9 @@ for (const f of FIXTURES) {
       beforeAll(async () => {
         vlm = await Vlm.open(openModelFolder(dir), compute, `tjs-${f.dir}-${style}`);
         const cls = tjs[f.model] as unknown as { from_pretrained: (p: string, o: object) => Promise<typeof model> };
-        model = await cls.from_pretrained(dir, { dtype: 'fp32', device: 'cpu', local_files_only: true });
+        const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+        const config = f.nestTextConfig ? new tjs.PretrainedConfig({ ...json, text_config: { ...json, model_type: 'qwen2_5_vl_text' } }) : undefined;
+        model = await cls.from_pretrained(dir, { dtype: 'fp32', device: 'cpu', local_files_only: true, ...(config && { config }) });
       });
       afterAll(() => model?.dispose());
 
