@@ -23,6 +23,7 @@ import { type GraphIndex, indexGraph } from './graph-index.ts';
 import { type AttentionOp, type GraphSites, SiteError, describeNode, findLayerSites } from './layer-sites.ts';
 import { optionalOutputName, optionalOutputSpec } from './optional-outputs.ts';
 import { hasShadowProbs, shadowProbsName, shadowProbsRefusal } from './attention-probs.ts';
+import { branchTapName } from './taps.ts';
 
 export type AttentionKind = 'softmax' | 'onnx-attention' | 'gqa' | 'shadow';
 
@@ -75,15 +76,65 @@ const LM_HEAD_OPS = new Set(['MatMul', 'Gemm', 'MatMulNBits', 'MatMulInteger', '
 /** Quantized lm_heads read the activation through these (output 0 = quantized input 0). */
 const QUANTIZE_OPS = new Set(['DynamicQuantizeLinear', 'QuantizeLinear']);
 
-/** Catalogue of the model's main graph. Layers that exist only inside If/Loop subgraphs are an error (see taps.ts). */
+/**
+ * Catalogue of the model's main graph. When the layers live in the two branches of an If node
+ * (Optimum "merged" decoders: with past / without past), each branch is catalogued and every
+ * tap names the pair (taps.ts `branchTapName`): the If node outputs whichever branch ran.
+ */
 export function buildCatalogue(model: ModelProto, opts: CatalogueOptions = {}): TapCatalogue {
   if (!model.graph) throw new CatalogueError(`${opts.label ?? 'model'}: no graph`);
-  return catalogueGraph(model.graph, opts, () => {
+  const main = model.graph;
+  if (findLayerSites(indexGraph(main), describe(main, opts)).stacks.length === 0) {
+    const merged = mergedBranches(main, opts);
+    if (merged) return merged;
+  }
+  return catalogueGraph(main, opts, () => {
     for (const scope of allGraphs(model)) {
       if (scope.depth > 0 && findLayerSites(indexGraph(scope.graph), scope.label).stacks.length > 0) return scope.label;
     }
     return undefined;
   });
+}
+
+/** An If node of the main graph whose two branches hold layer stacks of the same depth: one catalogue over both. */
+function mergedBranches(main: GraphProto, opts: CatalogueOptions): TapCatalogue | undefined {
+  for (const node of main.node) {
+    if (node.opType !== 'If') continue;
+    const then = node.attribute.find((a) => a.name === 'then_branch')?.g;
+    const other = node.attribute.find((a) => a.name === 'else_branch')?.g;
+    if (!then || !other) continue;
+    const label = (b: string) => ({ ...opts, label: `${opts.label ?? 'model'} > If "${node.name}" . ${b}` });
+    let a: TapCatalogue;
+    let b: TapCatalogue;
+    try {
+      a = catalogueGraph(then, label('then_branch'));
+      b = catalogueGraph(other, label('else_branch'));
+    } catch {
+      continue;
+    }
+    const ifName = node.name || node.output[0]!;
+    if (a.layers.length !== b.layers.length) {
+      throw new CatalogueError(`${describe(main, opts)}: the branches of If "${ifName}" hold ${a.layers.length} and ${b.layers.length} layers; a merged decoder's branches must be the same model`);
+    }
+    const pair = (x: string | undefined, y: string | undefined) => (x === undefined || y === undefined ? undefined : branchTapName(ifName, x, y));
+    const layers: LayerTaps[] = a.layers.map((l, i) => {
+      const m = b.layers[i]!;
+      const attention = l.attention && m.attention && l.attention.kind === m.attention.kind ? { ...l.attention, tensor: pair(l.attention.tensor, m.attention.tensor)! } : undefined;
+      return { index: l.index, input: pair(l.input, m.input), output: pair(l.output, m.output)!, ...(attention && { attention }) };
+    });
+    const hiddenStates = Object.fromEntries(Object.entries(a.hiddenStates).map(([k, t]) => [k, pair(t, b.hiddenStates[k])!]));
+    const finalNorm = pair(a.finalNorm, b.finalNorm);
+    return {
+      graph: main.name,
+      stack: a.stack,
+      layers,
+      embeddingOutput: hiddenStates['hidden_states.0']!,
+      ...(finalNorm && { finalNorm }),
+      hiddenStates,
+      notes: [`layers found in both branches of If "${ifName}" (a merged decoder); taps read whichever branch runs`, ...a.notes.map((n) => `then_branch: ${n}`), ...b.notes.map((n) => `else_branch: ${n}`)],
+    };
+  }
+  return undefined;
 }
 
 export function catalogueGraph(graph: GraphProto, opts: CatalogueOptions = {}, subgraphWithLayers: () => string | undefined = () => undefined): TapCatalogue {
@@ -150,7 +201,8 @@ function attentionTap(graph: GraphProto, a: AttentionOp, layer: number, notes: s
  * Cast/Mul after it); its activation is read through any quantize step and reshapes.
  */
 function findFinalNorm(ix: GraphIndex, lastOutput: string, notes: string[]): string | undefined {
-  const logits = ix.graph.output.find((o) => o.name === 'logits')?.name;
+  // In a merged decoder's branch the output has the branch's own name (Optimum keeps `…logits`).
+  const logits = (ix.graph.output.find((o) => o.name === 'logits') ?? ix.graph.output.find((o) => o.name.endsWith('logits')))?.name;
   if (!logits) return undefined;
   const head = nearestProducer(ix, logits, (op) => LM_HEAD_OPS.has(op), 8);
   if (!head) {

@@ -19,10 +19,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { clone, create } from '@bufbuild/protobuf';
-import { ValueInfoProtoSchema } from 'onnx-buf';
-import type { ModelProto, NodeProto } from 'onnx-buf';
+import { NodeProtoSchema, ValueInfoProtoSchema } from 'onnx-buf';
+import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
 import { allGraphs, cloneModel, decodeModel, encodeModel } from './model-proto.ts';
-import { definedNames, indexGraph } from './graph-index.ts';
+import { type GraphIndex, definedNames, indexGraph } from './graph-index.ts';
 import { enableOptionalOutput, optionalOutputName, optionalOutputSpec } from './optional-outputs.ts';
 import { addShadowProbs, hasShadowProbs, shadowProbsName } from './attention-probs.ts';
 import { elemTypeOf } from './attention-sites.ts';
@@ -44,57 +44,128 @@ export function addTaps(model: ModelProto, tensorNames: readonly string[]): Mode
 export function addTapsInPlace(out: ModelProto, tensorNames: readonly string[]): ModelProto {
   const graph = out.graph;
   if (!graph) throw new TapError('model has no graph');
-  const ix = indexGraph(graph);
-  const defined = definedNames(ix);
-
-  // Synthetic names of optional outputs not yet switched on, and of shadow probabilities → their node.
-  const optional = new Map<string, { at: number }>();
-  const shadows = new Map<string, NodeProto>();
-  graph.node.forEach((node, at) => {
-    const spec = optionalOutputSpec(node);
-    if (spec) optional.set(optionalOutputName(node, spec), { at });
-    if (hasShadowProbs(node)) shadows.set(shadowProbsName(node), node);
-  });
-
+  const main = new TapScope(graph);
   const missing: string[] = [];
   const inSubgraph: string[] = [];
-  const wanted = [...new Set(tensorNames)];
-  for (const name of wanted) {
-    if (ix.graphOutputs.has(name)) continue;
-    if (ix.initializers.has(name)) throw new TapError(`tap "${name}" is an initializer (a weight), not an activation`);
-    const opt = optional.get(name);
-    const shadow = shadows.get(name);
-    if (shadow && !defined.has(name)) {
-      const scope = { graph, label: 'main', depth: 0 };
-      const elemType = elemTypeOf(ix, shadow.input[0]!, scope);
-      if (elemType === undefined) throw new TapError(`cannot tell the float type of "${shadow.input[0]}" for the probabilities of ${shadow.opType} "${shadow.name}"`);
-      try {
-        addShadowProbs(graph, shadow, elemType);
-      } catch (e) {
-        throw new TapError(`attention probabilities of com.microsoft::${shadow.opType} "${shadow.name}": ${(e as Error).message}`);
-      }
-    } else if (opt) {
-      const node = graph.node[opt.at]!;
-      const spec = optionalOutputSpec(node)!;
-      const existing = node.output[spec.slot];
-      const inUse = !!existing && ((ix.consumers.get(existing)?.length ?? 0) > 0 || ix.graphOutputs.has(existing));
-      enableOptionalOutput(node, spec, name, inUse);
-    } else if (!defined.has(name)) {
+  for (const name of new Set(tensorNames)) {
+    if (main.ix.graphOutputs.has(name)) continue;
+    const branch = parseBranchTap(name);
+    if (branch) {
+      addBranchTap(main, name, branch);
+      continue;
+    }
+    if (!main.materialize(name)) {
       (subgraphDefines(out, name) ? inSubgraph : missing).push(name);
       continue;
     }
-    const info = graph.valueInfo.find((v) => v.name === name);
-    graph.output.push(info ? clone(ValueInfoProtoSchema, info) : create(ValueInfoProtoSchema, { name }));
-    ix.graphOutputs.add(name);
+    main.output(name);
   }
   if (inSubgraph.length) {
     throw new TapError(
-      `tap tensor(s) ${inSubgraph.map((n) => `"${n}"`).join(', ')} live inside an If/Loop/Scan subgraph; only main-graph tensors can be tapped ` +
-        '(a subgraph tensor would have to become an output of every branch and of the If node under a new name). For Optimum merged decoders use the unmerged decoder file.',
+      `tap tensor(s) ${inSubgraph.map((n) => `"${n}"`).join(', ')} live inside an If/Loop/Scan subgraph; name them as branch taps (branchTapName: the tensor in each If branch) ` +
+        '— a subgraph tensor reaches the main graph only as an output of every branch and of the If node.',
     );
   }
   if (missing.length) throw new TapError(`tap tensor(s) not found in graph "${graph.name}": ${missing.map((n) => `"${n}"`).join(', ')}`);
   return out;
+}
+
+/** One graph being tapped: makes tapped tensors exist (optional outputs, shadow probabilities) and outputs them. */
+class TapScope {
+  readonly graph: GraphProto;
+  readonly ix: GraphIndex;
+  private readonly defined: Set<string>;
+  /** Synthetic names of optional outputs not yet switched on, and of shadow probabilities → their node. */
+  private readonly optional = new Map<string, NodeProto>();
+  private readonly shadows = new Map<string, NodeProto>();
+
+  constructor(graph: GraphProto) {
+    this.graph = graph;
+    this.ix = indexGraph(graph);
+    this.defined = definedNames(this.ix);
+    for (const node of graph.node) {
+      const spec = optionalOutputSpec(node);
+      if (spec) this.optional.set(optionalOutputName(node, spec), node);
+      if (hasShadowProbs(node)) this.shadows.set(shadowProbsName(node), node);
+    }
+  }
+
+  /** Makes `name` a tensor of this graph; false when the graph has no such tensor. */
+  materialize(name: string): boolean {
+    if (this.ix.initializers.has(name)) throw new TapError(`tap "${name}" is an initializer (a weight), not an activation`);
+    const shadow = this.defined.has(name) ? undefined : this.shadows.get(name);
+    // An optional output that already exists may hold other semantics (GQA qk_output=1): enableOptionalOutput checks.
+    const opt = this.optional.get(name);
+    if (shadow) {
+      const elemType = elemTypeOf(this.ix, shadow.input[0]!, { graph: this.graph, label: this.graph.name, depth: 0 });
+      if (elemType === undefined) throw new TapError(`cannot tell the float type of "${shadow.input[0]}" for the probabilities of ${shadow.opType} "${shadow.name}"`);
+      try {
+        addShadowProbs(this.graph, shadow, elemType);
+      } catch (e) {
+        throw new TapError(`attention probabilities of com.microsoft::${shadow.opType} "${shadow.name}": ${(e as Error).message}`);
+      }
+    } else if (opt) {
+      const spec = optionalOutputSpec(opt)!;
+      const existing = opt.output[spec.slot];
+      const inUse = !!existing && ((this.ix.consumers.get(existing)?.length ?? 0) > 0 || this.ix.graphOutputs.has(existing));
+      enableOptionalOutput(opt, spec, name, inUse);
+    } else if (!this.defined.has(name)) {
+      return false;
+    }
+    this.defined.add(name);
+    return true;
+  }
+
+  /** Appends `name` to the graph's outputs (with its value info when the graph has one). */
+  output(name: string): void {
+    const info = this.graph.valueInfo.find((v) => v.name === name);
+    this.graph.output.push(info ? clone(ValueInfoProtoSchema, info) : create(ValueInfoProtoSchema, { name }));
+    this.ix.graphOutputs.add(name);
+  }
+
+  /** Appends `name` as a new output slot even when it already is an output (through an Identity copy). */
+  newOutput(name: string): void {
+    if (!this.ix.graphOutputs.has(name)) return this.output(name);
+    const copy = `${name}/loupe_tap_copy`;
+    this.graph.node.push(create(NodeProtoSchema, { opType: 'Identity', name: copy, input: [name], output: [copy] }));
+    this.output(copy);
+  }
+}
+
+/**
+ * Taps inside the two branches of an If node (Optimum "merged" decoders keep the whole decoder in
+ * `then_branch` = with past and `else_branch` = without): the tensor each branch computes for the
+ * same site becomes an output of its branch and, under one new name, of the If node and the
+ * main graph — whichever branch runs, the tap holds its value.
+ */
+export function branchTapName(ifNode: string, thenTensor: string, elseTensor: string): string {
+  return `${BRANCH_TAP}${JSON.stringify([ifNode, thenTensor, elseTensor])}`;
+}
+
+const BRANCH_TAP = 'loupe_branch_tap:';
+
+function parseBranchTap(name: string): [string, string, string] | undefined {
+  if (!name.startsWith(BRANCH_TAP)) return undefined;
+  const parsed = JSON.parse(name.slice(BRANCH_TAP.length)) as unknown;
+  if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((x) => typeof x === 'string')) throw new TapError(`malformed branch tap name ${name}`);
+  return parsed as [string, string, string];
+}
+
+function addBranchTap(main: TapScope, name: string, [ifName, thenTensor, elseTensor]: [string, string, string]): void {
+  const node = main.graph.node.find((n) => n.opType === 'If' && (n.name || n.output[0]) === ifName);
+  if (!node) throw new TapError(`branch tap: no If node "${ifName}" in graph "${main.graph.name}"`);
+  const branch = (attr: string) => {
+    const g = node.attribute.find((a) => a.name === attr)?.g;
+    if (!g) throw new TapError(`If "${ifName}" has no ${attr}`);
+    return new TapScope(g);
+  };
+  for (const [scope, tensor, which] of [[branch('then_branch'), thenTensor, 'then_branch'], [branch('else_branch'), elseTensor, 'else_branch']] as const) {
+    if (!scope.materialize(tensor)) throw new TapError(`branch tap: no tensor "${tensor}" in If "${ifName}" . ${which}`);
+    // Branch outputs are positional: the same slot in both branches and in the If node.
+    scope.newOutput(tensor);
+  }
+  node.output.push(name);
+  main.output(name);
 }
 
 function subgraphDefines(model: ModelProto, name: string): boolean {

@@ -227,3 +227,42 @@ export function buildIfModel(): ModelProto {
     },
   });
 }
+
+/**
+ * Optimum's merged-decoder shape: an If on `use_cache_branch` whose two branches each hold the
+ * whole decoder (here the same layers; tensor names prefixed per branch, as two exports would name them).
+ */
+export function buildMergedModel(layers = 2): ModelProto {
+  const branch = (prefix: string) => {
+    const inner = buildTransformer({ layers }).graph!;
+    const outer = new Set(['input_ids', 'attention_bias', ...inner.initializer.map((t) => t.name)]);
+    const rename = (t: string) => (t === '' || outer.has(t) ? t : `${prefix}${t}`);
+    return {
+      name: prefix,
+      node: inner.node.map((n) => ({ ...n, name: `${prefix}${n.name}`, input: n.input.map(rename), output: n.output.map(rename) })),
+      initializer: inner.initializer,
+      output: [io(`${prefix}logits`)],
+    };
+  };
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: '', version: 17n }],
+    graph: {
+      name: 'merged',
+      input: [{ name: 'use_cache_branch', type: { value: { case: 'tensorType' as const, value: { elemType: TensorProto_DataType.BOOL } } } }, io('input_ids'), io('attention_bias')],
+      node: [
+        {
+          opType: 'If',
+          name: 'optimum::if',
+          input: ['use_cache_branch'],
+          output: ['logits'],
+          attribute: [
+            { name: 'then_branch', type: AttributeProto_AttributeType.GRAPH, g: branch('with_past/') },
+            { name: 'else_branch', type: AttributeProto_AttributeType.GRAPH, g: branch('no_past/') },
+          ],
+        },
+      ],
+      output: [io('logits')],
+    },
+  });
+}

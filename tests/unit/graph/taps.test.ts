@@ -4,8 +4,8 @@ import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildCatalogue } from '../../../src-main/engine/graph/catalogue.ts';
 import { allGraphs, decodeModel, encodeModel, readModelSync } from '../../../src-main/engine/graph/model-proto.ts';
-import { TapError, addTaps, tappedModelPath } from '../../../src-main/engine/graph/taps.ts';
-import { buildIfModel, buildTransformer } from './builders.ts';
+import { TapError, addTaps, branchTapName, tappedModelPath } from '../../../src-main/engine/graph/taps.ts';
+import { buildIfModel, buildMergedModel, buildTransformer } from './builders.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const attr = (node: { attribute: { name: string; i: bigint }[] }, name: string) => node.attribute.find((a) => a.name === name)?.i;
@@ -85,7 +85,35 @@ describe('addTaps', () => {
 
   it('refuses initializers and explains subgraph tensors', () => {
     expect(() => addTaps(buildTransformer(), ['lm_head.weight'])).toThrow(/initializer/);
-    expect(() => addTaps(buildIfModel(), ['/model/layers.1/Add_1_output_0'])).toThrow(/live inside an If\/Loop\/Scan subgraph.*unmerged decoder/);
+    expect(() => addTaps(buildIfModel(), ['/model/layers.1/Add_1_output_0'])).toThrow(/live inside an If\/Loop\/Scan subgraph.*branch taps/);
+  });
+});
+
+describe('merged decoders (layers in both branches of an If)', () => {
+  it('catalogues both branches and names each tap as the pair of branch tensors', () => {
+    const cat = buildCatalogue(buildMergedModel(2));
+    expect(cat.layers.length).toBe(2);
+    expect(cat.hiddenStates['hidden_states.1']).toBe(branchTapName('optimum::if', 'with_past//model/layers.0/Add_1_output_0', 'no_past//model/layers.0/Add_1_output_0'));
+    expect(cat.layers[1]!.attention!.tensor).toBe(branchTapName('optimum::if', 'with_past//model/layers.1/attn/Softmax_output_0', 'no_past//model/layers.1/attn/Softmax_output_0'));
+    expect(cat.notes[0]).toMatch(/both branches of If "optimum::if"/);
+  });
+
+  it('a branch tap becomes an output of both branches (same slot) and of the If node and main graph', () => {
+    const cat = buildCatalogue(buildMergedModel(2));
+    const names = [cat.hiddenStates['hidden_states.2']!, cat.layers[0]!.attention!.tensor];
+    const m = addTaps(buildMergedModel(2), names);
+    const ifNode = m.graph!.node.find((n) => n.opType === 'If')!;
+    expect(ifNode.output).toEqual(['logits', ...names]);
+    expect(m.graph!.output.map((o) => o.name)).toEqual(['logits', ...names]);
+    const then = ifNode.attribute.find((a) => a.name === 'then_branch')!.g!;
+    const other = ifNode.attribute.find((a) => a.name === 'else_branch')!.g!;
+    expect(then.output.map((o) => o.name)).toEqual(['with_past/logits', 'with_past//model/layers.1/Add_1_output_0', 'with_past//model/layers.0/attn/Softmax_output_0']);
+    expect(other.output.map((o) => o.name)).toEqual(['no_past/logits', 'no_past//model/layers.1/Add_1_output_0', 'no_past//model/layers.0/attn/Softmax_output_0']);
+  });
+
+  it('names a branch tensor that is missing, and a malformed or unknown If', () => {
+    expect(() => addTaps(buildMergedModel(2), [branchTapName('optimum::if', 'with_past/nope', 'no_past/nope')])).toThrow(/no tensor "with_past\/nope" in If "optimum::if" \. then_branch/);
+    expect(() => addTaps(buildMergedModel(2), [branchTapName('other', 'a', 'b')])).toThrow(/no If node "other"/);
   });
 });
 
