@@ -9,6 +9,9 @@ import { type HostTensor, float32ToFloat16, toFloat32 } from '../../src-shared/t
 import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder } from '../engine/model-folder.ts';
 import { VlmProcessing } from '../engine/vlm/processing.ts';
+import { familyFor } from '../engine/vlm/families.ts';
+import { imageTokenOf } from '../engine/vlm/vlm.ts';
+import { visionInputName } from '../compute/vlm/vision-inputs.ts';
 import type { Store } from '../store/store.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
 
@@ -33,16 +36,28 @@ export class EncodeImagesRunner implements JobRunner {
     const model = openModelFolder(this.store.models.get(run.modelId).path, spec.variant);
     const dataset = this.store.datasets.get(run.datasetId);
     const key = `${run.modelId}:${basename(model.files.vision_encoder)}`;
-    await this.compute.load(key, model.files.vision_encoder);
-    // The folder's own image processor (transformers.js), as the VLM forward uses: one preprocessing path.
+    const session = await this.compute.load(key, model.files.vision_encoder);
+    // The family's own input path (tiles, grids, masks), as the VLM forward builds it: one preprocessing path.
     const processing = await VlmProcessing.load(model.path, model.preprocessor, model.family);
+    const image = imageTokenOf(model, processing);
+    const family = familyFor(model, processing, image.id, image.token);
+    const names = session.inputs.map((i) => i.name);
+    const pixelType = session.inputs.find((i) => i.name === 'pixel_values')?.dtype;
     return {
       processItem: async (itemId): Promise<ItemOutput> => {
         const item = this.store.datasets.item(run.datasetId, itemId);
         const first = item.images[0];
         if (!first) throw new Error(`item ${itemId} has no image`);
-        const pixels = await processing.pixelValues({ kind: 'files', paths: [join(dataset.path, first)] });
-        const { image_features } = await this.compute.run(key, { pixel_values: pixels }, ['image_features']);
+        const inputs = await family.encode('', { kind: 'files', paths: [join(dataset.path, first)] });
+        if (!inputs.pixelValues) throw new Error(`the ${model.family} processor produced no pixel_values for ${first}`);
+        const feeds: Record<string, HostTensor> = { pixel_values: pixelType === 'float16' ? toStoreDtype(inputs.pixelValues, 'float16') : inputs.pixelValues };
+        for (const [name, t] of Object.entries(inputs.visionExtras ?? {})) {
+          const target = visionInputName(names, name);
+          if (target) feeds[target] = t;
+        }
+        const missing = names.filter((n) => !(n in feeds));
+        if (missing.length) throw new Error(`vision encoder needs inputs the ${model.family} processor did not produce: ${missing.join(', ')}`);
+        const { image_features } = await this.compute.run(key, feeds, ['image_features']);
         if (!image_features) throw new Error('vision encoder returned no image_features');
         const f = toFloat32(image_features);
         const [, tokens = 0, dim = 0] = image_features.shape;

@@ -6,6 +6,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+import { visionInputName } from './vision-inputs.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../../../src-shared/tensor/dtype.ts';
 import { biasFeeds, llmStepLayout } from './ablation-feeds.ts';
 import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './types.ts';
@@ -138,8 +139,7 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
     const pixelType = pixelMeta?.isTensor ? pixelMeta.type : 'float32';
     const feeds: Record<string, ort.Tensor> = { pixel_values: floatTensor(pixelType, req.pixelValues.data as Float32Array, req.pixelValues.shape) };
     for (const [name, t] of Object.entries(req.visionExtras ?? {})) {
-      // Qwen2-VL calls the grid input `grid_thw`, Qwen2.5-VL `image_grid_thw`: feed whichever the graph declares.
-      const target = vlm.vision.inputNames.includes(name) ? name : name === 'image_grid_thw' && vlm.vision.inputNames.includes('grid_thw') ? 'grid_thw' : null;
+      const target = visionInputName(vlm.vision.inputNames, name);
       if (target) feeds[target] = new ort.Tensor(t.dtype, t.data as never, t.shape);
     }
     if (vlm.vision.inputNames.some((n) => n.startsWith('loupe_attn_bias.'))) {

@@ -42,6 +42,15 @@ export function chosenAnswer(res: Pick<ForwardResult, 'choiceScores'>): { choice
   return { choice: best.choice, probs: Object.fromEntries(res.choiceScores.map((s) => [s.choice, s.prob])) };
 }
 
+/** The image placeholder token: its id from config.json and its text from the tokenizer. */
+export function imageTokenOf(folder: ModelFolder, processing: VlmProcessing): { id: number; token: string } {
+  const id = Number(folder.config.image_token_index ?? folder.config.image_token_id);
+  if (!Number.isInteger(id)) throw new LoupeError('bad-input', 'config.json has neither image_token_index nor image_token_id');
+  const token = processing.tokenizer.decode([id], { skip_special_tokens: false });
+  if (!token) throw new LoupeError('bad-input', `image token id ${id} is not in the tokenizer`);
+  return { id, token };
+}
+
 export class Vlm {
   readonly folder: ModelFolder;
   readonly processing: VlmProcessing;
@@ -59,15 +68,13 @@ export class Vlm {
     this.compute = compute;
     this.key = key;
     const cfg = folder.config;
-    this.imageTokenId = Number(cfg.image_token_index ?? cfg.image_token_id);
-    if (!Number.isInteger(this.imageTokenId)) throw new LoupeError('bad-input', 'config.json has neither image_token_index nor image_token_id');
+    const image = imageTokenOf(folder, processing);
+    this.imageTokenId = image.id;
     // eos may be one id or a list (Llama-3 style); generation stops at any of them.
     const eos = (textConfigOf(cfg) as { eos_token_id?: number | number[] }).eos_token_id ?? (cfg.eos_token_id as number | number[] | undefined);
     this.eosTokenIds = (Array.isArray(eos) ? eos : eos === undefined ? [] : [eos]).filter((x) => Number.isInteger(x));
-    const token = processing.tokenizer.decode([this.imageTokenId], { skip_special_tokens: false });
-    if (!token) throw new LoupeError('bad-input', `image token id ${this.imageTokenId} is not in the tokenizer`);
-    this.imageToken = token;
-    this.family = familyFor(folder, processing, this.imageTokenId, token);
+    this.imageToken = image.token;
+    this.family = familyFor(folder, processing, image.id, image.token);
   }
 
   /** `files` may point at tapped copies of the session files (see engine/graph). */
