@@ -25,17 +25,40 @@ export interface EncodedInputs {
   prompt: string;
 }
 
+/**
+ * The size of the blind baseline's blank image: the processor's input size (`crop_size`, or `size`
+ * as height × width or shortest edge); for Qwen2-VL-style processors, which size images by pixel
+ * count (`min_pixels`), the smallest square they accept, rounded up to whole merged patches.
+ * Never 0×0: a processor whose size cannot be read is an error.
+ */
+export function blankSize(preprocessor: Record<string, unknown>): { width: number; height: number } {
+  const crop = (preprocessor.crop_size ?? preprocessor.size) as { height?: number; width?: number; shortest_edge?: number; min_pixels?: number } | number | undefined;
+  if (typeof crop === 'number') return { width: crop, height: crop };
+  const side = crop?.shortest_edge;
+  const width = crop?.width ?? side;
+  const height = crop?.height ?? side;
+  if (width && height) return { width, height };
+  const minPixels = Number(preprocessor.min_pixels ?? crop?.min_pixels);
+  const factor = Number(preprocessor.patch_size ?? 14) * Number(preprocessor.merge_size ?? 2);
+  if (minPixels > 0 && factor > 0) {
+    const s = Math.ceil(Math.sqrt(minPixels) / factor) * factor;
+    return { width: s, height: s };
+  }
+  throw new LoupeError('bad-input', `preprocessor_config.json gives no image size for a blank image (no crop_size, size or min_pixels)`);
+}
+
 export class VlmProcessing {
   readonly tokenizer: PreTrainedTokenizer;
   readonly processor: Processor;
-  readonly imageSize: { width: number; height: number };
+  /** preprocessor_config.json (sizes the blind baseline's blank image). */
+  private readonly preprocessor: Record<string, unknown>;
   /** Where the chat template came from (null when loaded without a family: the tokenizer's own only). */
   readonly chatTemplate: ChatTemplateChoice | null;
 
-  private constructor(tokenizer: PreTrainedTokenizer, processor: Processor, imageSize: { width: number; height: number }, chatTemplate: ChatTemplateChoice | null) {
+  private constructor(tokenizer: PreTrainedTokenizer, processor: Processor, preprocessor: Record<string, unknown>, chatTemplate: ChatTemplateChoice | null) {
     this.tokenizer = tokenizer;
     this.processor = processor;
-    this.imageSize = imageSize;
+    this.preprocessor = preprocessor;
     this.chatTemplate = chatTemplate;
   }
 
@@ -50,9 +73,7 @@ export class VlmProcessing {
       const tokenizer = await AutoTokenizer.from_pretrained(modelDir);
       if (chatTemplate?.template) tokenizer.chat_template = chatTemplate.template;
       const processor = await AutoProcessor.from_pretrained(modelDir);
-      const crop = (preprocessor.crop_size ?? preprocessor.size) as { height?: number; width?: number; shortest_edge?: number } | undefined;
-      const side = crop?.shortest_edge ?? 0;
-      return new VlmProcessing(tokenizer, processor, { width: crop?.width ?? side, height: crop?.height ?? side }, chatTemplate);
+      return new VlmProcessing(tokenizer, processor, preprocessor, chatTemplate);
     } catch (e) {
       throw new LoupeError('bad-input', `cannot load the tokenizer/processor of ${modelDir}: ${(e as Error).message}`);
     }
@@ -136,7 +157,7 @@ export class VlmProcessing {
     if (image.kind === 'none') return [];
     if (image.kind === 'blank') {
       // The blind baseline's blank image: all black at the processor's input size.
-      const { width, height } = this.imageSize;
+      const { width, height } = blankSize(this.preprocessor);
       return Array.from({ length: image.count }, () => new RawImage(new Uint8ClampedArray(width * height * 3), width, height, 3));
     }
     return Promise.all(
