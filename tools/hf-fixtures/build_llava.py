@@ -551,17 +551,20 @@ FUSED_SETTINGS = {"vision_encoder": ("clip", V_HEADS, V_HIDDEN), "decoder_model_
                   "embed_tokens": ("gpt2", T_HEADS, T_HIDDEN)}
 
 
-def make_fused(model_dir, fused_dir):
-    """model-ort-fused/: the fp32 graphs after ONNX Runtime's transformer optimizer (python fusions only)."""
+def make_fused(model_dir, fused_dir, settings=None):
+    """model-ort-fused/: the fp32 graphs after ONNX Runtime's transformer optimizer (python fusions only).
+    settings: {graph name: (model_type, num_heads, hidden_size)}, in order; default hf-llava's FUSED_SETTINGS for
+    ONNX_FILES (build_idefics3_fused.py passes its own)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    if settings is None:
+        settings = {name: FUSED_SETTINGS[name] for name in ONNX_FILES}
     os.makedirs(os.path.join(fused_dir, "onnx"))
     for f in sorted(os.listdir(model_dir)):
         if f.endswith(".json"):
             shutil.copyfile(os.path.join(model_dir, f), os.path.join(fused_dir, f))
     info = {}
-    for name in ONNX_FILES:
-        model_type, heads, hidden = FUSED_SETTINGS[name]
+    for name, (model_type, heads, hidden) in settings.items():
         m = optimize_model(os.path.join(model_dir, "onnx", f"{name}.onnx"), model_type=model_type, num_heads=heads,
                            hidden_size=hidden, opt_level=0, only_onnxruntime=False, use_gpu=False)
         dst = os.path.join(fused_dir, "onnx", f"{name}.onnx")
