@@ -23,9 +23,11 @@ const FIXTURES = join(REPO_ROOT, 'tests', 'fixtures');
 const CASES = [
   { folder: 'hf-llava/model', image: 'hf-llava/wide.png' },
   { folder: 'hf-llava/model-ort-fused', image: 'hf-llava/wide.png' },
+  { folder: 'hf-llava/model-optimum-merged', image: 'hf-llava/wide.png' },
   { folder: 'hf-qwen2-vl/model', image: 'hf-qwen2-vl/image.png' },
   { folder: 'hf-qwen2_5-vl/model', image: 'hf-qwen2_5-vl/image.png' },
   { folder: 'hf-idefics3/model', image: 'hf-idefics3/split.png' },
+  { folder: 'hf-idefics3/model-ort-fused', image: 'hf-idefics3/split.png' },
 ];
 const TEXT_TO_IMAGE: AblationSpec = { edits: [{ op: 'block', part: 'llm', layers: 'all', heads: 'all', queries: { kind: 'text' }, keys: { kind: 'image' }, excludeSelf: false }] };
 const QUESTION = 'What is in the picture?';

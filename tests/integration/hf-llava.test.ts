@@ -3,7 +3,9 @@
  * tools/hf-fixtures/build_llava.py: transformers v4.46.1 LlavaForConditionalGeneration, CLIP +
  * Llama, TorchScript `torch.onnx.export`, opset 17), in two exporter styles — the plain export
  * (`model/`) and the same graphs after ONNX Runtime's transformer optimizer (`model-ort-fused/`:
- * fused com.microsoft Attention, SkipLayerNormalization, generic node names). Everything goes
+ * fused com.microsoft Attention, SkipLayerNormalization, generic node names) and with an
+ * Optimum merged decoder (`model-optimum-merged/`: Optimum's merge_decoders, an If on
+ * use_cache_branch holding the with-past and no-past decoders). Everything goes
  * through Loupe's own path (tokenizer + chat template, preprocessing, site finder, rewritten
  * graphs, ORT) and is compared with PyTorch's outputs: logits, image features, K/V, every
  * layer's hidden state and attention probabilities. Then the engine runs it in the fp32, int8
@@ -30,7 +32,7 @@ import { tempDir } from '../helpers/fixtures.ts';
 import { relativeError } from '../helpers/reference.ts';
 
 const DIR = join(REPO_ROOT, 'tests', 'fixtures', 'hf-llava');
-const STYLES = ['model', 'model-ort-fused'] as const;
+const STYLES = ['model', 'model-ort-fused', 'model-optimum-merged'] as const;
 
 interface Case {
   name: string;

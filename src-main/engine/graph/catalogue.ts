@@ -19,7 +19,7 @@
  */
 import type { GraphProto, ModelProto } from 'onnx-buf';
 import { allGraphs } from './model-proto.ts';
-import { type GraphIndex, indexGraph } from './graph-index.ts';
+import { type GraphIndex, definedNames, indexGraph } from './graph-index.ts';
 import { type AttentionOp, type GraphSites, SiteError, describeNode, findLayerSites } from './layer-sites.ts';
 import { optionalOutputName, optionalOutputSpec } from './optional-outputs.ts';
 import { hasShadowProbs, shadowProbsName, shadowProbsRefusal } from './attention-probs.ts';
@@ -116,7 +116,9 @@ function mergedBranches(main: GraphProto, opts: CatalogueOptions): TapCatalogue 
     if (a.layers.length !== b.layers.length) {
       throw new CatalogueError(`${describe(main, opts)}: the branches of If "${ifName}" hold ${a.layers.length} and ${b.layers.length} layers; a merged decoder's branches must be the same model`);
     }
-    const pair = (x: string | undefined, y: string | undefined) => (x === undefined || y === undefined ? undefined : branchTapName(ifName, x, y));
+    // A tensor both branches read from the main graph (the embeddings entering layer 0) is tapped there directly.
+    const outer = definedNames(indexGraph(main));
+    const pair = (x: string | undefined, y: string | undefined) => (x === undefined || y === undefined ? undefined : x === y && outer.has(x) ? x : branchTapName(ifName, x, y));
     const layers: LayerTaps[] = a.layers.map((l, i) => {
       const m = b.layers[i]!;
       const attention = l.attention && m.attention && l.attention.kind === m.attention.kind ? { ...l.attention, tensor: pair(l.attention.tensor, m.attention.tensor)! } : undefined;
