@@ -13,7 +13,7 @@ import type { AblationSpec } from '../../src-shared/ablation/spec.ts';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
 import { imageSize } from '../../src-main/engine/kv-probes/images.ts';
-import { openModelFolder } from '../../src-main/engine/model-folder.ts';
+import { openModelFolder, textConfigOf } from '../../src-main/engine/model-folder.ts';
 import { resolveTaps } from '../../src-main/engine/vlm/tap-sets.ts';
 import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { REPO_ROOT } from '../../src-main/paths.ts';
@@ -48,6 +48,24 @@ function blackLike(path: string): string {
   writeFileSync(out, PNG.sync.write(png));
   return out;
 }
+
+describe('taps on every family fixture and exporter style', () => {
+  for (const c of CASES) {
+    it(`${c.folder}: a hidden state for every LLM layer and the final norm, attention for every layer of both towers`, async () => {
+      const folder = openModelFolder(join(FIXTURES, c.folder));
+      const taps = await resolveTaps(folder, { projector: true, imageKV: true, visionLayers: true, llmLayers: true, attention: true }, { cacheRoot: tempDir(), modelHash: `${c.folder}-taps` });
+      const layers = Number(textConfigOf(folder.config).num_hidden_layers);
+      const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+      expect(taps.decoder.map((t) => t.name).sort()).toEqual([...range(layers + 1).map((i) => `text.hidden_states.${i}`), 'text.final_norm', ...range(layers).map((i) => `text.attentions.${i}`)].sort());
+      const vision = taps.vision.filter((t) => t.name.startsWith('vision.attentions.')).length;
+      expect(vision).toBeGreaterThan(0);
+      expect(taps.vision.filter((t) => t.name.startsWith('vision.hidden_states.')).length).toBe(vision + 1);
+      const vlm = await Vlm.open(folder, compute, `${c.folder}-all-taps`, taps.files);
+      const res = await vlm.forward(QUESTION, { kind: 'files', paths: [join(FIXTURES, c.image)] }, { visionTaps: taps.vision.map((t) => t.tensor), decoderTaps: taps.decoder.map((t) => t.tensor) });
+      for (const t of [...taps.vision, ...taps.decoder]) expect(toFloat32(res.taps[t.tensor]!).every(Number.isFinite), t.name).toBe(true);
+    });
+  }
+});
 
 describe('LLM attention ablation on every family fixture', () => {
   for (const c of CASES) {
