@@ -57,6 +57,14 @@ describe('readout vs answer vs blind', () => {
     expect(summary.presentNotSurfaced.length).toBeLessThanOrEqual(Math.round((1 - summary.answer.accuracy) * summary.items));
   });
 
+  it('temporal correspondence reads the candidates in the last frame (they were looked for in image 1: readout at chance)', async () => {
+    const { summary } = await readout('temporal-correspondence');
+    const stage = summary.stages.find((s) => s.stage === 'vision.hidden_states.0')!;
+    expect(stage.method).toBe('cosine');
+    const best = Math.max(...summary.stages.filter((s) => s.stage.startsWith('vision.')).map((s) => s.accuracy));
+    expect(best).toBeGreaterThan(summary.chance + 0.3);
+  });
+
   it('correspondence by cosine similarity equals a recomputation from the stored features', async () => {
     const { runId, summary } = await readout('correspondence');
     const stage = summary.stages.find((s) => s.stage === 'vision.hidden_states.0')!;
