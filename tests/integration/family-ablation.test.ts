@@ -25,7 +25,9 @@ const CASES = [
   { folder: 'hf-llava/model-ort-fused', image: 'hf-llava/wide.png' },
   { folder: 'hf-llava/model-optimum-merged', image: 'hf-llava/wide.png' },
   { folder: 'hf-qwen2-vl/model', image: 'hf-qwen2-vl/image.png' },
+  { folder: 'hf-qwen2-vl/model-ort-fused', image: 'hf-qwen2-vl/image.png' },
   { folder: 'hf-qwen2_5-vl/model', image: 'hf-qwen2_5-vl/image.png' },
+  { folder: 'hf-qwen2_5-vl/model-ort-fused', image: 'hf-qwen2_5-vl/image.png' },
   { folder: 'hf-idefics3/model', image: 'hf-idefics3/split.png' },
   { folder: 'hf-idefics3/model-ort-fused', image: 'hf-idefics3/split.png' },
 ];

@@ -34,8 +34,8 @@ interface Fixture {
 const FIXTURES: Fixture[] = [
   { dir: 'hf-llava', styles: ['model', 'model-ort-fused', 'model-optimum-merged'], model: 'LlavaForConditionalGeneration' },
   { dir: 'hf-idefics3', styles: ['model', 'model-ort-fused'], model: 'Idefics3ForConditionalGeneration' },
-  { dir: 'hf-qwen2-vl', styles: ['model'], model: 'Qwen2VLForConditionalGeneration' },
-  { dir: 'hf-qwen2_5-vl', styles: ['model'], model: 'Qwen2_5_VLForConditionalGeneration', nestTextConfig: true },
+  { dir: 'hf-qwen2-vl', styles: ['model', 'model-ort-fused'], model: 'Qwen2VLForConditionalGeneration' },
+  { dir: 'hf-qwen2_5-vl', styles: ['model', 'model-ort-fused'], model: 'Qwen2_5_VLForConditionalGeneration', nestTextConfig: true },
 ];
 
 let compute: ComputeClient;

@@ -10,9 +10,13 @@
 // relative error max|a-b| / max|b| of image_features, prefill logits, presents and decode-step logits, and whether
 // the greedy tokens match. Then: which shapes/<w>x<h> grids the traced one-image vision graph reproduces, and
 // transformers.js's own tokenizer / chat template / Qwen2VLProcessor against HF's (pixel_values informational).
+// The graphs of model/ and, when present, model-ort-fused/ (ONNX Runtime's transformer optimizer:
+// tools/hf-fixtures/build_qwen2_vl_fused.py) go through the same checks; on shapes/ the fused vision graph is also
+// compared with model/'s on every grid, reproduced or not (the fusions must not change results).
 // Exits 1 when a graph is off by more than 1e-4, greedy tokens differ, a grid listed in reference.json's
-// vision_graph_grids_reproduced is not reproduced, or transformers.js's prompt / input_ids differ from HF's.
-import { readFileSync, statSync } from 'node:fs';
+// vision_graph_grids_reproduced is not reproduced, the fused vision graph differs from model/'s on a shapes/ grid
+// (> 1e-4), or transformers.js's prompt / input_ids differ from HF's.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -67,16 +71,32 @@ async function checkFixture(name) {
   const dir = join(ROOT, 'tests', 'fixtures', name);
   const index = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
   const ref = readSafetensors(join(dir, 'reference.safetensors'));
+  const results = {};
+  let modelFeatures = null; // model/'s features on shapes/, to compare the fused graph with
+  for (const style of ['model', 'model-ort-fused']) {
+    if (!existsSync(join(dir, style, 'onnx', 'decoder_model_merged.onnx'))) {
+      console.log(`\n${name}/${style}: missing`);
+      continue;
+    }
+    const r = await checkFolder(name, style, dir, index, ref, modelFeatures);
+    if (style === 'model') modelFeatures = r.shapeFeatures;
+    results[style] = r;
+  }
+  const tokOk = await checkTransformersJs(dir, index, ref);
+  return { results, tokOk };
+}
+
+async function checkFolder(name, style, dir, index, ref, modelFeatures) {
   const R = (c, t) => {
     const x = ref[`${c.name}/${t}`];
     if (!x) throw new Error(`reference.safetensors has no ${c.name}/${t}`);
     return x;
   };
-  const onnxDir = join(dir, 'model', 'onnx');
+  const onnxDir = join(dir, style, 'onnx');
   const open = (f) => ort.InferenceSession.create(join(onnxDir, f), opts);
   const [vision, embed, decoder] = await Promise.all(['vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx'].map(open));
   const sizes = ['vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx'].map((f) => `${f} ${statSync(join(onnxDir, f)).size} B`);
-  console.log(`\n${name}  (${index.hf_class}, transformers ${index.transformers_version}; ${sizes.join(', ')})`);
+  console.log(`\n${name}/${style}  (${index.hf_class}, transformers ${index.transformers_version}; ${sizes.join(', ')})`);
   console.log(`  vision inputs [${vision.inputNames}] -> [${vision.outputNames}]; decoder inputs [${decoder.inputNames.slice(0, 3)}, past_key_values.*]`);
   const gridName = vision.inputNames.find((n) => n !== 'pixel_values');
   const LAYERS = index.text_layers;
@@ -147,6 +167,7 @@ async function checkFixture(name) {
   const gridReport = [];
   const listed = new Set(index.vision_graph_grids_reproduced.map((g) => g.join(',')));
   let gridsOk = true;
+  const shapeFeatures = {};
   for (const s of index.shapes) {
     const px = ref[`shapes/${s.width}x${s.height}/pixel_values`];
     const grid = ref[`shapes/${s.width}x${s.height}/image_grid_thw`];
@@ -156,6 +177,14 @@ async function checkFixture(name) {
       const v = await vision.run({ pixel_values: f32(px.data, px.dims), [gridName]: new ort.Tensor('int64', grid.data, grid.dims) });
       const err = relErr(v.image_features.data, want.data);
       res = err < 1e-4 ? `ok ${e(err)}` : `WRONG ${e(err)}`;
+      shapeFeatures[s.image] = v.image_features.data;
+      if (modelFeatures) {
+        // fused vs model/ on the same grid: must agree even where the traced graph is wrong for the grid
+        const base = modelFeatures[s.image];
+        const d = base ? relErr(v.image_features.data, base) : Infinity;
+        if (!(d < 1e-4)) gridsOk = false;
+        res += `; vs model/ ${e(d)}`;
+      }
     } catch (err) {
       res = `error: ${String(err.message).split('\n')[0].slice(0, 120)}`;
     }
@@ -164,9 +193,7 @@ async function checkFixture(name) {
     gridReport.push(`    ${`${s.width}x${s.height}`.padEnd(8)} grid [${s.image_grid_thw}]  ${res}${claimed ? '  (listed as reproduced)' : ''}`);
   }
   console.log(`  vision graph (exported for grid [${index.vision_graph_exported_for.image_grid_thw}]) on shapes/:\n${gridReport.join('\n')}`);
-
-  const tokOk = await checkTransformersJs(dir, index, ref);
-  return { worst, tokOk, gridsOk };
+  return { worst, gridsOk, shapeFeatures };
 }
 
 async function checkTransformersJs(dir, index, ref) {
@@ -216,9 +243,12 @@ console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}`);
 let failed = false;
 const summary = [];
 for (const name of FIXTURES) {
-  const { worst: w, tokOk, gridsOk } = await checkFixture(name);
-  summary.push(`${name.padEnd(15)} image_features ${e(w.image_features)}  logits ${e(w.logits)}  presents ${e(w.presents)}  decode ${e(w.decode)}  greedy ${w.greedyOk ? 'match' : 'differ'}  tokenizer ${tokOk ? 'match' : 'differ'}  listed grids ${gridsOk ? 'reproduced' : 'NOT reproduced'}`);
-  if (Math.max(w.image_features, w.logits, w.presents, w.decode) > 1e-4 || !w.greedyOk || !tokOk || !gridsOk) failed = true;
+  const { results, tokOk } = await checkFixture(name);
+  if (!tokOk) failed = true;
+  for (const [style, { worst: w, gridsOk }] of Object.entries(results)) {
+    summary.push(`${`${name}/${style}`.padEnd(31)} image_features ${e(w.image_features)}  logits ${e(w.logits)}  presents ${e(w.presents)}  decode ${e(w.decode)}  greedy ${w.greedyOk ? 'match' : 'differ'}  tokenizer ${tokOk ? 'match' : 'differ'}  listed grids ${gridsOk ? 'reproduced' : 'NOT reproduced'}${style === 'model' ? '' : `, all shapes/ ${gridsOk ? '=' : '!='} model/`}`);
+    if (Math.max(w.image_features, w.logits, w.presents, w.decode) > 1e-4 || !w.greedyOk || !gridsOk) failed = true;
+  }
 }
 console.log(`\nmax relative error (max|a-b|/max|b|) over the cases:\n${summary.join('\n')}`);
 console.log(failed ? 'FAILED' : 'OK');
