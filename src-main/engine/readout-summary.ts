@@ -11,6 +11,7 @@
 import { gramVector, nearestMeanLeaveOneOut, nearestMeanShuffledAccuracy } from '../../src-shared/metrics/gram.ts';
 import { cosine, probe, totalVariation } from '../../src-shared/metrics/probe.ts';
 import { wilson } from '../../src-shared/metrics/summary.ts';
+import { presentNotSurfaced } from '../../src-shared/metrics/present-not-surfaced.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import type { Store } from '../store/store.ts';
@@ -36,8 +37,13 @@ export interface ReadoutSummary {
   tv: { answerVsTruth: number; blindVsTruth: number; answerVsBlind: number };
   /** Answer distributions over the choices (fractions of items): VLM, blind, ground truth. */
   distributions: { answer: number[]; blind: number[]; truth: number[] };
-  /** Items where some stage's readout is right and the VLM's answer is wrong ("present but not surfaced"). */
+  /**
+   * Items whose answer is wrong while a readout gets them right: the stage chosen on the other
+   * half of the items, and only where it is above chance with 95% confidence (metrics/present-not-surfaced.ts).
+   */
   presentNotSurfaced: string[];
+  /** Flagged / wrong answers, the same rate with every readout permuted across items (no information), and each fold's chosen stage. */
+  presentNotSurfacedStats: { rate: number; controlRate: number; folds: { stage: string; accuracy: number; significant: boolean }[] };
 }
 
 /** Sort key: vision layers, projector, then LLM layers, by index. */
@@ -130,9 +136,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
   const answers = histogram((i) => choices.indexOf(results[i]!.values.answer as string));
   const blinds = histogram((i) => choices.indexOf(results[i]!.values.blind as string));
   const truths = histogram((i) => truth[i]!);
-  const presentNotSurfaced = results
-    .filter((r, i) => r.metrics.correct === 0 && [...stagePredictions.values()].some((p) => p[i] === truth[i]))
-    .map((r) => r.itemId);
+  const pns = presentNotSurfaced(stagePredictions, truth, results.map((r) => r.metrics.correct === 1), 1 / Math.max(1, choices.length));
   return {
     items: results.length,
     choices,
@@ -143,6 +147,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     blind: rate('blindCorrect'),
     tv: { answerVsTruth: totalVariation(answers, truths), blindVsTruth: totalVariation(blinds, truths), answerVsBlind: totalVariation(answers, blinds) },
     distributions: { answer: answers, blind: blinds, truth: truths },
-    presentNotSurfaced,
+    presentNotSurfaced: pns.items.map((i) => results[i]!.itemId),
+    presentNotSurfacedStats: { rate: pns.rate, controlRate: pns.controlRate, folds: pns.folds },
   };
 }

@@ -289,6 +289,11 @@ export const methods = {
       tv: z.object({ answerVsTruth: z.number(), blindVsTruth: z.number(), answerVsBlind: z.number() }),
       distributions: z.object({ answer: z.array(z.number()), blind: z.array(z.number()), truth: z.array(z.number()) }),
       presentNotSurfaced: z.array(z.string()),
+      presentNotSurfacedStats: z.object({
+        rate: z.number(),
+        controlRate: z.number(),
+        folds: z.array(z.object({ stage: z.string(), accuracy: z.number(), significant: z.boolean() })),
+      }),
     }),
   },
   /** Writes every tensor of a run into one safetensors file (names `<item>/<tensor>`), readable by Python. */

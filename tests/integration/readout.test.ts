@@ -27,6 +27,7 @@ type Summary = {
   tv: { answerVsTruth: number };
   distributions: { answer: number[]; blind: number[]; truth: number[] };
   presentNotSurfaced: string[];
+  presentNotSurfacedStats: { rate: number; controlRate: number; folds: { stage: string; significant: boolean }[] };
 };
 
 async function readout(datasetId: string): Promise<{ runId: string; summary: Summary }> {
@@ -86,8 +87,12 @@ describe('readout vs answer vs blind', () => {
     expect(Math.abs(summary.answer.accuracy - summary.blind.accuracy)).toBeLessThan(0.1);
     expect(summary.answer.accuracy).toBeLessThan(summary.chance + 0.1);
     expect(best).toBeGreaterThan(summary.answer.accuracy + 0.3);
-    // Those are exactly the items "present but not surfaced" can list.
+    // Those are exactly the items "present but not surfaced" can list: a vision stage chosen on the
+    // other half of the items, far above its no-information control.
     expect(summary.presentNotSurfaced.length).toBeGreaterThan(0.3 * summary.items);
+    expect(summary.presentNotSurfacedStats.folds.every((f) => f.significant)).toBe(true);
+    expect(summary.presentNotSurfacedStats.rate).toBeGreaterThan(summary.presentNotSurfacedStats.controlRate + 0.5);
+    expect(summary.presentNotSurfacedStats.controlRate).toBeLessThan(0.1);
   });
 
   it('blocking patch↔patch in every vision layer drops the encoder readout of the relational task', async () => {
