@@ -29,23 +29,30 @@ export interface PresentNotSurfaced {
 function once(stages: ReadonlyMap<string, readonly number[]>, truth: readonly number[], answerCorrect: readonly boolean[], chance: number): Omit<PresentNotSurfaced, 'controlRate'> {
   const n = truth.length;
   const fold = (i: number) => i % 2;
+  /** Right / total of predictions `p` over the items `pick` selects. */
+  const score = (p: readonly number[], pick: (i: number) => boolean) => {
+    let right = 0;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      if (!pick(i)) continue;
+      total++;
+      if (p[i] === truth[i]) right++;
+    }
+    return { right, total };
+  };
   const items: number[] = [];
   const folds: PresentNotSurfaced['folds'] = [];
   for (const f of [0, 1]) {
     const inFold = (i: number) => fold(i) === f;
     let best: { stage: string; acc: number } | undefined;
     for (const [stage, p] of stages) {
-      let right = 0;
-      let total = 0;
-      for (let i = 0; i < n; i++) if (!inFold(i)) (total++, p[i] === truth[i] && right++);
+      const { right, total } = score(p, (i) => !inFold(i));
       const acc = total ? right / total : 0;
       if (!best || acc > best.acc) best = { stage, acc };
     }
     if (!best) continue;
     const p = stages.get(best.stage)!;
-    let right = 0;
-    let total = 0;
-    for (let i = 0; i < n; i++) if (inFold(i)) (total++, p[i] === truth[i] && right++);
+    const { right, total } = score(p, inFold);
     const significant = total > 0 && wilson(right, total)[0] > chance;
     folds.push({ stage: best.stage, accuracy: total ? right / total : 0, significant });
     if (significant) for (let i = 0; i < n; i++) if (inFold(i) && !answerCorrect[i] && p[i] === truth[i]) items.push(i);
