@@ -271,8 +271,11 @@ export const methods = {
           delta: z.number().nullable(),
           baseControl: z.number().nullable(),
           otherControl: z.number().nullable(),
+          /** Why delta is null although both values exist: identical by construction. */
+          unchangedBy: z.string().optional(),
         }),
       ),
+      notes: z.array(z.string()),
     }),
   },
   /** The readout experiment's stage-wise accuracies vs the answer and the blind answer (computed from stored features). */

@@ -6,6 +6,7 @@
  */
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { compareRuns } from '../../../src-shared/metrics/summary.ts';
+import { VlmForwardSpec } from '../../../src-shared/jobs/specs.ts';
 import type { Store } from '../../store/store.ts';
 import { type KvProbeRow, kvProbes } from './index.ts';
 import type { ProbeOptions } from './probes.ts';
@@ -29,6 +30,8 @@ export interface KvCompareRow {
   delta: number | null;
   baseControl: number | null;
   otherControl: number | null;
+  /** Why `delta` is not a measurement, when the two runs' image K/V cannot differ by construction. */
+  unchangedBy?: string;
 }
 
 export interface KvCompareResult {
@@ -40,6 +43,23 @@ export interface KvCompareResult {
   /** Mean probability of the right answer over the shared items. */
   pAnswer: { base: number | null; other: number | null; delta: number | null };
   probes: KvCompareRow[];
+  /** What the comparison can and cannot show (e.g. image K/V identical by construction). */
+  notes: string[];
+}
+
+/**
+ * Why the image tokens' K/V of two runs must be identical, if they must: same prompt settings,
+ * no vision edits, and every LLM edit of either run only changes what text positions attend to
+ * (queries `text` / `last`) — an image token's keys and values at layer l depend only on the
+ * image tokens' own attention below l, which no such edit touches. Key-token blocking (text →
+ * flagged image tokens) is this case: its effect shows in the answer, never in image K/V.
+ */
+export function imageKvUnchanged(base: VlmForwardSpec, other: VlmForwardSpec): string | undefined {
+  if ((base.textPrefix ?? '') !== (other.textPrefix ?? '') || base.image !== other.image) return undefined;
+  const edits = [...(base.ablation?.edits ?? []), ...(other.ablation?.edits ?? [])];
+  const textOnly = edits.every((e) => e.part === 'llm' && (e.op === 'block' || e.op === 'scale') && (e.queries.kind === 'text' || e.queries.kind === 'last'));
+  if (!textOnly) return undefined;
+  return 'the runs differ only in what text positions attend to, so every image token\'s keys and values are identical in both: image-K/V probe deltas are 0 by construction, not a measurement (the effect shows in the answer)';
 }
 
 export function kvCompare(store: Store, baseRunId: string, runId: string, options: Partial<ProbeOptions> = {}): KvCompareResult {
@@ -66,8 +86,11 @@ export function kvCompare(store: Store, baseRunId: string, runId: string, option
   const byKey = new Map<string, { a?: KvProbeRow; b?: KvProbeRow }>();
   for (const r of rowsA) byKey.set(key(r), { a: r });
   for (const r of rowsB) byKey.set(key(r), { ...byKey.get(key(r)), b: r });
-  const probes = [...byKey.values()].map(({ a: x, b: y }) => {
+  const unchanged = imageKvUnchanged(VlmForwardSpec.parse(base.spec), VlmForwardSpec.parse(other.spec));
+  const probes = [...byKey.values()].map(({ a: x, b: y }): KvCompareRow => {
     const r = (x ?? y)!;
+    // Referring reads the question's K/V too, which text-position edits do change.
+    const byConstruction = unchanged && r.probe !== 'referring' ? unchanged : undefined;
     return {
       probe: r.probe,
       metric: r.metric,
@@ -76,9 +99,10 @@ export function kvCompare(store: Store, baseRunId: string, runId: string, option
       items: Math.min(x?.items ?? 0, y?.items ?? 0),
       base: x?.value ?? null,
       other: y?.value ?? null,
-      delta: x && y ? y.value - x.value : null,
+      delta: x && y && !byConstruction ? y.value - x.value : null,
       baseControl: x?.control ?? null,
       otherControl: y?.control ?? null,
+      ...(byConstruction && { unchangedBy: byConstruction }),
     };
   });
   return {
@@ -88,5 +112,6 @@ export function kvCompare(store: Store, baseRunId: string, runId: string, option
     answer: { base: a, other: b, delta: a && b ? b.accuracy - a.accuracy : null },
     pAnswer: { base: pa, other: pb, delta: pa !== null && pb !== null ? pb - pa : null },
     probes,
+    notes: unchanged ? [unchanged] : [],
   };
 }
