@@ -18,6 +18,7 @@ const FAMILIES: Record<string, string> = {
   smolvlm: 'idefics3',
   qwen2_vl: 'qwen2-vl',
   qwen2_5_vl: 'qwen2-vl',
+  paligemma: 'paligemma',
 };
 
 export { SESSION_NAMES };

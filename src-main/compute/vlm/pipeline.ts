@@ -74,10 +74,14 @@ function emptyPast(vlm: OpenVlm): Record<string, ort.Tensor> {
   return feeds;
 }
 
-/** position_ids for `length` tokens from `start`: [1, len], or [3, 1, len] for M-RoPE decoders. */
+/**
+ * position_ids for `length` tokens from `start`: [1, len], or [3, 1, len] for M-RoPE decoders. 1-D ids are offset by
+ * the model's first position id (open.positionIdStart: PaliGemma counts from 1).
+ */
 function positionIds(vlm: OpenVlm, start: number, length: number, mrope: VlmRunRequest['mrope']): ort.Tensor {
   const rank = meta(vlm.decoder, 'position_ids').shape.length;
-  if (rank !== 3) return new ort.Tensor('int64', BigInt64Array.from({ length }, (_, i) => BigInt(start + i)), [1, length]);
+  const first = vlm.open.positionIdStart ?? 0;
+  if (rank !== 3) return new ort.Tensor('int64', BigInt64Array.from({ length }, (_, i) => BigInt(first + start + i)), [1, length]);
   const data = new BigInt64Array(3 * length);
   for (let axis = 0; axis < 3; axis++) {
     for (let i = 0; i < length; i++) {

@@ -64,9 +64,16 @@ export const FAMILY_CHAT_TEMPLATES: Readonly<Record<string, FamilyTemplate>> = {
   idefics3: { source: 'HuggingFaceTB/SmolVLM-Instruct', template: SMOLVLM },
 };
 
+/**
+ * Families whose processor builds the prompt and whose checkpoints publish no chat template: PaliGemma
+ * (PaliGemmaProcessor: `<image>`… `<bos>` text `\n`, vlm/families.ts). They never get a template (no fallback,
+ * no note, no error for a folder without one); a template a folder may carry is not used.
+ */
+export const FAMILIES_WITHOUT_CHAT_TEMPLATE: ReadonlySet<string> = new Set(['paligemma']);
+
 export interface ChatTemplateChoice {
-  /** Where it came from: a file of the folder, or `family` (the fallback). */
-  origin: 'tokenizer_config.json' | 'chat_template.jinja' | 'chat_template.json' | 'family';
+  /** Where it came from: a file of the folder, `family` (the fallback), or `processor` (none: FAMILIES_WITHOUT_CHAT_TEMPLATE). */
+  origin: 'tokenizer_config.json' | 'chat_template.jinja' | 'chat_template.json' | 'family' | 'processor';
   /** The template text; null when tokenizer_config.json has it (the tokenizer already holds it). */
   template: string | null;
   /** Set when the fallback is used: what the Models view tells the user. */
@@ -88,6 +95,7 @@ function present(value: unknown): boolean {
 
 /** The chat template of the model folder `modelDir` of `family`; throws when it has none and the family has no default. */
 export function resolveChatTemplate(modelDir: string, family: string): ChatTemplateChoice {
+  if (FAMILIES_WITHOUT_CHAT_TEMPLATE.has(family)) return { origin: 'processor', template: null, note: null };
   if (present(readJson(join(modelDir, 'tokenizer_config.json'))?.chat_template)) return { origin: 'tokenizer_config.json', template: null, note: null };
   const jinja = join(modelDir, 'chat_template.jinja');
   if (existsSync(jinja)) {

@@ -25,6 +25,8 @@ export interface Family {
   encode(question: string, image: ImageInput, textPrefix?: string): Promise<FamilyInputs>;
   /** Token map for input ids prepared elsewhere (fixtures, stored runs) — LLaVA-style only. */
   mapTokens(inputIds: BigInt64Array): ImageTokenPosition[];
+  /** The decoder's first position id when not 0 (PaliGemma: 1, as HF's `cache_position + 1` and transformers.js). */
+  positionIdStart?: number;
 }
 
 function llava(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
@@ -145,6 +147,46 @@ function idefics3(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, i
   };
 }
 
+/**
+ * PaliGemma: no chat template. The prompt is what HF's PaliGemmaProcessor (v4.46) builds for a question without an
+ * `<image>` placeholder (build_string_from_input): `<image>` per image, `<bos>`, the question, `\n`; each `<image>`
+ * expands to image_seq_length copies (the grid of the SigLIP tower, no CLS) and the text is tokenized with no special
+ * tokens added, since the processor turns the tokenizer's add_bos_token off. pixel_values come from the folder's
+ * SiglipImageProcessor: the whole image resized to size.height × size.width (Pillow's filter), no crop. With no image
+ * (blind 'none') the prompt is `<bos>question\n`, what build_string_from_input gives for 0 images (HF's processor
+ * refuses a call without images; the model runs it). The text-prefix control goes before the image tokens —
+ * `prefix <image>…<bos>question\n`, which the processor makes from a text with an explicit placeholder — so the
+ * image tokens move by the prefix's length. Positions start at 1 (HF: `cache_position + 1`). Every prefill token
+ * attends to every other (HF's inference mask, built inside the exported decoder from the 2-D attention_mask).
+ */
+function paligemma(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
+  const grid = llavaGrid(folder.config);
+  const perImage = grid.prefix + grid.rows * grid.cols;
+  const seqLen = Number(folder.preprocessor.image_seq_length ?? perImage);
+  if (seqLen !== perImage) throw new LoupeError('bad-input', `preprocessor_config.json image_seq_length ${seqLen} is not the ${grid.rows}×${grid.cols} patch grid of vision_config`);
+  const bos = (p.tokenizer as unknown as { bos_token?: string | null }).bos_token;
+  if (!bos) throw new LoupeError('bad-input', 'the tokenizer has no bos_token (PaliGemma prompts put it after the image tokens)');
+  const mapTokens = (ids: BigInt64Array) => imageTokenMap(ids, imageTokenId, grid);
+  return {
+    mapTokens,
+    positionIdStart: 1,
+    async encode(question, image, textPrefix) {
+      const images = await p.images(image);
+      const prefix = textPrefix?.trim();
+      if (prefix?.includes(imageToken)) throw new LoupeError('bad-input', `textPrefix must not contain the image placeholder ${imageToken}`);
+      const prompt = `${prefix ? `${prefix} ` : ''}${imageToken.repeat(images.length)}${bos}${question}\n`;
+      const ids = p.tokenizer.encode(prompt.split(imageToken).join(imageToken.repeat(perImage)), { add_special_tokens: false });
+      const inputIds: HostTensor = { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) };
+      return {
+        prompt,
+        inputIds,
+        ...(images.length > 0 && { pixelValues: await p.pixelValues(image) }),
+        imageTokens: mapTokens(inputIds.data as BigInt64Array),
+      };
+    },
+  };
+}
+
 export function familyFor(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
   switch (folder.family) {
     case 'llava':
@@ -154,6 +196,8 @@ export function familyFor(folder: ModelFolder, p: VlmProcessing, imageTokenId: n
       return qwen2vl(folder, p, imageTokenId, imageToken);
     case 'idefics3':
       return idefics3(folder, p, imageTokenId, imageToken);
+    case 'paligemma':
+      return paligemma(folder, p, imageTokenId, imageToken);
     default:
       throw new LoupeError('bad-input', `model family ${folder.family} has no input adapter`);
   }

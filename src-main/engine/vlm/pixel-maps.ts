@@ -5,6 +5,8 @@
  *  - Qwen2-VL / 2.5-VL: smart_resize of the whole image to a multiple of the merged patch, no
  *    crop — cells are proportional to the original image.
  *  - Idefics3 / SmolVLM global view: the whole image resized — proportional.
+ *  - PaliGemma: SiglipImageProcessor resizes the whole image to size.height × size.width, no crop —
+ *    proportional (wholeImageMap).
  */
 import { type Grid, type PixelMap, type Size, type ViewConfig, clipViewMap, wholeImageMap } from '../../../src-shared/vision/pixel-map.ts';
 import type { ModelFolder } from '../model-folder.ts';

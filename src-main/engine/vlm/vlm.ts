@@ -88,6 +88,7 @@ export class Vlm {
       imageTokenId: vlm.imageTokenId,
       numKeyValueHeads: text.num_key_value_heads ?? text.num_attention_heads,
       headDim: text.head_dim ?? text.hidden_size / text.num_attention_heads,
+      ...(vlm.family.positionIdStart !== undefined && { positionIdStart: vlm.family.positionIdStart }),
     });
     return vlm;
   }

@@ -73,4 +73,9 @@ describe('which template a folder gets', () => {
     expect(r.note).toMatch(/no chat template in the model folder.*llava family's published template \(llava-hf\/llava-1\.5-7b-hf\)/);
     expect(() => resolveChatTemplate(copyWithout(), 'mystery')).toThrow(/no chat template .* no default for family mystery/);
   });
+
+  it('paligemma: never a template (its processor builds the prompt), no note, no error', () => {
+    expect(resolveChatTemplate(copyWithout(), 'paligemma')).toEqual({ origin: 'processor', template: null, note: null });
+    expect(resolveChatTemplate(ALT, 'paligemma')).toEqual({ origin: 'processor', template: null, note: null });
+  });
 });
