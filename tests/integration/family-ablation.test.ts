@@ -30,6 +30,7 @@ const CASES = [
   { folder: 'hf-qwen2_5-vl/model-ort-fused', image: 'hf-qwen2_5-vl/image.png' },
   { folder: 'hf-idefics3/model', image: 'hf-idefics3/split.png' },
   { folder: 'hf-idefics3/model-ort-fused', image: 'hf-idefics3/split.png' },
+  { folder: 'hf-paligemma/model', image: 'hf-paligemma/wide.png' },
 ];
 const TEXT_TO_IMAGE: AblationSpec = { edits: [{ op: 'block', part: 'llm', layers: 'all', heads: 'all', queries: { kind: 'text' }, keys: { kind: 'image' }, excludeSelf: false }] };
 const QUESTION = 'What is in the picture?';

@@ -31,6 +31,7 @@ const FAMILIES = [
   { label: 'Qwen2-VL (Qwen2VLImageProcessor)', dir: 'hf-qwen2-vl' },
   { label: 'Qwen2.5-VL (Qwen2VLImageProcessor)', dir: 'hf-qwen2_5-vl' },
   { label: 'Idefics3 / SmolVLM (Idefics3ImageProcessor)', dir: 'hf-idefics3' },
+  { label: 'PaliGemma (SiglipImageProcessor)', dir: 'hf-paligemma' },
 ];
 
 let compute: ComputeClient;

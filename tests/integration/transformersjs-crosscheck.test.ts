@@ -36,6 +36,7 @@ const FIXTURES: Fixture[] = [
   { dir: 'hf-idefics3', styles: ['model', 'model-ort-fused'], model: 'Idefics3ForConditionalGeneration' },
   { dir: 'hf-qwen2-vl', styles: ['model', 'model-ort-fused'], model: 'Qwen2VLForConditionalGeneration' },
   { dir: 'hf-qwen2_5-vl', styles: ['model', 'model-ort-fused'], model: 'Qwen2_5_VLForConditionalGeneration', nestTextConfig: true },
+  { dir: 'hf-paligemma', styles: ['model'], model: 'PaliGemmaForConditionalGeneration' },
 ];
 
 let compute: ComputeClient;
