@@ -109,6 +109,7 @@ const withAnswer = (s: ReadoutSummary): StageAccuracy[] => [...s.stages, { stage
 
 /**
  * recovery = (ablated − floor) / (intact − floor) per stage and for the answer, over the runs done
+ * (the `blind` floor applies to the answer only; feature readouts use chance: `featureFloor`)
  * so far: cells of unfinished runs are null, and so is everything that needs the intact run
  * (its accuracies, the floor, every recovery) until it is done. A finished run whose readout
  * cannot be summarised (e.g. too many failed items) keeps null cells and says why in its `error`.
@@ -129,10 +130,13 @@ export function sweepSummary(store: Store, sweepId: string, floor: 'chance' | 'b
   const [intact, ...ablated] = done;
   const ablatedStages = ablated.map((a) => (a.summary ? withAnswer(a.summary) : []));
   let floorValue: number | null = null;
+  let featureFloor: number | null = null;
   let stages: ResultOf<'sweeps/summary'>['stages'];
   if (intact!.summary) {
     floorValue = floor === 'chance' ? intact!.summary.chance : intact!.summary.blind.accuracy;
-    stages = recoveryTable(withAnswer(intact!.summary), ablatedStages, floorValue);
+    featureFloor = intact!.summary.chance;
+    const answerFloor = floorValue;
+    stages = recoveryTable(withAnswer(intact!.summary), ablatedStages, (stage) => (stage === 'answer' ? answerFloor : featureFloor!));
   } else {
     // No intact run yet: the stages the finished ablated runs read out, in their order.
     const names = [...new Set(ablatedStages.flatMap((s) => s.map((x) => x.stage)))];
@@ -144,6 +148,7 @@ export function sweepSummary(store: Store, sweepId: string, floor: 'chance' | 'b
     runIds: runs.map((r) => r.id),
     runs: runs.map((r, i) => sweepRun(r, labels[i]!, done[i]!.error)),
     floor: floorValue,
+    featureFloor,
     stages,
   };
 }

@@ -181,7 +181,10 @@ export const methods = {
       name: z.string(),
       runIds: z.array(Id),
       runs: z.array(SweepRun),
+      /** The answer row's floor (chance or the blind answer's accuracy). */
       floor: z.number().nullable(),
+      /** The feature readouts' floor: always chance (a blank image has no features to probe). */
+      featureFloor: z.number().nullable(),
       stages: z.array(z.object({ stage: z.string(), intact: z.number().nullable(), ablated: z.array(z.number().nullable()), recovery: z.array(z.number().nullable()) })),
     }),
   },

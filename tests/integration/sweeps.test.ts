@@ -36,13 +36,16 @@ async function expectRecoveryFromReadouts(sweep: Summary, floor: 'chance' | 'bli
   const acc = (s: Readout | null, stage: string) => (s === null ? null : stage === 'answer' ? s.answer.accuracy : s.stages.find((x) => x.stage === stage)!.accuracy);
   const [intact, ...ablated] = readouts;
   expect(sweep.floor).toBe(floor === 'chance' ? intact!.chance : intact!.blind.accuracy);
+  // Feature readouts always use chance: a blank image has no features to probe.
+  expect(sweep.featureFloor).toBe(intact!.chance);
   expect(sweep.stages.map((s) => s.stage)).toEqual([...intact!.stages.map((s) => s.stage), 'answer']);
   for (const row of sweep.stages) {
     expect(row.intact).toBe(acc(intact!, row.stage));
     row.ablated.forEach((a, j) => {
       expect(a).toBe(acc(ablated[j]!, row.stage));
-      if (a === null || row.intact === sweep.floor) expect(row.recovery[j]).toBeNull();
-      else expect(row.recovery[j]).toBeCloseTo((a - sweep.floor!) / (row.intact! - sweep.floor!), 12);
+      const f = row.stage === 'answer' ? sweep.floor! : sweep.featureFloor!;
+      if (a === null || row.intact === f) expect(row.recovery[j]).toBeNull();
+      else expect(row.recovery[j]).toBeCloseTo((a - f) / (row.intact! - f), 12);
     });
   }
 }

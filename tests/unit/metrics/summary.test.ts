@@ -39,7 +39,11 @@ describe('recovery under ablation', () => {
     expect(recovery(0.5, 0.9, 0.5)).toBe(0);
     expect(recovery(0.9, 0.9, 0.5)).toBe(1);
     expect(recovery(0.6, 0.5, 0.5)).toBeNull();
-    const t = recoveryTable([{ stage: 'enc', accuracy: 0.8 }, { stage: 'llm', accuracy: 0.6 }], [[{ stage: 'enc', accuracy: 0.2 }, { stage: 'llm', accuracy: 0.6 }]], 0.2);
+    const t = recoveryTable([{ stage: 'enc', accuracy: 0.8 }, { stage: 'llm', accuracy: 0.6 }], [[{ stage: 'enc', accuracy: 0.2 }, { stage: 'llm', accuracy: 0.6 }]], () => 0.2);
     expect(t.map((r) => r.recovery[0])).toEqual([0, 1]);
+    // Each stage its own floor: the answer against the blind answer (0.4), features against chance (0.25).
+    const u = recoveryTable([{ stage: 'enc', accuracy: 0.75 }, { stage: 'answer', accuracy: 0.8 }], [[{ stage: 'enc', accuracy: 0.5 }, { stage: 'answer', accuracy: 0.6 }]], (s) => (s === 'answer' ? 0.4 : 0.25));
+    expect(u[0]!.recovery[0]).toBeCloseTo(0.5, 12);
+    expect(u[1]!.recovery[0]).toBeCloseTo(0.5, 12);
   });
 });
