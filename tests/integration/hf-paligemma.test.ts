@@ -8,10 +8,12 @@
  * SiglipImageProcessor (Pillow resize of the whole image), the token map, resolveTaps, the ORT forward pass —
  * and is compared with HF's processor and PyTorch forward / generate.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import type { AblationSpec } from '../../src-shared/ablation/spec.ts';
+import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
 import { wholeImageMap } from '../../src-shared/vision/pixel-map.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
@@ -228,5 +230,46 @@ describe('blind baseline and text prefix', () => {
     expect(res.prompt).toBe(`there are dots <image><bos>${c.question}\n`);
     expect(res.inputIds).toEqual([...vlm.processing.tokenIdsOf('there are dots'), ...c.input_ids]);
     expect(res.imageTokens.map((t) => t.position)).toEqual(c.image_token_positions.map((p) => p + 3));
+  });
+});
+
+describe('vision-tower ablation on PaliGemma\'s SigLIP (patches only, no CLS)', () => {
+  const ISOLATE: AblationSpec = { edits: [{ op: 'block', part: 'vision', layers: 'all', heads: 'all', queries: { kind: 'patches' }, keys: { kind: 'all' }, excludeSelf: true }] };
+  /** A 32×32 image (the processor's size: no resize) and the same with one patch (row 2, col 3) repainted. */
+  function images(): [string, string] {
+    const png = new PNG({ width: 32, height: 32 });
+    for (let i = 0; i < 32 * 32; i++) png.data.set([(i * 7) % 256, (i * 13) % 256, (i * 29) % 256, 255], i * 4);
+    const a = join(tempDir(), 'a.png');
+    writeFileSync(a, PNG.sync.write(png));
+    for (let y = 8; y < 12; y++) for (let x = 12; x < 16; x++) png.data.set([255, 0, 0, 255], (y * 32 + x) * 4);
+    const b = join(tempDir(), 'b.png');
+    writeFileSync(b, PNG.sync.write(png));
+    return [a, b];
+  }
+  const rowsChanged = (x: HostTensor, y: HostTensor) => {
+    const a = toFloat32(x);
+    const b = toFloat32(y);
+    const dim = x.shape[2]!;
+    const rows: number[] = [];
+    for (let r = 0; r < a.length / dim; r++) if (a.subarray(r * dim, (r + 1) * dim).some((v, j) => v !== b[r * dim + j])) rows.push(r);
+    return rows;
+  };
+
+  it('zero bias is bit-identical; patch → other tokens blocked in every layer: repainting one patch changes only its own feature row', async () => {
+    const folder = openModelFolder(join(DIR, 'model'));
+    const taps = await resolveTaps(folder, { projector: false, imageKV: false, visionLayers: false, llmLayers: false, attention: false }, { cacheRoot: tempDir(), modelHash: 'hf-paligemma-vision-ablation' }, ISOLATE);
+    const ablatable = await Vlm.open(folder, compute, 'hf-paligemma-vision-ablation', taps.files);
+    const [a, b] = images();
+    const q = 'answer en What colour is the square?';
+    const plainA = await vlm.forward(q, { kind: 'files', paths: [a] });
+    const zeroA = await ablatable.forward(q, { kind: 'files', paths: [a] });
+    expect(Array.from(toFloat32(zeroA.imageFeatures!))).toEqual(Array.from(toFloat32(plainA.imageFeatures!)));
+    const plainB = await vlm.forward(q, { kind: 'files', paths: [b] });
+    const isoA = await ablatable.forward(q, { kind: 'files', paths: [a] }, { ablation: ISOLATE });
+    const isoB = await ablatable.forward(q, { kind: 'files', paths: [b] }, { ablation: ISOLATE });
+    const patch = 2 * 8 + 3;
+    expect(rowsChanged(plainA.imageFeatures!, plainB.imageFeatures!).length).toBe(index.image_seq_length);
+    expect(rowsChanged(isoA.imageFeatures!, isoB.imageFeatures!)).toEqual([patch]);
+    expect(relativeError(isoA.imageFeatures!, plainA.imageFeatures!)).toBeGreaterThan(1e-3);
   });
 });

@@ -5,7 +5,7 @@
  * src-shared/ablation/mask.ts).
  *
  * Vision layouts are known for LLaVA-style towers (CLIP: CLS + rows×cols patches; SigLIP: patches
- * only). Qwen2-VL (packed patches, windowed attention) and Idefics3 (tiles) vision towers are
+ * only) and PaliGemma's SigLIP. Qwen2-VL (packed patches, windowed attention) and Idefics3 (tiles) vision towers are
  * refused for vision edits; LLM edits work for every family.
  */
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
@@ -18,7 +18,8 @@ import { type ImageTokenPosition, llavaGrid } from './token-map.ts';
 
 /** The vision tower's token layout, or undefined when Loupe does not know it for this family. */
 export function visionTokenLayout(folder: ModelFolder): TokenLayout | undefined {
-  if (folder.family !== 'llava' && folder.family !== 'llava-onevision') return undefined;
+  // PaliGemma's tower is a plain SigLIP over one whole-image grid (no CLS), as LLaVA-OneVision's base view.
+  if (folder.family !== 'llava' && folder.family !== 'llava-onevision' && folder.family !== 'paligemma') return undefined;
   const grid = llavaGrid(folder.config);
   const type = String((folder.config.vision_config as { model_type?: string } | undefined)?.model_type ?? 'clip_vision_model');
   return visionLayout({ cls: type.includes('siglip') ? 0 : 1, rows: grid.rows, cols: grid.cols });
