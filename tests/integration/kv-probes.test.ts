@@ -62,7 +62,7 @@ describe('KV-token segmentation', () => {
     show(rows);
     expect(rows.map((r) => `${r.layer}.${r.kind}`)).toEqual(['0.key', '0.value', '1.key', '1.value', '2.key', '2.value', '3.key', '3.value']);
     for (const r of rows) {
-      expect(r).toMatchObject({ metric: 'mIoU (8-shot)', items: 40 });
+      expect(r).toMatchObject({ metric: 'object IoU on the token grid (8-shot)', items: 40 });
       for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
     }
     const v0 = pick(rows, 'segmentation-few-shot', 0, 'value');
@@ -70,7 +70,7 @@ describe('KV-token segmentation', () => {
     expect(v0.value).toBeGreaterThan(2 * v0.control);
     // shots is a parameter: 4 training items leave 44 to evaluate.
     const four = pick(await call<Row[]>('kv/probes', { runId, shots: 4 }), 'segmentation-few-shot', 0, 'value');
-    expect(four).toMatchObject({ metric: 'mIoU (4-shot)', items: 44 });
+    expect(four).toMatchObject({ metric: 'object IoU on the token grid (4-shot)', items: 44 });
   });
 
   it('explains what is missing when the run has no K/V captures', async () => {
@@ -89,13 +89,13 @@ describe('KV-token correspondence and propagation', () => {
     show(rows);
     expect([...new Set(rows.map((r) => r.probe))]).toEqual(['segmentation', 'segmentation-few-shot', 'correspondence', 'propagation']);
     const v0 = pick(rows, 'correspondence', 0, 'value');
-    expect(v0).toMatchObject({ metric: 'PCK@0.1', items: 32 });
+    expect(v0).toMatchObject({ metric: 'PCK@0.1 (image size, 1 point)', items: 32 });
     expect(v0.value).toBeGreaterThan(v0.control + 0.25);
     expect(v0.value).toBeGreaterThan(3 * v0.control);
     for (const r of rows) for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
     // α is a parameter: a looser threshold can only admit more matches.
     const loose = pick(await call<Row[]>('kv/probes', { runId, alpha: 0.3 }), 'correspondence', 0, 'value');
-    expect(loose.metric).toBe('PCK@0.3');
+    expect(loose.metric).toBe('PCK@0.3 (image size, 1 point)');
     expect(loose.value).toBeGreaterThanOrEqual(v0.value);
   });
 
@@ -104,7 +104,7 @@ describe('KV-token correspondence and propagation', () => {
     const rows = await call<Row[]>('kv/probes', { runId, k: 5 });
     show(rows.filter((r) => r.probe !== 'segmentation'));
     const j = pick(rows, 'propagation', 0, 'value');
-    expect(j.metric).toBe('J (k=5)');
+    expect(j.metric).toBe('J region, 1 hop (k=5)');
     expect(j.items).toBeGreaterThanOrEqual(16); // items whose object covers a whole patch in both frames
     expect(j.value).toBeGreaterThan(j.control + 0.1);
     expect(j.value).toBeGreaterThan(3 * j.control);
@@ -194,7 +194,7 @@ describe('KV-token referring expressions', () => {
     for (const layer of [0, 1, 2, 3]) {
       for (const kind of ['key', 'value'] as const) {
         const ious = results.map((r, i) => recompute(r.itemId, toF32(tensorsOf(i)), layer, kind));
-        expect(pick(rows, 'referring', layer, kind, 'mIoU').value).toBeCloseTo(ious.reduce((s, x) => s + x, 0) / ious.length, 9);
+        expect(pick(rows, 'referring', layer, kind, 'mean box IoU').value).toBeCloseTo(ious.reduce((s, x) => s + x, 0) / ious.length, 9);
         expect(pick(rows, 'referring', layer, kind, 'acc@IoU≥0.5').value).toBeCloseTo(ious.filter((x) => x >= 0.5).length / ious.length, 9);
       }
     }

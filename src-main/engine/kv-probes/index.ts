@@ -9,7 +9,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
 import { type SegmentationItem, fewShotSegmentation } from '../../../src-shared/metrics/few-shot-segmentation.ts';
-import { PROBES, type Probe, type ProbeOptions, ProbeItem, type Score, correspondenceScores, propagationScores, referringLabel, referringScores, segmentationScores, segmentationTarget } from './probes.ts';
+import { PROBES, SEGMENTATION_METRIC, type Probe, type ProbeOptions, ProbeItem, type Score, correspondenceScores, propagationScores, referringLabel, referringScores, segmentationScores, segmentationTarget } from './probes.ts';
 import { ItemTokens, type KvKind } from './tokens.ts';
 import { openModelFolder } from '../model-folder.ts';
 import { viewMapper } from '../vlm/pixel-maps.ts';
@@ -75,7 +75,7 @@ export function kvProbes(store: Store, runId: string, options: Partial<ProbeOpti
   for (const f of fewShot.values()) {
     const r = fewShotSegmentation(f.items, f.d, o.shots, { seed: 1 });
     if (!r) continue;
-    acc.set(`segmentation-few-shot|${f.layer}|${f.kind}`, { row: { probe: 'segmentation-few-shot', metric: `mIoU (${o.shots}-shot)`, layer: f.layer, kind: f.kind }, sum: r.miou * r.items, control: r.control * r.items, n: r.items });
+    acc.set(`segmentation-few-shot|${f.layer}|${f.kind}`, { row: { probe: 'segmentation-few-shot', metric: `${SEGMENTATION_METRIC} (${o.shots}-shot)`, layer: f.layer, kind: f.kind }, sum: r.miou * r.items, control: r.control * r.items, n: r.items });
   }
   if (withImageKV === 0) throw new LoupeError('bad-input', `run ${runId} captured no image K/V: run vlm-forward with taps.imageKV (--spec '{"taps":{"imageKV":true}}')`);
   if (referringItems > 0 && withPromptKV === 0) {

@@ -31,6 +31,16 @@ import { type InstanceMask, idAt, imageSize, readMask } from './images.ts';
 import { type ItemTokens, type KvKind, gatherTokens, kvTensors } from './tokens.ts';
 
 export const PROBES = KvProbe.options;
+
+/*
+ * Metric names say what is computed, which is not yet the papers' protocols (issue 22): the
+ * marked object's IoU on the token grid per item (not class-wise mIoU), PCK normalised by the
+ * image size with one keypoint per item (not SPair's bounding box over all keypoints), region J
+ * of one propagation hop (no boundary F, not every frame).
+ */
+export const SEGMENTATION_METRIC = 'object IoU on the token grid';
+export const correspondenceMetric = (alpha: number) => `PCK@${alpha} (image size, 1 point)`;
+export const propagationMetric = (k: number) => `J region, 1 hop (k=${k})`;
 export type Probe = (typeof PROBES)[number];
 
 export interface Score {
@@ -123,7 +133,7 @@ export function segmentationScores(p: ProbeItem, o: ProbeOptions): Score[] {
     const d = p.tokens.width(name);
     const u = p.tokens.unit(name, 0);
     const seg = segmentBySimilarity(dotRows(u, u, n, d, query * d));
-    return { probe: 'segmentation', metric: 'mIoU', layer, kind, value: iou(seg, truth), control: meanOver(o.seeds, (s) => iou(shuffle(seg, 17 + s), truth)) };
+    return { probe: 'segmentation', metric: SEGMENTATION_METRIC, layer, kind, value: iou(seg, truth), control: meanOver(o.seeds, (s) => iou(shuffle(seg, 17 + s), truth)) };
   });
 }
 
@@ -160,7 +170,7 @@ export function correspondenceScores(p: ProbeItem, o: ProbeOptions): Score[] {
   const perms = permutations(dst.grid.rows * dst.grid.cols, o.seeds);
   return p.tokens.kv.map(({ name, layer, kind }) => {
     const m = matchPoint(p.tokens.unit(name, pair.a.image), sourcePatch, p.tokens.unit(name, pair.b.image), p.tokens.width(name), mapB, pair.b.at, o.alpha, perms);
-    return { probe: 'correspondence', metric: `PCK@${o.alpha}`, layer, kind, value: m.correct ? 1 : 0, control: m.control };
+    return { probe: 'correspondence', metric: correspondenceMetric(o.alpha), layer, kind, value: m.correct ? 1 : 0, control: m.control };
   });
 }
 
@@ -186,7 +196,7 @@ export function propagationScores(p: ProbeItem, o: ProbeOptions): Score[] {
   if (!sourceLabels.some((c) => c > 0.5) || !truth.some(Boolean)) return [];
   return p.tokens.kv.map(({ name, layer, kind }) => {
     const pred = propagateMask(p.tokens.unit(name, pair.a.image), sourceLabels, p.tokens.unit(name, pair.b.image), p.tokens.width(name), { k: o.k });
-    return { probe: 'propagation', metric: `J (k=${o.k})`, layer, kind, value: iou(pred, truth), control: meanOver(o.seeds, (s) => iou(shuffle(pred, 17 + s), truth)) };
+    return { probe: 'propagation', metric: propagationMetric(o.k), layer, kind, value: iou(pred, truth), control: meanOver(o.seeds, (s) => iou(shuffle(pred, 17 + s), truth)) };
   });
 }
 
@@ -235,7 +245,7 @@ export function referringScores(p: ProbeItem, o: ProbeOptions): Score[] {
     const control = controls.reduce((s, x) => s + x, 0) / (controls.length || 1);
     const hitControl = controls.filter((x) => x >= 0.5).length / (controls.length || 1);
     out.push({ probe: 'referring', metric: 'acc@IoU≥0.5', layer: t.layer, kind: t.kind, value: value >= 0.5 ? 1 : 0, control: hitControl });
-    out.push({ probe: 'referring', metric: 'mIoU', layer: t.layer, kind: t.kind, value, control });
+    out.push({ probe: 'referring', metric: 'mean box IoU', layer: t.layer, kind: t.kind, value, control });
   }
   return out;
 }
