@@ -8,7 +8,9 @@
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
  *   loupe cancel  --run ID
  *   loupe variants --model ID        the dtype exports each session of a model has
- *   loupe sweep   --model ID --dataset ID [--limit N] [--variant …]   compensation sweep: patch↔patch blocked in the last k vision layers
+ *   loupe sweep   --model ID --dataset ID [--limit N] [--variant …] [--family vision-patches|vision-single|llm-text-image|llm-image-image]
+ *                 [--from first|last] [--keys patches|all]   compensation sweep (default: patch↔patch blocked in the last k vision layers;
+ *                 --keys all blocks patch → every other token, CLS included)
  *   loupe kv-segmentation --run ID   zero-shot segmentation from image K/V tokens of a vlm-forward run (taps.imageKV)
  *   loupe kv-probes --run ID [--alpha 0.1] [--k 5] [--shots 8]   segmentation (zero- and few-shot), correspondence PCK, mask propagation, referring boxes from K/V tokens
  *   loupe kv-key-tokens --run ID [--max-per-layer 5] [--threshold 0.25] [--input-floor 0] [--block]   input-agnostic image key tokens per LLM layer;
@@ -21,7 +23,7 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
+import { type SweepFamily, modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
 import { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import { LoupeError, toErrorPayload } from '../../src-shared/contract/errors.ts';
 import { type ModelVariant, parseVariantFlag } from '../../src-shared/jobs/variant.ts';
@@ -55,10 +57,27 @@ const { positionals, values } = parseArgs({
     'input-floor': { type: 'string' },
     block: { type: 'boolean', default: false },
     base: { type: 'string' },
+    family: { type: 'string', default: 'vision-patches' },
+    from: { type: 'string' },
+    keys: { type: 'string' },
   },
 });
 
 const [command = 'help', arg] = positionals;
+
+/** `--family` / `--from` / `--keys` as a sweep family; anything else is a bad-input error naming the choices. */
+function sweepFamily(): SweepFamily {
+  const one = <T extends string>(flag: string, value: string | undefined, choices: readonly T[], fallback: T): T => {
+    if (value === undefined) return fallback;
+    if (!(choices as readonly string[]).includes(value)) throw new LoupeError('bad-input', `--${flag} must be one of ${choices.join(', ')}, not "${value}"`);
+    return value as T;
+  };
+  const kind = one('family', values.family, ['vision-patches', 'vision-single', 'llm-text-image', 'llm-image-image'] as const, 'vision-patches');
+  const keys = one('keys', values.keys, ['patches', 'all'] as const, 'patches');
+  if (kind === 'vision-single') return { kind, keys };
+  if (kind === 'vision-patches') return { kind, keys, from: one('from', values.from, ['first', 'last'] as const, 'last') };
+  return { kind, from: one('from', values.from, ['first', 'last'] as const, 'first') };
+}
 
 /** `--variant` as a spec field (`{}` when absent); a malformed value is a bad-input error. */
 function variantOption(): { variant?: ModelVariant } {
@@ -124,10 +143,10 @@ async function main(): Promise<void> {
       break;
     }
     case 'sweep': {
-      // Preset "patch-isolation": patch→other-patch attention blocked in the last k vision layers, k = 1…L.
+      // Default: patch→other-patch attention blocked in the last k vision layers, k = 1…L (sweep-grid.ts families).
       if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe sweep needs --model and --dataset');
-      const grid = sweepGrid({ kind: 'vision-patches' }, modelShape(engine.store.models.get(values.model).config));
-      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `patch isolation · ${values.dataset}`, base: { limit: Number(values.limit), ...variantOption() }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label) })) as { sweepId: string };
+      const grid = sweepGrid(sweepFamily(), modelShape(engine.store.models.get(values.model).config));
+      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `${values.family} · ${values.dataset}`, base: { limit: Number(values.limit), ...variantOption() }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label) })) as { sweepId: string };
       await engine.queue.drained();
       print(await call(engine, 'sweeps/summary', { sweepId: started.sweepId }));
       break;

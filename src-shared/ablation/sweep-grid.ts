@@ -9,6 +9,9 @@
  *
  * Families:
  *   - `vision-patches`: patch↔patch (every patch → every other patch) blocked in the last k vision layers;
+ *     `keys: 'all'` blocks patch → every other token *including CLS* (without it patches still reach
+ *     each other through CLS — the paper's "patch → all"), `from: 'first'` grows the window from layer 0;
+ *   - `vision-single`: the same edges in one vision layer at a time (one spec per layer);
  *   - `llm-text-image`: text → image blocked in k LLM layers, a window growing from the first or last layer;
  *   - `llm-image-image`: image patch ↔ image patch blocked in k LLM layers, growing the same way.
  * Blocked-edge counts come from the same mask builder the engine feeds the graph (mask.ts), on
@@ -66,7 +69,8 @@ export function sampleLayouts(shape: ModelShape): Record<AblationPart, TokenLayo
 }
 
 export type SweepFamily =
-  | { kind: 'vision-patches' }
+  | { kind: 'vision-patches'; from?: 'first' | 'last'; keys?: 'patches' | 'all' }
+  | { kind: 'vision-single'; keys?: 'patches' | 'all' }
   | { kind: 'llm-text-image'; from: 'first' | 'last' }
   | { kind: 'llm-image-image'; from: 'first' | 'last' };
 
@@ -96,10 +100,16 @@ export function sweepGrid(family: SweepFamily, shape: ModelShape, step = 1): Swe
   });
   const patches = { kind: 'patches' } as const;
   switch (family.kind) {
-    case 'vision-patches': {
+    case 'vision-patches':
+    case 'vision-single': {
       const L = shape.vision.layers;
       if (!L.length) throw new LoupeError('bad-input', 'the model has no exported vision layers to ablate');
-      return windowSizes(L.length, step).map((k) => ({ label: `vision patch↔patch · last ${k}`, spec: block('vision', windowLayers(L, k, 'last'), patches, patches, true) }));
+      const toAll = family.keys === 'all';
+      const keys = toAll ? ({ kind: 'all' } as const) : patches;
+      const edges = toAll ? 'patch→all' : 'patch↔patch';
+      if (family.kind === 'vision-single') return L.map((l) => ({ label: `vision ${edges} · layer ${l}`, spec: block('vision', [l], patches, keys, true) }));
+      const from = family.from ?? 'last';
+      return windowSizes(L.length, step).map((k) => ({ label: `vision ${edges} · ${from} ${k}`, spec: block('vision', windowLayers(L, k, from), patches, keys, true) }));
     }
     case 'llm-text-image':
     case 'llm-image-image': {

@@ -47,6 +47,16 @@ describe('sweep grids', () => {
     }
   });
 
+  it('family (a) variants: patch → all (CLS included) from the first layer, and single layers', () => {
+    const toAll = sweepGrid({ kind: 'vision-patches', keys: 'all', from: 'first' }, shape);
+    expect(toAll.map((g) => layersOf(g.spec))).toEqual([[[0]], [[0, 1]], [[0, 1, 2]], [[0, 1, 2, 3]]]);
+    expect(toAll[0]!.label).toBe('vision patch→all · first 1');
+    expect(toAll[0]!.spec.edits[0]).toMatchObject({ queries: { kind: 'patches' }, keys: { kind: 'all' }, excludeSelf: true });
+    const single = sweepGrid({ kind: 'vision-single', keys: 'all' }, shape);
+    expect(single.map((g) => layersOf(g.spec))).toEqual([[[0]], [[1]], [[2]], [[3]]]);
+    expect(single.map((g) => g.label)).toEqual([0, 1, 2, 3].map((l) => `vision patch→all · layer ${l}`));
+  });
+
   it('families (b) and (c): windows growing from the first or the last LLM layer', () => {
     const first = sweepGrid({ kind: 'llm-text-image', from: 'first' }, shape);
     expect(first.map((g) => layersOf(g.spec))).toEqual([[[0]], [[0, 1]], [[0, 1, 2]]]);
@@ -78,6 +88,9 @@ describe('blocked edges on the sample layouts', () => {
     // Each patch → the 3 other patches: 4·3 = 12 edges per head, 2 heads.
     expect(blockedEdges(k1!.spec, shape)).toEqual({ layers: 1, blocked: 12 * 2 });
     expect(blockedEdges(k2!.spec, shape)).toEqual({ layers: 2, blocked: 2 * 12 * 2 });
+    // Patch → all: also each patch → CLS, 4·4 = 16 edges per head (patches no longer reach each other through CLS).
+    const [a1] = sweepGrid({ kind: 'vision-patches', keys: 'all' }, shape);
+    expect(blockedEdges(a1!.spec, shape)).toEqual({ layers: 1, blocked: 16 * 2 });
     // Text → image in the causal LLM: only the 12 text tokens after the image see it: 12·4 per head.
     const [t1] = sweepGrid({ kind: 'llm-text-image', from: 'first' }, shape);
     expect(blockedEdges(t1!.spec, shape)).toEqual({ layers: 1, blocked: 12 * 4 * 2 });
