@@ -13,7 +13,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../compute/compute-client.ts';
 import { openModelFolder, textConfigOf } from '../engine/model-folder.ts';
 import type { ImageInput } from '../engine/vlm/processing.ts';
-import { attentionAsBHQK, gatherSequence } from '../engine/vlm/slicing.ts';
+import { attentionAsBHQK, concatTokens, gatherSequence } from '../engine/vlm/slicing.ts';
 import { locateQuestion } from '../engine/vlm/prompt-tokens.ts';
 import { resolveTaps } from '../engine/vlm/tap-sets.ts';
 import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
@@ -81,7 +81,15 @@ export class VlmForwardRunner implements JobRunner {
         }
         if (spec.taps.projector && res.imageFeatures) keep('projector', res.imageFeatures);
         const positions = res.imageTokens.map((t) => t.position);
-        if (spec.taps.imageKV) for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
+        if (spec.taps.imageKV && spec.imagesAlone && spec.image === 'image' && item.images.length > 1) {
+          // Each image's K/V from its own pass, concatenated in image order.
+          const alone = [];
+          for (const p of item.images) alone.push(await vlm.forward(item.prompt, { kind: 'files', paths: [join(dataset.path, p)] }, { decoderTaps: kvNames, ...(spec.textPrefix && { textPrefix: spec.textPrefix }) }));
+          const rows = alone.flatMap((r, image) => r.imageTokens.map((t) => ({ ...t, image })));
+          tensors.image_token_map = { dtype: 'int32', shape: [rows.length, 5], data: Int32Array.from(rows.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) };
+          for (const n of kvNames) keep(`image_${n.replace('present.', 'kv.')}`, concatTokens(alone.map((r) => gatherSequence(r.taps[n]!, r.imageTokens.map((t) => t.position)))));
+          values.imageKv = 'each image alone';
+        } else if (spec.taps.imageKV) for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
         if (spec.taps.promptKV) {
           // The question's own tokens (not the chat template), with the word each belongs to.
           const piece = (id: number) => vlm.processing.tokenizer.decode([id], { skip_special_tokens: false });

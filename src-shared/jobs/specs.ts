@@ -77,6 +77,13 @@ export const VlmForwardSpec = z
      * used is recorded in the run's provenance.
      */
     variant: ModelVariant.optional(),
+    /**
+     * Multi-image items: take each image's K/V (`image_kv.*`, `image_token_map`) from a forward
+     * pass with that image alone, as the papers encode images — in one prompt the second image's
+     * tokens have attended to the first. The answer still comes from the one prompt with every
+     * image; token positions in `image_token_map` are those of the image's own pass.
+     */
+    imagesAlone: z.boolean().optional(),
   })
   .strict();
 export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;

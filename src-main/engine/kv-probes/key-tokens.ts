@@ -237,6 +237,9 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
   const inputFloor = options.inputFloor ?? 0;
   const run = store.runs.get(runId);
   if (run.kind !== 'vlm-forward') throw new LoupeError('bad-input', `run ${runId} is a ${run.kind} run; key tokens are found in vlm-forward runs with taps.imageKV`);
+  if ((run.spec as { imagesAlone?: boolean }).imagesAlone) {
+    throw new LoupeError('bad-input', `run ${runId} took each image's K/V from its own pass (imagesAlone); key tokens and the text → token blocking they propose need the one prompt's K/V and positions: run without imagesAlone`);
+  }
   const acc = new Map<number, Map<string, { slot: Slot; w: KeyVariance; att: number; attItems: number }>>();
   const input = new Map<string, KeyVariance>();
   let inputLayer: number | undefined;

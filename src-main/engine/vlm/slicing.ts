@@ -16,6 +16,22 @@ export function gatherSequence(t: HostTensor, positions: number[]): HostTensor {
   return { dtype: 'float32', shape: [heads, positions.length, dim], data: out };
 }
 
+/** [heads, n_i, dim] tensors (same heads and dim) → [heads, Σ n_i, dim], in order. */
+export function concatTokens(parts: HostTensor[]): HostTensor {
+  const [heads = 0, , dim = 0] = parts[0]?.shape ?? [];
+  const n = parts.reduce((s, t) => s + t.shape[1]!, 0);
+  const out = new Float32Array(heads * n * dim);
+  let offset = 0;
+  for (const t of parts) {
+    if (t.shape[0] !== heads || t.shape[2] !== dim) throw new Error(`cannot concatenate [${t.shape.join(', ')}] to [${heads}, ·, ${dim}]`);
+    const k = t.shape[1]!;
+    const src = toFloat32(t);
+    for (let h = 0; h < heads; h++) out.set(src.subarray(h * k * dim, (h + 1) * k * dim), (h * n + offset) * dim);
+    offset += k;
+  }
+  return { dtype: 'float32', shape: [heads, n, dim], data: out };
+}
+
 /**
  * Attention probabilities as [batch, heads, q, k] whatever the exporter's layout: PyTorch's
  * fused multi-head attention exports [batch·heads, q, k]; GQA written as a broadcast MatMul
