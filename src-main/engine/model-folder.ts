@@ -12,6 +12,7 @@ import { resolveChatTemplate } from './vlm/chat-templates.ts';
 /** `model_type` values and the family Loupe treats them as. */
 const FAMILIES: Record<string, string> = {
   llava: 'llava',
+  llava_next: 'llava-next',
   llava_onevision: 'llava-onevision',
   llava_qwen2: 'llava-onevision',
   idefics3: 'idefics3',

@@ -32,6 +32,8 @@ const FAMILIES = [
   { label: 'Qwen2.5-VL (Qwen2VLImageProcessor)', dir: 'hf-qwen2_5-vl' },
   { label: 'Idefics3 / SmolVLM (Idefics3ImageProcessor)', dir: 'hf-idefics3' },
   { label: 'PaliGemma (SiglipImageProcessor)', dir: 'hf-paligemma' },
+  { label: 'LLaVA-NeXT (LlavaNextImageProcessor)', dir: 'hf-llava-next' },
+  { label: 'LLaVA-OneVision (LlavaOnevisionImageProcessor)', dir: 'hf-llava-onevision' },
 ];
 
 let compute: ComputeClient;

@@ -5,8 +5,9 @@
  * src-shared/ablation/mask.ts).
  *
  * Vision layouts are known for LLaVA-style towers (CLIP: CLS + rows×cols patches; SigLIP: patches
- * only) and PaliGemma's SigLIP. Qwen2-VL (packed patches, windowed attention) and Idefics3 (tiles) vision towers are
- * refused for vision edits; LLM edits work for every family.
+ * only) and PaliGemma's SigLIP. Qwen2-VL (packed patches, windowed attention), Idefics3 (tiles) and anyres
+ * LLaVA-NeXT / LLaVA-OneVision (a base view and a variable number of crops per image, run as one batch) vision
+ * towers are refused for vision edits; LLM edits work for every family.
  */
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { type TokenLayout, visionLayout } from '../../../src-shared/ablation/mask.ts';
@@ -14,25 +15,28 @@ import { type AblationPart, type AblationSpec, ablatedParts } from '../../../src
 import { refuseTokenAblation } from '../../../src-shared/ablation/mask.ts';
 import type { VlmAblation } from '../../compute/vlm/types.ts';
 import { type ModelFolder, textConfigOf } from '../model-folder.ts';
+import { isAnyres } from './anyres-images.ts';
 import { type ImageTokenPosition, llavaGrid } from './token-map.ts';
 
 /** The vision tower's token layout, or undefined when Loupe does not know it for this family. */
 export function visionTokenLayout(folder: ModelFolder): TokenLayout | undefined {
   // PaliGemma's tower is a plain SigLIP over one whole-image grid (no CLS), as LLaVA-OneVision's base view.
   if (folder.family !== 'llava' && folder.family !== 'llava-onevision' && folder.family !== 'paligemma') return undefined;
+  if (isAnyres(folder)) return undefined; // base view + crops as one batch: no single-crop layout applies
   const grid = llavaGrid(folder.config);
   const type = String((folder.config.vision_config as { model_type?: string } | undefined)?.model_type ?? 'clip_vision_model');
   return visionLayout({ cls: type.includes('siglip') ? 0 : 1, rows: grid.rows, cols: grid.cols });
 }
 
-/** Image tokens with a row-major patch index within their image/tile (−1 for prefix tokens such as a kept CLS). */
+/**
+ * Image tokens with a row-major patch index within their image/tile (−1 for prefix tokens such as a kept CLS, and for
+ * anyres image_newline tokens). The grid width is the image's widest tile: every tile of an image has the same patch
+ * grid in every family Loupe maps, and an anyres crop cut by unpadding lists only some of its columns.
+ */
 export function llmImageTokens(tokens: readonly ImageTokenPosition[]): { position: number; patch: number }[] {
-  const cols = new Map<string, number>();
-  for (const t of tokens) {
-    const key = `${t.image}:${t.tile}`;
-    cols.set(key, Math.max(cols.get(key) ?? 0, t.col + 1));
-  }
-  return tokens.map((t) => ({ position: t.position, patch: t.row < 0 ? -1 : t.row * cols.get(`${t.image}:${t.tile}`)! + t.col }));
+  const cols = new Map<number, number>();
+  for (const t of tokens) cols.set(t.image, Math.max(cols.get(t.image) ?? 0, t.col + 1));
+  return tokens.map((t) => ({ position: t.position, patch: t.row < 0 ? -1 : t.row * cols.get(t.image)! + t.col }));
 }
 
 export function attentionHeads(folder: ModelFolder, part: AblationPart): number {

@@ -59,6 +59,10 @@ const SMOLVLM =
 /** Family (model-folder.ts) → the template its reference checkpoint publishes. */
 export const FAMILY_CHAT_TEMPLATES: Readonly<Record<string, FamilyTemplate>> = {
   llava: { source: 'llava-hf/llava-1.5-7b-hf', template: LLAVA_1_5 },
+  // llava-hf/llava-v1.6-vicuna-7b-hf publishes the LLaVA-1.5 text (transformers' tests/models/llava_next: its processor
+  // test expects `USER: <image>\nWhat is shown in this image? ASSISTANT:` from that checkpoint); the Mistral / 34B
+  // LLaVA-NeXT checkpoints publish their own ([INST] …, ChatML), which their folders carry.
+  'llava-next': { source: 'llava-hf/llava-v1.6-vicuna-7b-hf', template: LLAVA_1_5 },
   'llava-onevision': { source: 'llava-hf/llava-onevision-qwen2-0.5b-ov-hf', template: LLAVA_ONEVISION },
   'qwen2-vl': { source: 'Qwen/Qwen2-VL-2B-Instruct', template: QWEN2_VL },
   idefics3: { source: 'HuggingFaceTB/SmolVLM-Instruct', template: SMOLVLM },

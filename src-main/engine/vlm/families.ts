@@ -6,6 +6,7 @@
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { ModelFolder } from '../model-folder.ts';
+import { anyresConfig, anyresExpandPrompt, anyresImages, anyresTokenMap, isAnyres } from './anyres-images.ts';
 import { idefics3BlankImages, idefics3ExpandPrompt, idefics3Images } from './idefics3-images.ts';
 import { mropePositionIds } from './mrope.ts';
 import type { ImageInput, VlmProcessing } from './processing.ts';
@@ -112,6 +113,41 @@ function qwen2vl(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, im
 }
 
 /**
+ * LLaVA-NeXT and LLaVA-OneVision ("anyres"): pixel_values [images, crops + 1, 3, H, W] + image_sizes, the `<image>`
+ * expansion and the token map as HF's LlavaNext/LlavaOnevision image processors, processors and pack_image_features
+ * make them (vlm/anyres-images.ts: base view + the best pinpoint's crops, unpadded, one image_newline per grid row).
+ * transformers.js has no LLaVA-NeXT and runs OneVision as single-crop LLaVA, so none of it goes through its
+ * processor; the prompt is tokenized by the folder's tokenizer, as HF's processors do. `image_sizes` reaches the
+ * vision encoder under that name (HF's forward argument). The fixtures' vision graphs take one image per call.
+ */
+function anyres(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
+  const cfg = anyresConfig(folder);
+  return {
+    mapTokens: () => {
+      throw new LoupeError('bad-input', `${folder.family} token maps need the images' sizes: encode through the family adapter`);
+    },
+    async encode(question, image, textPrefix) {
+      const images = await p.images(image);
+      const prompt = p.prompt(question, images.length, { ...(textPrefix && { text: textPrefix }), imageToken });
+      const tokenize = (text: string): HostTensor => {
+        const ids = p.tokenizer.encode(text);
+        return { dtype: 'int64', shape: [1, ids.length], data: BigInt64Array.from(ids, BigInt) };
+      };
+      if (images.length === 0) return { prompt, inputIds: tokenize(prompt), imageTokens: [] };
+      const pre = anyresImages(images, cfg);
+      const inputIds = tokenize(anyresExpandPrompt(prompt, pre.layouts.map((l) => l.tokens), imageToken));
+      return {
+        prompt,
+        inputIds,
+        pixelValues: pre.pixelValues,
+        visionExtras: { image_sizes: pre.imageSizes },
+        imageTokens: anyresTokenMap(inputIds.data as BigInt64Array, imageTokenId, pre.layouts, cfg.side),
+      };
+    },
+  };
+}
+
+/**
  * Idefics3 / SmolVLM: pixel values, pixel_attention_mask and the `<row_r_col_c>` / `<global-img>` prompt expansion
  * as HF's Idefics3ImageProcessor / Idefics3Processor make them (vlm/idefics3-images.ts: Pillow resizes in HF's
  * order), not through transformers.js's Idefics3 processor, whose bilinear float resizes put pixel_values 0.18–0.82
@@ -190,8 +226,11 @@ function paligemma(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, 
 export function familyFor(folder: ModelFolder, p: VlmProcessing, imageTokenId: number, imageToken: string): Family {
   switch (folder.family) {
     case 'llava':
-    case 'llava-onevision':
       return llava(folder, p, imageTokenId, imageToken);
+    case 'llava-next':
+    case 'llava-onevision':
+      // OneVision folders without grid pinpoints (llava_qwen2 single-crop exports) stay single-crop LLaVA.
+      return isAnyres(folder) ? anyres(folder, p, imageTokenId, imageToken) : llava(folder, p, imageTokenId, imageToken);
     case 'qwen2-vl':
       return qwen2vl(folder, p, imageTokenId, imageToken);
     case 'idefics3':

@@ -16,6 +16,21 @@ env.allowLocalModels = true;
 // Resize as the Hugging Face processors do (Pillow), not as sharp's affine point-samples.
 usePillowResize();
 
+/**
+ * Families whose adapters preprocess images themselves (vlm/families.ts) and never call the folder's processor: a
+ * processor transformers.js does not know (LlavaNextImageProcessor — transformers.js 4.3.1 has no LLaVA-NeXT) must not
+ * stop their folders from loading.
+ */
+const OWN_IMAGE_PROCESSING: ReadonlySet<string> = new Set(['llava-next']);
+
+/** A processor that says why it cannot be used, if anything calls it. */
+function processorStandIn(family: string, cause: Error): Processor {
+  const refuse = () => {
+    throw new LoupeError('bad-input', `the ${family} family preprocesses images itself; transformers.js cannot load this folder's processor (${cause.message})`);
+  };
+  return new Proxy(refuse, { get: (_t, key) => (key === 'then' ? undefined : refuse()) }) as unknown as Processor;
+}
+
 /** What stands in for the image in a blind run. */
 export type ImageInput = { kind: 'files'; paths: string[] } | { kind: 'blank'; count: number } | { kind: 'none' };
 
@@ -72,7 +87,10 @@ export class VlmProcessing {
     try {
       const tokenizer = await AutoTokenizer.from_pretrained(modelDir);
       if (chatTemplate?.template) tokenizer.chat_template = chatTemplate.template;
-      const processor = await AutoProcessor.from_pretrained(modelDir);
+      const processor = await AutoProcessor.from_pretrained(modelDir).catch((e: Error) => {
+        if (family && OWN_IMAGE_PROCESSING.has(family)) return processorStandIn(family, e);
+        throw e;
+      });
       return new VlmProcessing(tokenizer, processor, preprocessor, chatTemplate);
     } catch (e) {
       throw new LoupeError('bad-input', `cannot load the tokenizer/processor of ${modelDir}: ${(e as Error).message}`);
