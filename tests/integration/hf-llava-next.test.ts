@@ -18,6 +18,7 @@ import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
 import { cellAt } from '../../src-shared/vision/pixel-map.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
+import type { Engine } from '../../src-main/engine/engine.ts';
 import { imageGrids } from '../../src-main/engine/kv-probes/tokens.ts';
 import { openModelFolder } from '../../src-main/engine/model-folder.ts';
 import { checkAblation, llmImageTokens } from '../../src-main/engine/vlm/ablation.ts';
@@ -27,6 +28,7 @@ import { resolveTaps } from '../../src-main/engine/vlm/tap-sets.ts';
 import type { ImageTokenPosition } from '../../src-main/engine/vlm/token-map.ts';
 import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { REPO_ROOT } from '../../src-main/paths.ts';
+import { callEngine, startTestEngine } from '../helpers/engine.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 import { relativeError } from '../helpers/reference.ts';
 
@@ -315,3 +317,34 @@ for (const f of FAMILIES) {
     });
   });
 }
+
+describe('anyres through the engine: encode-images, vlm-forward with every tap, K/V probes on the base grid', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await startTestEngine();
+  });
+  afterAll(() => engine?.close());
+
+  for (const f of FAMILIES) {
+    it(`${f.dir}: stored image features = the forward pass's; every tap and image_token_map stored; kv/probes run`, async () => {
+      const path = join(REPO_ROOT, 'tests', 'fixtures', f.dir, 'model');
+      const modelId = engine.importModel(path).id;
+      const encode = await callEngine<{ id: string }>(engine, 'jobs/start', { kind: 'encode-images', modelId, datasetId: 'colour-at-point', spec: { limit: 2, storeDtype: 'float32' } });
+      const forward = await callEngine<{ id: string }>(engine, 'jobs/start', { kind: 'vlm-forward', modelId, datasetId: 'colour-at-point', spec: { limit: 2, maxNewTokens: 2, taps: ALL_TAPS } });
+      await engine.queue.drained();
+      for (const id of [encode.id, forward.id]) expect(engine.store.runs.get(id), JSON.stringify(engine.store.runs.get(id))).toMatchObject({ status: 'done', failed: 0 });
+      const dataset = engine.store.datasets.get('colour-at-point');
+      const vlm = await Vlm.open(openModelFolder(path), engine.compute, `engine-check-${f.dir}`);
+      for (const result of engine.store.runs.results(encode.id)) {
+        const stored = engine.store.blobs.getTensors(result.tensors.find((t) => t.name === 'image_features')!.blob).image_features!;
+        const item = engine.store.datasets.item('colour-at-point', result.itemId);
+        const res = await vlm.forward('', { kind: 'files', paths: [join(dataset.path, item.images[0]!)] });
+        expect(relativeError(toFloat32(stored), toFloat32(res.imageFeatures!)), result.itemId).toBe(0);
+      }
+      const names = new Set(engine.store.runs.results(forward.id)[0]!.tensors.map((t) => t.name));
+      for (const n of ['image_token_map', 'projector', 'image_kv.0.key', 'vision.hidden_states.2', 'vision.attentions.1', 'text.hidden_states.2', 'text.attentions.1', 'text.final_norm']) expect(names.has(n), n).toBe(true);
+      const probes = await callEngine<{ probe: string; value: number }[]>(engine, 'kv/probes', { runId: forward.id });
+      expect(probes.some((p) => p.probe === 'segmentation' && Number.isFinite(p.value))).toBe(true);
+    });
+  }
+});

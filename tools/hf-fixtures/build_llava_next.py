@@ -159,7 +159,10 @@ else:
     # llava-hf/llava-onevision-qwen2-*-ov-hf: Qwen2's <|endoftext|> 151643, <|im_start|> 151644, <|im_end|> 151645,
     # then <image> 151646 and <video> 151647 (added_tokens.json). Here the same five, in that order, are the last ids.
     ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
-    UNK = "<unk>"  # a WordLevel fallback only (Qwen has no unk token); asserted never to occur in a prompt
+    # A WordLevel fallback only (Qwen's byte-level BPE has no unk token); asserted never to occur in a reference prompt.
+    # tokenizer_config.json names it as unk_token so that transformers.js maps words outside this tiny vocabulary to it
+    # (with unk_token null its WordLevel model returns undefined ids, and dataset prompts could not be tokenized).
+    UNK = "<unk>"
     VOCAB = {t: i for i, t in enumerate([UNK] + WORDS)}
     base = VOCAB_SIZE - len(ADDED)
     for i in range(len(VOCAB), base):
@@ -246,7 +249,7 @@ def make_tokenizer():
                                  additional_special_tokens=["<image>"], chat_template=CHAT_TEMPLATE,
                                  padding_side="left")
     else:
-        tok = WordLevelTokenizer(bos_token=None, eos_token="<|im_end|>", unk_token=None, pad_token="<|endoftext|>",
+        tok = WordLevelTokenizer(bos_token=None, eos_token="<|im_end|>", unk_token=UNK, pad_token="<|endoftext|>",
                                  additional_special_tokens=["<|im_start|>", "<|im_end|>", "<image>", "<video>"],
                                  chat_template=CHAT_TEMPLATE, padding_side="left")
     for t in ADDED:
@@ -298,7 +301,7 @@ def tokenizer_config_json():
         "chat_template": CHAT_TEMPLATE, "clean_up_tokenization_spaces": False, "eos_token": "<|im_end|>",
         "errors": "replace", "model_max_length": MAX_POS, "pad_token": "<|endoftext|>", "padding_side": "left",
         "processor_class": "LlavaOnevisionProcessor", "split_special_tokens": False,
-        "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": None,
+        "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": UNK,  # null in the checkpoint: see UNK
     }
 
 
@@ -614,7 +617,7 @@ def write_hub_files(model, processor, d):
                    "pad_token": "<pad>", "unk_token": "<unk>"}
     else:
         special = {"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<image>", "<video>"],
-                   "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+                   "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": UNK}
     dump(os.path.join(d, "special_tokens_map.json"), special)
 
 
