@@ -32,6 +32,15 @@ function refuse(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: new LoupeError('invalid-message', message).toPayload() }));
 }
 
+/** The request target as a URL, or null when it is not one (`//x:99999/` throws in new URL). */
+function parseRequestUrl(target: string | undefined): URL | null {
+  try {
+    return new URL(target ?? '/', 'http://x');
+  } catch {
+    return null;
+  }
+}
+
 function bearer(req: IncomingMessage): string | null {
   const h = req.headers.authorization;
   return h?.startsWith('Bearer ') ? h.slice(7) : null;
@@ -41,13 +50,24 @@ export async function serve(engine: Engine, options: ServeOptions): Promise<Runn
   let port = 0;
   const sockets = new Set<WebSocket>();
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
+    // Everything a request carries is parsed inside an error boundary: no input may end the server.
+    try {
+      handle(req, res);
+    } catch (e) {
+      if (!res.headersSent) refuse(res, 400, `bad request: ${(e as Error).message}`);
+      else res.destroy();
+    }
+  });
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = parseRequestUrl(req.url);
+    if (!url) return refuse(res, 400, `malformed request URL ${JSON.stringify(req.url)}`);
     if (url.pathname === '/api/rpc') {
       if (!originAllowed(req.headers.origin, port)) return refuse(res, 403, `origin ${req.headers.origin} is not allowed`);
       if (!tokenMatches(options.token, bearer(req))) return refuse(res, 401, 'missing or wrong token');
       if (req.method !== 'POST') return refuse(res, 405, 'use POST');
       let size = 0;
       const chunks: Buffer[] = [];
+      req.on('error', () => res.destroy());
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > MAX_BODY) req.destroy();
@@ -72,12 +92,14 @@ export async function serve(engine: Engine, options: ServeOptions): Promise<Runn
     }
     if (req.method !== 'GET') return refuse(res, 405, 'only GET for static files');
     serveStatic(options.staticRoot, url.pathname, res);
-  });
+  };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY });
+  wss.on('error', () => undefined);
   server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const ok = url.pathname === '/engine' && originAllowed(req.headers.origin, port) && tokenMatches(options.token, url.searchParams.get('token'));
+    socket.on('error', () => socket.destroy());
+    const url = parseRequestUrl(req.url);
+    const ok = !!url && url.pathname === '/engine' && originAllowed(req.headers.origin, port) && tokenMatches(options.token, url.searchParams.get('token'));
     if (!ok) {
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -85,6 +107,10 @@ export async function serve(engine: Engine, options: ServeOptions): Promise<Runn
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
       ws.on('close', () => sockets.delete(ws));
+      // Malformed frames (bad UTF-8, unmasked, reserved opcode or bit, bad close code, over maxPayload)
+      // surface here; ws has already failed the connection with the right close code. Without a
+      // listener the error would end the process.
+      ws.on('error', () => ws.terminate());
       ws.on('message', async (data, isBinary) => {
         let raw: unknown;
         try {

@@ -15,7 +15,15 @@ const TYPES: Record<string, string> = {
 };
 
 export function serveStatic(root: string, urlPath: string, res: ServerResponse): void {
-  const rel = normalize(decodeURIComponent(urlPath === '/' ? '/index.html' : urlPath)).replace(/^([/\\])+/, '');
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath === '/' ? '/index.html' : urlPath);
+  } catch {
+    // A malformed escape (`/%zz`, which any page can request through an <img>) is the client's error, never a crash.
+    res.writeHead(400, { 'content-type': 'text/plain' }).end('malformed URL escape');
+    return;
+  }
+  const rel = normalize(decoded).replace(/^([/\\])+/, '');
   const file = join(root, rel);
   if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
