@@ -25,7 +25,9 @@ export function llavaGrid(config: Record<string, unknown>): PatchGrid {
   const vision = config.vision_config as { image_size?: number; patch_size?: number } | undefined;
   if (!vision?.image_size || !vision.patch_size) throw new LoupeError('bad-input', 'config.json vision_config lacks image_size/patch_size');
   const side = Math.floor(vision.image_size / vision.patch_size);
-  const prefix = config.vision_feature_select_strategy === 'full' ? 1 : 0;
+  // "full" keeps the tower's CLS token — SigLIP towers have none (729 tokens at 384 px, not 730).
+  const type = String((config.vision_config as { model_type?: string } | undefined)?.model_type ?? 'clip_vision_model');
+  const prefix = config.vision_feature_select_strategy === 'full' && !type.includes('siglip') ? 1 : 0;
   return { rows: side, cols: side, prefix };
 }
 

@@ -17,6 +17,10 @@ describe('token ↔ patch maps', () => {
     const full = imageTokenMap(BigInt64Array.from(Array(10).fill(BigInt(I))), I, llavaGrid({ ...cfg, vision_feature_select_strategy: 'full' }));
     expect(full[0]).toMatchObject({ row: -1, col: -1 });
     expect(full[1]).toMatchObject({ row: 0, col: 0 });
+    // SigLIP has no CLS: "full" keeps every token and they are all patches (729 at 384 px, not 730).
+    const siglip = { ...cfg, vision_feature_select_strategy: 'full', vision_config: { ...(cfg.vision_config as object), model_type: 'siglip_vision_model' } };
+    expect(llavaGrid(siglip).prefix).toBe(0);
+    expect(imageTokenMap(BigInt64Array.from(Array(9).fill(BigInt(I))), I, llavaGrid(siglip))[0]).toMatchObject({ row: 0, col: 0 });
   });
 
   it('Qwen2-VL: merged grid per image, frames as tiles', () => {
