@@ -11,10 +11,10 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServer(dataDir: string, token = 'e2e-token'): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'src-main/cli/loupe.ts'), 'serve', '--port', '0', '--token', token, '--data-dir', dataDir, '--provider', 'cpu'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** `bare`: serve() with a one-file static root (tests/helpers/serve-child.ts) — no built renderer needed. */
+export async function startServer(dataDir: string, token = 'e2e-token', opts: { bare?: boolean } = {}): Promise<ServerProcess> {
+  const args = opts.bare ? [join(REPO_ROOT, 'tests/helpers/serve-child.ts'), dataDir, token] : [join(REPO_ROOT, 'src-main/cli/loupe.ts'), 'serve', '--port', '0', '--token', token, '--data-dir', dataDir, '--provider', 'cpu'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {

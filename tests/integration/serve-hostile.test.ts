@@ -1,7 +1,7 @@
 /**
  * `loupe serve` against hostile input from any page or socket (issue 23, items 1 and 2): a bad URL
  * from an `<img>` on another origin, and every kind of malformed WebSocket frame, must leave the
- * server answering. Runs the real CLI in a child process, so a crash is a dead process.
+ * server answering. Runs the engine and serve() in a child process, so a crash is a dead process.
  */
 import { type Socket, connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ let server: ServerProcess;
 let port: number;
 
 beforeAll(async () => {
-  server = await startServer(tempDir(), TOKEN);
+  server = await startServer(tempDir(), TOKEN, { bare: true });
   port = Number(new URL(server.url).port);
 }, 60_000);
 afterAll(() => server?.stop());
