@@ -31,6 +31,9 @@ const CASES = [
   { folder: 'hf-idefics3/model', image: 'hf-idefics3/split.png' },
   { folder: 'hf-idefics3/model-ort-fused', image: 'hf-idefics3/split.png' },
   { folder: 'hf-paligemma/model', image: 'hf-paligemma/wide.png' },
+  { folder: 'hf-paligemma/model-ort-fused', image: 'hf-paligemma/wide.png' },
+  { folder: 'hf-llava-next/model-ort-fused', image: 'hf-llava-next/image-wide.png' },
+  { folder: 'hf-llava-onevision/model-ort-fused', image: 'hf-llava-onevision/image-wide.png' },
 ];
 const TEXT_TO_IMAGE: AblationSpec = { edits: [{ op: 'block', part: 'llm', layers: 'all', heads: 'all', queries: { kind: 'text' }, keys: { kind: 'image' }, excludeSelf: false }] };
 const QUESTION = 'What is in the picture?';

@@ -36,8 +36,8 @@ const FIXTURES: Fixture[] = [
   { dir: 'hf-idefics3', styles: ['model', 'model-ort-fused'], model: 'Idefics3ForConditionalGeneration' },
   { dir: 'hf-qwen2-vl', styles: ['model', 'model-ort-fused'], model: 'Qwen2VLForConditionalGeneration' },
   { dir: 'hf-qwen2_5-vl', styles: ['model', 'model-ort-fused'], model: 'Qwen2_5_VLForConditionalGeneration', nestTextConfig: true },
-  { dir: 'hf-paligemma', styles: ['model'], model: 'PaliGemmaForConditionalGeneration' },
-  { dir: 'hf-llava-onevision', styles: ['model'], model: 'LlavaOnevisionForConditionalGeneration' },
+  { dir: 'hf-paligemma', styles: ['model', 'model-ort-fused'], model: 'PaliGemmaForConditionalGeneration' },
+  { dir: 'hf-llava-onevision', styles: ['model', 'model-ort-fused'], model: 'LlavaOnevisionForConditionalGeneration' },
 ];
 
 let compute: ComputeClient;

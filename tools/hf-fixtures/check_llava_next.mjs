@@ -9,6 +9,8 @@
 // decoding. Per shapes/ entry: the one vision graph against HF's get_image_features + pack_image_features at that
 // image size (the graph is meant to serve every size). Prints max|a-b| / max|b| and whether the greedy tokens match;
 // also checks the hand-written tokenizer + chat template with transformers.js. Exits 1 over 1e-4 or on a mismatch.
+// All of this for model/ and, when present, model-ort-fused/ (ONNX Runtime's transformer optimizer:
+// tools/hf-fixtures/build_more_fused.py); on shapes/ the fused vision graph is also compared with model/'s.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,7 +97,7 @@ async function checkTokenizer(dir, index) {
   return ok;
 }
 
-async function checkFamily(family) {
+async function checkFamily(family, style, modelShapeFeatures) {
   const DIR = join(ROOT, 'tests', 'fixtures', FAMILIES[family]);
   const index = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8'));
   const ref = readSafetensors(join(DIR, 'reference.safetensors'));
@@ -103,13 +105,13 @@ async function checkFamily(family) {
     if (!ref[name]) throw new Error(`reference.safetensors has no ${name}`);
     return ref[name];
   };
-  console.log(`\n${FAMILIES[family]} (${index.model_class}, transformers ${index.transformers_version})`);
-  const path = (f) => join(DIR, 'model', 'onnx', f);
+  console.log(`\n${FAMILIES[family]}/${style} (${index.model_class}, transformers ${index.transformers_version})`);
+  const path = (f) => join(DIR, style, 'onnx', f);
   const sizes = ['vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx'].map((f) => `${f} ${statSync(path(f)).size} B`).join(', ');
   console.log(`  [${sizes}]`);
   const [vision, embed, decoder] = await Promise.all(['vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx'].map((f) => ort.InferenceSession.create(path(f), opts)));
   console.log(`  vision inputs ${vision.inputNames.join(', ')} -> ${vision.outputNames.join(', ')}`);
-  const worst = { image_features: 0, logits: 0, presents: 0, decode: 0, shapes: 0, ok: true };
+  const worst = { image_features: 0, logits: 0, presents: 0, decode: 0, shapes: 0, vsModel: 0, ok: true };
   const runVision = async (key) => {
     const px = R(`${key}/pixel_values`);
     const sz = R(`${key}/image_sizes`);
@@ -173,12 +175,19 @@ async function checkFamily(family) {
     const feats = await runVision(key);
     const e = relErr(feats.data, R(`${key}/image_features`).data);
     worst.shapes = Math.max(worst.shapes, e);
-    console.log(`  vision graph at ${key.padEnd(14)} grid ${s.crop_grid.join('x')}  ${String(feats.dims[0]).padStart(3)} tokens (HF ${s.num_image_tokens})  image_features ${e.toExponential(2)}`);
+    let vs = '';
+    if (style === 'model') modelShapeFeatures[key] = feats.data;
+    else {
+      const eM = relErr(feats.data, modelShapeFeatures[key]);
+      worst.vsModel = Math.max(worst.vsModel, eM);
+      vs = `  vs model/ ${eM.toExponential(2)}`;
+    }
+    console.log(`  vision graph at ${key.padEnd(14)} grid ${s.crop_grid.join('x')}  ${String(feats.dims[0]).padStart(3)} tokens (HF ${s.num_image_tokens})  image_features ${e.toExponential(2)}${vs}`);
     if (feats.dims[0] !== s.num_image_tokens) worst.ok = false;
   }
   worst.ok &&= await checkTokenizer(DIR, index);
-  console.log(`  max relative error: image_features ${worst.image_features.toExponential(2)}, logits ${worst.logits.toExponential(2)}, presents ${worst.presents.toExponential(2)}, decode ${worst.decode.toExponential(2)}, vision graph over ${index.shapes.length} shapes ${worst.shapes.toExponential(2)}; greedy/tokens ${worst.ok ? 'match' : 'DIFFER'}`);
-  return worst.ok && Math.max(worst.image_features, worst.logits, worst.presents, worst.decode, worst.shapes) <= 1e-4;
+  console.log(`  max relative error: image_features ${worst.image_features.toExponential(2)}, logits ${worst.logits.toExponential(2)}, presents ${worst.presents.toExponential(2)}, decode ${worst.decode.toExponential(2)}, vision graph over ${index.shapes.length} shapes ${worst.shapes.toExponential(2)}${style === 'model' ? '' : ` (vs model/ ${worst.vsModel.toExponential(2)})`}; greedy/tokens ${worst.ok ? 'match' : 'DIFFER'}`);
+  return worst.ok && Math.max(worst.image_features, worst.logits, worst.presents, worst.decode, worst.shapes, worst.vsModel) <= 1e-4;
 }
 
 console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}`);
@@ -189,7 +198,11 @@ for (const family of only ? [only] : Object.keys(FAMILIES)) {
     ok = false;
     continue;
   }
-  ok = (await checkFamily(family)) && ok;
+  const modelShapeFeatures = {};
+  for (const style of ['model', 'model-ort-fused']) {
+    if (!existsSync(join(ROOT, 'tests', 'fixtures', FAMILIES[family], style, 'onnx'))) continue;
+    ok = (await checkFamily(family, style, modelShapeFeatures)) && ok;
+  }
 }
 console.log(ok ? 'OK' : 'FAILED');
 process.exit(ok ? 0 : 1);

@@ -14,7 +14,10 @@
 // Then what transformers.js 4.x's own tokenizer and PaliGemmaProcessor make of the folder (informative for
 // pixel_values: its resize is not Pillow's; input_ids must match).
 // Exits 1 when an error exceeds 1e-4, greedy tokens differ, or transformers.js's input_ids differ.
-import { readFileSync } from 'node:fs';
+// The graphs of model/ and, when present, model-ort-fused/ (ONNX Runtime's transformer optimizer:
+// tools/hf-fixtures/build_more_fused.py) go through the same checks; the fused vision graph is also compared with
+// model/'s on every shapes/ entry's pixel_values.
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -77,7 +80,11 @@ const opts = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThre
 console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}; fixture by ${index.generator} (transformers ${index.transformers_version}, torch ${index.torch_version})`);
 let failed = false;
 
-const onnxDir = join(DIR, 'model', 'onnx');
+const modelShapeFeatures = {};
+for (const style of ['model', 'model-ort-fused']) {
+const onnxDir = join(DIR, style, 'onnx');
+if (!existsSync(onnxDir)) continue;
+console.log(`\n${style}/`);
 const vision = await ort.InferenceSession.create(join(onnxDir, 'vision_encoder.onnx'), opts);
 const embed = await ort.InferenceSession.create(join(onnxDir, 'embed_tokens.onnx'), opts);
 const decoder = await ort.InferenceSession.create(join(onnxDir, 'decoder_model_merged.onnx'), opts);
@@ -157,8 +164,20 @@ for (const c of index.cases) {
   line.push(`greedy [${tokens}] ${ok ? '=' : '!='} ref [${c.greedy_tokens}]`);
   console.log(line.join('  '));
 }
-console.log(`worst: ${Object.entries(worst).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
+// the vision graph on shapes/ (pixel_values only in the references): the fused graph against model/'s
+for (const s of index.shapes) {
+  const px = ref[s.tensor];
+  const feats = (await vision.run({ pixel_values: f32(px.data, px.dims) })).image_features;
+  if (style === 'model') modelShapeFeatures[s.tensor] = feats.data;
+  else {
+    const e = relErr(feats.data, modelShapeFeatures[s.tensor]);
+    worst.shapes_vs_model = Math.max(worst.shapes_vs_model ?? 0, e);
+    console.log(`vision graph on ${s.tensor.padEnd(26)} [${feats.dims}] vs model/ ${e.toExponential(2)}`);
+  }
+}
+console.log(`${style}/ worst: ${Object.entries(worst).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
 if (Math.max(...Object.values(worst)) > 1e-4) failed = true;
+}
 
 // transformers.js's own view of the folder
 try {
