@@ -182,10 +182,11 @@ export function findLayerSites(ix: GraphIndex, where: string): GraphSites {
     return undefined;
   };
 
-  /** Step 2: the residual sub-block starting at stream tensor t, if any. */
-  const nextBlock = (t: string): SubBlock | undefined => {
-    const from = aliases(t);
-    const floor = pos(t);
+  /**
+   * The residual op reading stream t (directly or through Cast/Identity): the earliest Add/Sum or
+   * skip-norm whose other operand is computed from t — not a constant, not t itself, not a mask add.
+   */
+  const residualOf = (t: string, from: Set<string>): { at: number; node: NodeProto; other: string } | undefined => {
     let best: { at: number; node: NodeProto; other: string } | undefined;
     for (const a of from) {
       for (const u of ix.consumers.get(a) ?? []) {
@@ -195,10 +196,18 @@ export function findLayerSites(ix: GraphIndex, where: string): GraphSites {
         if (!other || ix.constants.has(other) || from.has(other)) continue;
         if (best && best.at <= u.at) continue;
         if (u.node.opType === 'Add' && (ix.consumers.get(u.node.output[0]!) ?? []).some((c) => c.node.opType === 'Softmax')) continue; // a mask add
-        if (!cone(other, from, floor).reaches) continue;
+        if (!cone(other, from, pos(t)).reaches) continue;
         best = { at: u.at, node: u.node, other };
       }
     }
+    return best;
+  };
+
+  /** Step 2: the residual sub-block starting at stream tensor t, if any. */
+  const nextBlock = (t: string): SubBlock | undefined => {
+    const from = aliases(t);
+    const floor = pos(t);
+    const best = residualOf(t, from);
     if (!best) return undefined;
     const branch = cone(best.other, from, floor).nodes;
     const attention = branch.filter((at) => opAt.has(at)).sort((a, b) => a - b).map((at) => opAt.get(at)!);
@@ -219,20 +228,7 @@ export function findLayerSites(ix: GraphIndex, where: string): GraphSites {
   const residualUseMemo = new Map<string, boolean>();
   function hasResidualUse(t: string): boolean {
     let r = residualUseMemo.get(t);
-    if (r === undefined) {
-      residualUseMemo.set(t, false);
-      r = false;
-      const from = aliases(t);
-      for (const a of from) {
-        for (const u of ix.consumers.get(a) ?? []) {
-          const pair = summands(u.node);
-          if (!pair || (u.slot !== 0 && u.slot !== 1)) continue;
-          const other = pair[1 - u.slot];
-          if (other && !ix.constants.has(other) && !from.has(other) && cone(other, from, pos(t)).reaches) r = true;
-        }
-      }
-      residualUseMemo.set(t, r);
-    }
+    if (r === undefined) residualUseMemo.set(t, (r = residualOf(t, aliases(t)) !== undefined));
     return r;
   }
 
