@@ -14,6 +14,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { argmaxLast, readSafetensors, relErr } from './check_common.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIR = join(ROOT, 'tests', 'fixtures', 'hf-llava');
@@ -22,46 +23,15 @@ const index = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8'));
 const record = JSON.parse(readFileSync(join(MODEL, 'loupe-fixture.json'), 'utf8'));
 const TOL = 1e-4;
 
-function readSafetensors(path) {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const out = {};
-  for (const [name, meta] of Object.entries(header)) {
-    if (name === '__metadata__' || meta.dtype === 'F16') continue;
-    const [a, b] = meta.data_offsets;
-    const copy = Uint8Array.from(buf.subarray(8 + n + a, 8 + n + b));
-    if (meta.dtype === 'F32') out[name] = { dims: meta.shape, data: new Float32Array(copy.buffer) };
-    else if (meta.dtype === 'I64') out[name] = { dims: meta.shape, data: new BigInt64Array(copy.buffer) };
-  }
-  return out;
-}
 const ref = readSafetensors(join(DIR, 'reference.safetensors'));
 const R = (c, name) => {
   const t = ref[`${c.name}/${name}`];
   if (!t) throw new Error(`reference.safetensors has no ${c.name}/${name}`);
   return t;
 };
-function relErr(a, b) {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
 const f32 = (data, dims) => new ort.Tensor('float32', data, dims);
 const i64 = (arr, dims) => new ort.Tensor('int64', BigInt64Array.from(arr, (v) => BigInt(v)), dims);
 const bool = (v) => new ort.Tensor('bool', Uint8Array.from([v ? 1 : 0]), [1]);
-const argmaxLast = (logits) => {
-  const [, s, v] = logits.dims;
-  const row = logits.data.subarray((s - 1) * v, s * v);
-  let best = 0;
-  for (let i = 1; i < v; i++) if (row[i] > row[best]) best = i;
-  return best;
-};
 
 const LAYERS = index.text_layers;
 const KV = ['key', 'value'];

@@ -21,30 +21,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { argmaxLast, readSafetensors, relErr } from './check_common.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIR = join(ROOT, 'tests', 'fixtures', 'hf-paligemma');
 const index = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8'));
-
-function readSafetensors(path) {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const base = 8 + n;
-  const out = {};
-  for (const [name, meta] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [a, b] = meta.data_offsets;
-    const copy = new Uint8Array(b - a);
-    copy.set(buf.subarray(base + a, base + b));
-    let data;
-    if (meta.dtype === 'F32') data = new Float32Array(copy.buffer);
-    else if (meta.dtype === 'I64') data = new BigInt64Array(copy.buffer);
-    else throw new Error(`${name}: dtype ${meta.dtype}`);
-    out[name] = { dims: meta.shape, data };
-  }
-  return out;
-}
 
 const ref = readSafetensors(join(DIR, 'reference.safetensors'));
 const R = (c, name) => {
@@ -53,26 +34,8 @@ const R = (c, name) => {
   return t;
 };
 
-function relErr(a, b) {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
-
 const f32 = (data, dims) => new ort.Tensor('float32', data, dims);
 const i64 = (arr, dims) => new ort.Tensor('int64', BigInt64Array.from(arr, (v) => BigInt(v)), dims);
-const argmaxLast = (logits) => {
-  const [, s, v] = logits.dims;
-  const row = logits.data.subarray((s - 1) * v, s * v);
-  let best = 0;
-  for (let i = 1; i < v; i++) if (row[i] > row[best]) best = i;
-  return best;
-};
 
 const LAYERS = index.text_layers;
 const KV = ['key', 'value'];
