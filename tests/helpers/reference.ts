@@ -54,3 +54,24 @@ export function relativeError(actual: HostTensor | ArrayLike<number>, expected: 
   }
   return scale > 0 ? diff / scale : diff === 0 ? 0 : Infinity;
 }
+
+/**
+ * Max |Δlogit| between two forward passes over the same prompt, split into text positions and
+ * image-token positions (full logits [1, seq, vocab]): what text → image blocking must leave at 0.
+ */
+export function logitDiffByPosition(a: { fullLogits?: HostTensor; inputIds: number[]; imageTokens: { position: number }[] }, b: { fullLogits?: HostTensor }): { text: number; image: number } {
+  const vocab = a.fullLogits!.shape[2]!;
+  const imagePositions = new Set(a.imageTokens.map((t) => t.position));
+  const x = toFloat32(a.fullLogits!);
+  const y = toFloat32(b.fullLogits!);
+  let text = 0;
+  let image = 0;
+  for (let p = 0; p < a.inputIds.length; p++) {
+    for (let v = 0; v < vocab; v++) {
+      const d = Math.abs(x[p * vocab + v]! - y[p * vocab + v]!);
+      if (imagePositions.has(p)) image = Math.max(image, d);
+      else text = Math.max(text, d);
+    }
+  }
+  return { text, image };
+}

@@ -18,6 +18,7 @@ import { resolveTaps } from '../../src-main/engine/vlm/tap-sets.ts';
 import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { REPO_ROOT } from '../../src-main/paths.ts';
 import { tempDir } from '../helpers/fixtures.ts';
+import { logitDiffByPosition } from '../helpers/reference.ts';
 
 const FIXTURES = join(REPO_ROOT, 'tests', 'fixtures');
 const CASES = [
@@ -88,21 +89,10 @@ describe('LLM attention ablation on every family fixture', () => {
       const seen = await ablatable.forward(QUESTION, image, { fullLogits: true, ablation: TEXT_TO_IMAGE });
       const black = await ablatable.forward(QUESTION, { kind: 'files', paths: [blackLike(image.paths[0]!)] }, { fullLogits: true, ablation: TEXT_TO_IMAGE });
       expect(black.inputIds).toEqual(seen.inputIds);
-      const vocab = seen.fullLogits!.shape[2]!;
-      const imagePositions = new Set(seen.imageTokens.map((t) => t.position));
-      const a = toFloat32(seen.fullLogits!);
-      const b = toFloat32(black.fullLogits!);
-      let textDiff = 0;
-      let imageDiff = 0;
-      for (let p = 0; p < seen.inputIds.length; p++) {
-        for (let v = 0; v < vocab; v++) {
-          const d = Math.abs(a[p * vocab + v]! - b[p * vocab + v]!);
-          if (imagePositions.has(p)) imageDiff = Math.max(imageDiff, d);
-          else textDiff = Math.max(textDiff, d);
-        }
-      }
+      const { text: textDiff, image: imageDiff } = logitDiffByPosition(seen, black);
       expect(textDiff).toBe(0);
       expect(imageDiff).toBeGreaterThan(1e-4);
+      const a = toFloat32(seen.fullLogits!);
       const intactVsSeen = Math.max(...Array.from(a, (x, i) => Math.abs(x - toFloat32(intact.fullLogits!)[i]!)));
       expect(intactVsSeen).toBeGreaterThan(1e-4);
 

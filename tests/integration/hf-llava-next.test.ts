@@ -30,7 +30,7 @@ import { Vlm } from '../../src-main/engine/vlm/vlm.ts';
 import { REPO_ROOT } from '../../src-main/paths.ts';
 import { callEngine, startTestEngine } from '../helpers/engine.ts';
 import { tempDir } from '../helpers/fixtures.ts';
-import { relativeError } from '../helpers/reference.ts';
+import { logitDiffByPosition, relativeError } from '../helpers/reference.ts';
 
 interface Case {
   name: string;
@@ -234,19 +234,7 @@ for (const f of FAMILIES) {
       const seen = await ablatable.forward(c.question, image, { fullLogits: true, ablation: TEXT_TO_IMAGE });
       const dark = await ablatable.forward(c.question, { kind: 'files', paths: [black] }, { fullLogits: true, ablation: TEXT_TO_IMAGE });
       expect(dark.inputIds).toEqual(seen.inputIds);
-      const vocab = seen.fullLogits!.shape[2]!;
-      const imagePositions = new Set(seen.imageTokens.map((t) => t.position));
-      const a = toFloat32(seen.fullLogits!);
-      const b = toFloat32(dark.fullLogits!);
-      let textDiff = 0;
-      let imageDiff = 0;
-      for (let p = 0; p < seen.inputIds.length; p++) {
-        for (let v = 0; v < vocab; v++) {
-          const d = Math.abs(a[p * vocab + v]! - b[p * vocab + v]!);
-          if (imagePositions.has(p)) imageDiff = Math.max(imageDiff, d);
-          else textDiff = Math.max(textDiff, d);
-        }
-      }
+      const { text: textDiff, image: imageDiff } = logitDiffByPosition(seen, dark);
       console.log(`${f.dir} text→image blocked: image vs black, text positions max |Δlogit| ${textDiff}, image positions ${imageDiff.toExponential(1)}`);
       expect(textDiff).toBe(0);
       expect(imageDiff).toBeGreaterThan(1e-3);
