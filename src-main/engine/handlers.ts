@@ -8,6 +8,7 @@ import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { Engine } from './engine.ts';
 import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
+import { importBenchmark } from '../datasets/importers/registry.ts';
 import { SESSION_NAMES, modelVariants, openModelFolder, withNotes } from './model-folder.ts';
 import { kvCompare } from './kv-probes/compare.ts';
 import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
@@ -76,6 +77,10 @@ export function createHandlers(engine: Engine): Handlers {
     'datasets/create': async ({ name, task }) => createDataset(store, engine.options.dataDir, name, task),
     'datasets/add-images': async ({ datasetId, folder }) => addImages(store, datasetId, folder),
     'datasets/import-coco': async ({ path, imagesDir }) => importCoco(store, engine.options.dataDir, path, imagesDir),
+    'datasets/import-benchmark': async ({ format, path, options }) => {
+      const r = await importBenchmark(engine.options.dataDir, format, path, options, (p) => engine.emit('import/progress', p));
+      return { dataset: engine.importDataset(r.root), items: r.items, labels: r.labels, warnings: r.warnings };
+    },
     'datasets/export': async ({ datasetId, format }) => exportDataset(store, datasetId, format),
     'datasets/image': async ({ datasetId, itemId, index }) => {
       const tensor = await itemImage(store, datasetId, itemId, index);

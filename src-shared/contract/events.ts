@@ -7,6 +7,8 @@ export const events = {
   'job/progress': z.object({ runId: Id, done: z.number().int(), failed: z.number().int(), total: z.number().int(), etaMs: z.number().nullable(), itemId: z.string().nullable() }),
   /** A run changed status (queued → running → done/cancelled/failed). */
   'job/state': RunInfo,
+  /** Progress of a benchmark import (`datasets/import-benchmark`); `total` is null until known. */
+  'import/progress': z.object({ format: z.string(), phase: z.string(), done: z.number().int(), total: z.number().int().nullable() }),
   /** The engine process died and was restarted; in-flight requests failed, runs resume. */
   'engine/restarted': z.object({ reason: z.string(), restarts: z.number().int() }),
 } as const;

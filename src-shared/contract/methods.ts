@@ -4,6 +4,7 @@
  * map: the engine validates params on receipt, the client is typed from it.
  */
 import { z } from 'zod';
+import { BenchmarkFormat, BenchmarkImportOptions } from '../dataset/benchmarks.ts';
 import { EncodeImagesSpec, ReadoutSpec, VlmForwardSpec } from '../jobs/specs.ts';
 import { ModelDtype, SessionName } from '../jobs/variant.ts';
 import { AblationSpec } from '../ablation/spec.ts';
@@ -96,6 +97,14 @@ export const methods = {
   'datasets/import-coco': {
     params: z.object({ path: z.string().min(1), imagesDir: z.string().min(1).optional() }).strict(),
     result: z.object({ dataset: DatasetInfo, images: z.number().int(), labels: z.number().int(), ignored: z.number().int() }),
+  },
+  /**
+   * A new dataset from a benchmark folder in its published format (BLINK, CV-Bench, SPair-71k, DAVIS-2017,
+   * RefCOCO, PASCAL-Part, COCO); streams `import/progress`; a failed import leaves no dataset behind.
+   */
+  'datasets/import-benchmark': {
+    params: z.object({ format: BenchmarkFormat, path: z.string().min(1), options: BenchmarkImportOptions.default({ limit: 0 }) }).strict(),
+    result: z.object({ dataset: DatasetInfo, items: z.number().int(), labels: z.number().int(), warnings: z.array(z.string()) }),
   },
   /** An item's image decoded to RGB; streamed as a uint8 tensor [height, width, 3] (binary frame). */
   'datasets/image': { params: z.object({ datasetId: Id, itemId: z.string().min(1), index: z.number().int().nonnegative().default(0) }).strict(), result: TensorMeta },
