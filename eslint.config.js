@@ -39,6 +39,17 @@ export default tseslint.config(
     ignores: ['src-main/preload/**'],
     rules: { 'no-restricted-imports': restrict([], [{ group: ['**/src-renderer/**', 'svelte', 'svelte/*', 'three'], message: 'src-main never imports the renderer' }]) },
   },
+  // Experiments and contract handlers see the engine only through engine-context.ts (no import circle
+  // engine → handlers → experiments → engine).
+  {
+    files: ['src-main/experiments/**/*.ts', 'src-main/engine/handlers.ts', 'src-main/engine/create-run.ts', 'src-main/datasets/**/*.ts'],
+    rules: {
+      'no-restricted-imports': restrict([], [
+        { group: ['**/src-renderer/**', 'svelte', 'svelte/*', 'three'], message: 'src-main never imports the renderer' },
+        { group: ['**/engine/engine.ts', '**/engine/handlers.ts', '**/server/**', '**/electron/**', '**/cli/**'], message: 'experiments and handlers use EngineContext (engine/engine-context.ts), never the engine or its hosts' },
+      ]),
+    },
+  },
   // preload: electron's contextBridge/ipcRenderer and the bridge contract only.
   {
     files: ['src-main/preload/**/*.ts'],

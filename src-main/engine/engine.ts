@@ -5,34 +5,25 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { ExecutionProvider } from '../../src-shared/contract/domain.ts';
 import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
 import { ComputeClient } from '../compute/compute-client.ts';
 import { EncodeImagesRunner } from '../jobs/encode-images.ts';
 import { JobQueue } from '../jobs/queue.ts';
-import { ReadoutRunner } from '../jobs/readout.ts';
+import { ReadoutRunner } from '../experiments/hidden-in-plain-sight/readout-runner.ts';
 import { VlmForwardRunner } from '../jobs/vlm-forward.ts';
 import { Store } from '../store/store.ts';
 import { fingerprintFolder } from '../util/hash.ts';
 import { readDatasetFolder } from './dataset-folder.ts';
+import type { EngineContext, EngineOptions } from './engine-context.ts';
 import { type Handlers, createHandlers } from './handlers.ts';
 import { openModelFolder, withNotes } from './model-folder.ts';
 import { isLoupeArtifact } from './vlm/overlay.ts';
 
-export interface EngineOptions {
-  dataDir: string;
-  /** Folder with `models/` and `datasets/` shipped with the app. */
-  resourcesDir: string;
-  host: 'electron' | 'server';
-  version: string;
-  provider?: ExecutionProvider;
-  /** Compiled worker location for bundled builds; defaults to the TS source. */
-  workerUrl?: URL;
-}
-
 type Listener = (name: EventName, payload: unknown) => void;
 
-export class Engine {
+export type { EngineOptions } from './engine-context.ts';
+
+export class Engine implements EngineContext {
   readonly store: Store;
   readonly compute: ComputeClient;
   readonly queue: JobQueue;

@@ -1,20 +1,20 @@
 /** One handler per contract method, typed from `src-shared/contract/methods.ts`. */
-import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import type { MethodName, ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { compareRuns } from '../../src-shared/metrics/summary.ts';
-import type { Engine } from './engine.ts';
+import type { EngineContext } from './engine-context.ts';
+import { createRun } from './create-run.ts';
 import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
 import { importBenchmark } from '../datasets/importers/registry.ts';
-import { SESSION_NAMES, modelVariants, openModelFolder, withNotes } from './model-folder.ts';
-import { kvCompare } from './kv-probes/compare.ts';
-import { kvProbes, kvSegmentation } from './kv-probes/index.ts';
-import { keyTokens } from './kv-probes/key-tokens.ts';
-import { readoutSummary } from './readout-summary.ts';
-import { listSweeps, startSweep, sweepSummary } from './sweeps.ts';
+import { modelVariants, withNotes } from './model-folder.ts';
+import { kvCompare } from '../experiments/inside-the-llm/compare.ts';
+import { kvProbes, kvSegmentation } from '../experiments/inside-the-llm/index.ts';
+import { keyTokens } from '../experiments/inside-the-llm/key-tokens.ts';
+import { readoutSummary } from '../experiments/hidden-in-plain-sight/readout-summary.ts';
+import { listSweeps, startSweep, sweepSummary } from '../experiments/compensation/sweeps.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -26,31 +26,7 @@ export type Handlers = {
   [M in MethodName]: (params: ParsedParamsOf<M>) => Promise<ResultOf<M> | WithTensor<ResultOf<M>>>;
 };
 
-/** Creates a queued-to-be run with its provenance (model/dataset hashes, provider, version). */
-export function createRun(engine: Engine, job: ParsedParamsOf<'jobs/start'>, sweepId: string | null = null): RunInfo {
-  const { store } = engine;
-  const model = store.models.get(job.modelId);
-  const dataset = store.datasets.get(job.datasetId);
-  const ids = store.datasets.items(job.datasetId, 0, job.spec.limit || dataset.itemCount || 1).map((i) => i.id);
-  // The file each session will load: checks the variant now (a missing file is named before anything
-  // is queued) and records what ran.
-  const folder = openModelFolder(model.path, job.spec.variant);
-  const sessionFiles = Object.fromEntries(SESSION_NAMES.map((n) => [n, relative(folder.path, folder.files[n]).split(sep).join('/')]));
-  return store.runs.create(
-    {
-      kind: job.kind,
-      name: job.name ?? `${job.kind} · ${model.name} · ${dataset.name}`,
-      modelId: job.modelId,
-      datasetId: job.datasetId,
-      spec: job.spec,
-      provenance: { modelHash: model.hash, datasetHash: dataset.hash, executionProvider: engine.compute.provider, appVersion: engine.options.version, sessionFiles },
-    },
-    ids,
-    sweepId,
-  );
-}
-
-export function createHandlers(engine: Engine): Handlers {
+export function createHandlers(engine: EngineContext): Handlers {
   const { store, queue } = engine;
   return {
     'app/info': async () => ({
@@ -96,7 +72,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'datasets/set-question': async ({ datasetId, itemId, prompt, choices, answer }) => setQuestion(store, datasetId, itemId, { prompt, choices, answer }),
     'jobs/start': async (job) => queue.enqueue(createRun(engine, job).id),
-    'sweeps/start': async (p) => startSweep(engine, p, createRun),
+    'sweeps/start': async (p) => startSweep(engine, p),
     'sweeps/summary': async ({ sweepId, floor }) => sweepSummary(store, sweepId, floor),
     'sweeps/list': async () => listSweeps(store),
     'jobs/cancel': async ({ runId }) => queue.cancel(runId),

@@ -92,7 +92,7 @@ export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;
  * "Hidden in plain sight": per item, the task read out of every stage (vision layers →
  * projector → LLM layers at image positions) next to the VLM's answer and a blind answer.
  * Readout geometry comes from the item's labels (marker points, candidate points, or the
- * whole image); see src-main/jobs/readout.ts.
+ * whole image); see src-main/experiments/hidden-in-plain-sight/readout-runner.ts.
  */
 export const ReadoutSpec = z
   .object({

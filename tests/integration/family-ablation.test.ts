@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AblationSpec } from '../../src-shared/ablation/spec.ts';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
-import { imageSize } from '../../src-main/engine/kv-probes/images.ts';
+import { imageSize } from '../../src-main/experiments/inside-the-llm/images.ts';
 import { openModelFolder, textConfigOf } from '../../src-main/engine/model-folder.ts';
 import { resolveTaps } from '../../src-main/engine/vlm/tap-sets.ts';
 import { Vlm } from '../../src-main/engine/vlm/vlm.ts';

@@ -19,7 +19,7 @@ import { decodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
 import { cellAt } from '../../src-shared/vision/pixel-map.ts';
 import { ComputeClient } from '../../src-main/compute/compute-client.ts';
 import type { Engine } from '../../src-main/engine/engine.ts';
-import { imageGrids } from '../../src-main/engine/kv-probes/tokens.ts';
+import { imageGrids } from '../../src-main/experiments/inside-the-llm/tokens.ts';
 import { openModelFolder } from '../../src-main/engine/model-folder.ts';
 import { checkAblation, llmImageTokens } from '../../src-main/engine/vlm/ablation.ts';
 import { anyresConfig, anyresLayout } from '../../src-main/engine/vlm/anyres-images.ts';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
 import { type ResultOf, methods } from '../../src-shared/contract/methods.ts';
-import { sweepSummary } from '../../src-main/engine/sweeps.ts';
+import { sweepSummary } from '../../src-main/experiments/compensation/sweeps.ts';
 import type { Engine } from '../../src-main/engine/engine.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
 import { callEngine, startTestEngine } from '../helpers/engine.ts';

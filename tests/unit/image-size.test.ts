@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { imageSize } from '../../src-main/engine/kv-probes/images.ts';
+import { imageSize } from '../../src-main/experiments/inside-the-llm/images.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 
 describe('imageSize', () => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { AblationSpec } from '../../src-shared/ablation/spec.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
-import { KeyVariance, blockingSpec, keyTokens, layerStats, median, tokenVector } from '../../src-main/engine/kv-probes/key-tokens.ts';
+import { KeyVariance, blockingSpec, keyTokens, layerStats, median, tokenVector } from '../../src-main/experiments/inside-the-llm/key-tokens.ts';
 import type { Store } from '../../src-main/store/store.ts';
 
 const f32 = (shape: number[], data: number[]): HostTensor => ({ dtype: 'float32', shape, data: Float32Array.from(data) });

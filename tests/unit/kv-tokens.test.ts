@@ -1,7 +1,7 @@
 /** Reading stored K/V captures for the probes: question tokens in the prompt, image grids, token matrices. */
 import { describe, expect, it } from 'vitest';
-import { expressionSpan } from '../../src-main/engine/kv-probes/probes.ts';
-import { gatherTokens, imageGrids, kvTensors } from '../../src-main/engine/kv-probes/tokens.ts';
+import { expressionSpan } from '../../src-main/experiments/inside-the-llm/probes.ts';
+import { gatherTokens, imageGrids, kvTensors } from '../../src-main/experiments/inside-the-llm/tokens.ts';
 import { locateQuestion, questionWords } from '../../src-main/engine/vlm/prompt-tokens.ts';
 
 describe('locateQuestion', () => {

@@ -1,7 +1,7 @@
 /** Where a readout reads: the candidates of a correspondence item are found in whichever image holds them. */
 import { describe, expect, it } from 'vitest';
 import type { DatasetItem } from '../../src-shared/dataset/format.ts';
-import { geometryOf } from '../../src-main/jobs/readout-geometry.ts';
+import { geometryOf } from '../../src-main/experiments/hidden-in-plain-sight/readout-geometry.ts';
 
 const point = (image: number, at: [number, number], name: string) => ({ kind: 'point' as const, image, at, name });
 const item = (images: number, labels: DatasetItem['labels']): DatasetItem =>

@@ -28,7 +28,7 @@
  *
  * Token map (ImageTokenPosition): tiles 0 … crops − 1 are the crops (pixel_values index tile + 1), tile `crops` is
  * the base view (pixel_values index 0) — last, like Idefics3's global view, so the whole-image view the K/V probes
- * read (kv-probes/tokens.ts imageGrids: the last tile) is the base view's complete side × side grid. row/col are the
+ * read (experiments/inside-the-llm/tokens.ts imageGrids: the last tile) is the base view's complete side × side grid. row/col are the
  * patch within the crop (0 … side − 1), so an unpadded crop lists only the patches it kept. image_newline tokens have
  * row = col = −1 (no patch; llmImageTokens gives them patch −1) and the tile of the crop whose row they close. Tokens
  * of a downsampled grid (OneVision, large images) are given the crop patch nearest the centre of their interpolation

@@ -1,13 +1,13 @@
 /**
  * The four K/V-token probes of "Visual representations inside the language model", per item
  * and per stored LLM layer × key/value. Each returns one score per (metric, tensor) with its
- * shuffled control; engine/kv-probes/index.ts averages them over the run's items.
+ * shuffled control; index.ts averages them over the run's items.
  *
  * - segmentation: the token under the item's marker → tokens above the midpoint of mean and
  *   max similarity → IoU with the marked object's patch mask (control: segment positions shuffled).
  * - segmentation-few-shot: across items, not per item — a linear foreground/background token
  *   classifier trained on the first `shots` items' tokens with that same ground truth, mIoU on
- *   the rest (control: training labels shuffled); engine/kv-probes/index.ts runs it.
+ *   the rest (control: training labels shuffled); index.ts runs it.
  * - correspondence: pointPair a → nearest target-image token (cosine) → its patch centre;
  *   PCK@α against b (control: target grid positions shuffled).
  * - propagation: the object under pointPair a, as soft patch labels (coverage) of a's image,

@@ -11,8 +11,8 @@ import type { Store } from '../../store/store.ts';
 import { type SegmentationItem, fewShotSegmentation } from '../../../src-shared/metrics/few-shot-segmentation.ts';
 import { PROBES, SEGMENTATION_METRIC, type Probe, type ProbeOptions, ProbeItem, type Score, correspondenceScores, propagationScores, referringLabel, referringScores, segmentationScores, segmentationTarget } from './probes.ts';
 import { ItemTokens, type KvKind } from './tokens.ts';
-import { openModelFolder } from '../model-folder.ts';
-import { viewMapper } from '../vlm/pixel-maps.ts';
+import { openModelFolder } from '../../engine/model-folder.ts';
+import { viewMapper } from '../../engine/vlm/pixel-maps.ts';
 
 export interface KvProbeRow {
   probe: Probe;

@@ -4,21 +4,21 @@
  * not done (or whose readout cannot be summarised) gives null cells, so a UI can refresh the
  * table as each run finishes. Finished runs never change, so their readout summaries are cached.
  */
-import { modelShape, checkLayers } from '../../src-shared/ablation/sweep-grid.ts';
-import { refuseTokenAblation } from '../../src-shared/ablation/mask.ts';
-import type { RunInfo } from '../../src-shared/contract/domain.ts';
-import { LoupeError } from '../../src-shared/contract/errors.ts';
-import type { ParsedParamsOf, ResultOf } from '../../src-shared/contract/methods.ts';
-import { type StageAccuracy, recoveryTable } from '../../src-shared/metrics/recovery.ts';
-import { json } from '../store/database.ts';
-import type { Store } from '../store/store.ts';
-import type { Engine } from './engine.ts';
-import { type ReadoutSummary, readoutSummary } from './readout-summary.ts';
+import { modelShape, checkLayers } from '../../../src-shared/ablation/sweep-grid.ts';
+import { refuseTokenAblation } from '../../../src-shared/ablation/mask.ts';
+import type { RunInfo } from '../../../src-shared/contract/domain.ts';
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import type { ParsedParamsOf, ResultOf } from '../../../src-shared/contract/methods.ts';
+import { type StageAccuracy, recoveryTable } from '../../../src-shared/metrics/recovery.ts';
+import { json } from '../../store/database.ts';
+import type { Store } from '../../store/store.ts';
+import type { EngineContext } from '../../engine/engine-context.ts';
+import { createRun } from '../../engine/create-run.ts';
+import { type ReadoutSummary, readoutSummary } from '../hidden-in-plain-sight/readout-summary.ts';
 
 /** A readout needs this many finished items (readout-summary.ts). */
 const MIN_ITEMS = 5;
 
-type CreateRun = (engine: Engine, job: ParsedParamsOf<'jobs/start'>, sweepId: string | null) => RunInfo;
 type SweepRun = ResultOf<'sweeps/list'>[number]['runs'][number];
 
 interface StoredSweep {
@@ -29,7 +29,7 @@ interface StoredSweep {
 }
 
 /** Checks everything that would only fail later in a run, then creates the sweep and its runs in one transaction and queues them. */
-export function startSweep(engine: Engine, p: ParsedParamsOf<'sweeps/start'>, createRun: CreateRun): ResultOf<'sweeps/start'> {
+export function startSweep(engine: EngineContext, p: ParsedParamsOf<'sweeps/start'>): ResultOf<'sweeps/start'> {
   const { store, queue } = engine;
   const { modelId, datasetId, name, base, ablations, labels } = p;
   if (labels && labels.length !== ablations.length) throw new LoupeError('bad-input', `sweep has ${ablations.length} ablation spec(s) but ${labels.length} label(s)`);

@@ -5,21 +5,21 @@
  * cosine readouts across items are computed from these by `readout/summary` (readout-summary.ts).
  */
 import { join } from 'node:path';
-import type { RunInfo } from '../../src-shared/contract/domain.ts';
-import { LoupeError } from '../../src-shared/contract/errors.ts';
-import { ReadoutSpec } from '../../src-shared/jobs/specs.ts';
-import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
-import type { ComputeClient } from '../compute/compute-client.ts';
-import { openModelFolder } from '../engine/model-folder.ts';
-import { resolveTaps } from '../engine/vlm/tap-sets.ts';
-import { llavaGrid } from '../engine/vlm/token-map.ts';
-import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
-import type { Store } from '../store/store.ts';
-import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
+import type { RunInfo } from '../../../src-shared/contract/domain.ts';
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import { ReadoutSpec } from '../../../src-shared/jobs/specs.ts';
+import { type HostTensor, toFloat32 } from '../../../src-shared/tensor/dtype.ts';
+import type { ComputeClient } from '../../compute/compute-client.ts';
+import { openModelFolder } from '../../engine/model-folder.ts';
+import { resolveTaps } from '../../engine/vlm/tap-sets.ts';
+import { llavaGrid } from '../../engine/vlm/token-map.ts';
+import { Vlm, chosenAnswer } from '../../engine/vlm/vlm.ts';
+import type { Store } from '../../store/store.ts';
+import type { ItemOutput, JobRunner, PreparedRun } from '../../jobs/job-runner.ts';
 import { type Spot, geometryOf } from './readout-geometry.ts';
-import { cellAt } from '../../src-shared/vision/pixel-map.ts';
-import { viewMapper } from '../engine/vlm/pixel-maps.ts';
-import { imageSize } from '../engine/kv-probes/images.ts';
+import { cellAt } from '../../../src-shared/vision/pixel-map.ts';
+import { viewMapper } from '../../engine/vlm/pixel-maps.ts';
+import { imageSize } from '../inside-the-llm/images.ts';
 
 
 export class ReadoutRunner implements JobRunner {

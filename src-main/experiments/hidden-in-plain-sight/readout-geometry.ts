@@ -5,7 +5,7 @@
  *  - marked points (one `point`, or `a`/`b` for relative depth) in image 0;
  *  - otherwise the whole image (mean over its patches), e.g. counting.
  */
-import type { DatasetItem } from '../../src-shared/dataset/format.ts';
+import type { DatasetItem } from '../../../src-shared/dataset/format.ts';
 
 export type Geometry =
   | { kind: 'match'; reference: Spot; candidates: Spot[] }

@@ -8,13 +8,13 @@
  * stored them, two more readouts per stage: Gram-matrix similarity of the patches around the
  * spot (style; leave-one-out nearest class mean) and a probe on the vision encoder's CLS token.
  */
-import { gramVector, nearestMeanLeaveOneOut, nearestMeanShuffledAccuracy } from '../../src-shared/metrics/gram.ts';
-import { cosine, probe, totalVariation } from '../../src-shared/metrics/probe.ts';
-import { wilson } from '../../src-shared/metrics/summary.ts';
-import { presentNotSurfaced } from '../../src-shared/metrics/present-not-surfaced.ts';
-import { LoupeError } from '../../src-shared/contract/errors.ts';
-import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
-import type { Store } from '../store/store.ts';
+import { gramVector, nearestMeanLeaveOneOut, nearestMeanShuffledAccuracy } from '../../../src-shared/metrics/gram.ts';
+import { cosine, probe, totalVariation } from '../../../src-shared/metrics/probe.ts';
+import { wilson } from '../../../src-shared/metrics/summary.ts';
+import { presentNotSurfaced } from '../../../src-shared/metrics/present-not-surfaced.ts';
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import { toFloat32 } from '../../../src-shared/tensor/dtype.ts';
+import type { Store } from '../../store/store.ts';
 
 export interface StageReadout {
   stage: string;
