@@ -78,7 +78,8 @@ export function createHandlers(engine: EngineContext): Handlers {
     'jobs/cancel': async ({ runId }) => queue.cancel(runId),
     'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
     'runs/list': async ({ status }) => store.runs.list(status),
-    'runs/get': async ({ runId }) => ({ run: store.runs.get(runId), results: store.runs.results(runId) }),
+    'runs/get': async ({ runId, failuresOffset, failuresLimit }) => ({ run: store.runs.get(runId), results: store.runs.results(runId), failures: store.runs.failures(runId, failuresOffset, failuresLimit) }),
+    'runs/retry-failed': async ({ runId }) => queue.retryFailed(runId),
     'runs/compare': async ({ runIds }) => {
       const runs = runIds.map((id) => store.runs.get(id));
       return { runs, ...compareRuns(runIds.map((id) => store.runs.results(id))) };

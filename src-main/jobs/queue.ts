@@ -3,12 +3,23 @@
  * next starts. Cancel takes effect between items; resume (also after a crash) continues
  * with the items still pending, so finished work is never redone.
  */
-import type { JobKind, RunInfo } from '../../src-shared/contract/domain.ts';
+import type { JobKind, RunInfo, RunStatus } from '../../src-shared/contract/domain.ts';
 import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
-import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { LoupeError, toErrorPayload } from '../../src-shared/contract/errors.ts';
 import type { Store } from '../store/store.ts';
 import type { JobRunner, PreparedRun } from './job-runner.ts';
 import type { NewTensor } from '../store/repos/runs.ts';
+
+const FINISHED = new Set<RunStatus>(['done', 'partial', 'failed', 'cancelled']);
+
+/** Thrown out of the item loop when a storage failure stops the run. */
+class StorageStop extends Error {
+  readonly itemId: string;
+  constructor(itemId: string, message: string) {
+    super(message);
+    this.itemId = itemId;
+  }
+}
 
 export type Emit = <E extends EventName>(name: E, payload: EventPayload<E>) => void;
 
@@ -48,7 +59,7 @@ export class JobQueue {
 
   cancel(runId: string): RunInfo {
     const run = this.store.runs.get(runId);
-    if (run.status === 'done' || run.status === 'cancelled' || run.status === 'failed') throw new LoupeError('conflict', `run ${runId} is already ${run.status}`);
+    if (FINISHED.has(run.status)) throw new LoupeError('conflict', `run ${runId} is already ${run.status}`);
     const at = this.waiting.indexOf(runId);
     if (at >= 0) this.waiting.splice(at, 1);
     if (this.current === runId) {
@@ -58,6 +69,20 @@ export class JobQueue {
     const cancelled = this.store.runs.setStatus(runId, 'cancelled');
     this.emit('job/state', cancelled);
     return cancelled;
+  }
+
+  /**
+   * Re-queues the failed items of a finished run (`partial`, or `failed` — which also runs the
+   * items a stopped run never reached); the run ends done/partial/failed by the new outcome.
+   */
+  retryFailed(runId: string): RunInfo {
+    const run = this.store.runs.get(runId);
+    if (run.status !== 'partial' && run.status !== 'failed') {
+      const why = run.status === 'done' ? 'no item failed' : run.status === 'cancelled' ? 'it was cancelled; resume it instead' : 'it has not finished';
+      throw new LoupeError('conflict', `run ${runId} is ${run.status}: nothing to retry (${why})`);
+    }
+    this.store.runs.resetFailed(runId);
+    return this.enqueue(runId);
   }
 
   snapshot(): { current: string | null; waiting: string[] } {
@@ -91,6 +116,13 @@ export class JobQueue {
         this.current = null;
       }
     }
+  }
+
+  /** Why a run stopped, with how far it got: "disk full writing blob … (item x); stopped with 12 of 40 items done, 1 failed, 27 not run". */
+  private stopReason(runId: string, e: unknown): string {
+    const run = this.store.runs.get(runId);
+    const what = e instanceof StorageStop ? `${e.message} (item ${e.itemId})` : toErrorPayload(e).message;
+    return `${what}; stopped with ${run.done} of ${run.total} items done, ${run.failed} failed, ${run.total - run.done - run.failed} not run`;
   }
 
   private async processOne(runId: string, itemId: string, prepared: PreparedRun): Promise<void> {
@@ -130,9 +162,11 @@ export class JobQueue {
           } catch (e) {
             // The compute worker died under this item: it is restarted by ComputeClient; try the item again once.
             if (e instanceof LoupeError && e.code === 'engine-crashed' && attempt < 2) continue;
-            // Storage failures stop the run (retrying would fail the same way); item failures are recorded and skipped.
-            if (e instanceof LoupeError && e.code === 'storage') throw e;
-            this.store.runs.failItem(runId, itemId, (e as Error).message);
+            // A storage failure (disk full, I/O error) fails this item and stops the run: every next item
+            // would fail the same way. Other item failures are recorded and the run goes on.
+            const payload = toErrorPayload(e);
+            this.store.runs.failItem(runId, itemId, payload.message);
+            if (payload.code === 'storage') throw new StorageStop(itemId, payload.message);
             break;
           }
         }
@@ -142,9 +176,9 @@ export class JobQueue {
         const left = run.total - run.done - run.failed;
         this.emit('job/progress', { runId, done: run.done, failed: run.failed, total: run.total, etaMs: rate > 0 ? Math.round(left / rate) : null, itemId });
       }
-      this.emit('job/state', this.store.runs.setStatus(runId, 'done'));
+      this.emit('job/state', this.store.runs.finish(runId));
     } catch (e) {
-      this.emit('job/state', this.store.runs.setStatus(runId, 'failed', (e as Error).message));
+      this.emit('job/state', this.store.runs.setStatus(runId, 'failed', this.stopReason(runId, e)));
     } finally {
       await prepared.dispose?.();
     }

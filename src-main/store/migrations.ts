@@ -136,6 +136,40 @@ export const migrations: Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    name: "run states and blob sizes: finished runs with failed items become 'partial' or 'failed' with a reason; blob_files records each blob's size",
+    up(db) {
+      db.exec(`
+        CREATE TABLE blob_files (
+          sha TEXT PRIMARY KEY,
+          size INTEGER NOT NULL,
+          verified_at TEXT NOT NULL
+        );
+      `);
+      // Before version 4 a run whose items failed still said 'done' with no error (issue 23 item 9).
+      // Self-contained on purpose: a shipped migration must not change when the runs repo does.
+      const runs = db
+        .prepare(
+          `SELECT r.id,
+             (SELECT COUNT(*) FROM run_items x WHERE x.run_id = r.id) AS total,
+             (SELECT COUNT(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'done') AS done,
+             (SELECT COUNT(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'failed') AS failed
+           FROM runs r WHERE r.status = 'done'`,
+        )
+        .all() as { id: string; total: number; done: number; failed: number }[];
+      const reasons = db.prepare(`SELECT error, COUNT(*) AS n FROM run_items WHERE run_id = ? AND status = 'failed' GROUP BY error ORDER BY n DESC, MIN(ord) LIMIT 1`);
+      const distinct = db.prepare(`SELECT COUNT(DISTINCT error) AS n FROM run_items WHERE run_id = ? AND status = 'failed'`);
+      const update = db.prepare('UPDATE runs SET status = ?, error = ? WHERE id = ?');
+      for (const r of runs) {
+        if (r.failed === 0) continue;
+        const top = (reasons.all(r.id) as { error: string | null }[])[0]?.error ?? 'no reason recorded';
+        const others = (distinct.get(r.id) as { n: number }).n - 1;
+        const error = `${r.failed} of ${r.total} items failed: ${top}${others > 0 ? ` (and ${others} other reason${others > 1 ? 's' : ''})` : ''}`;
+        update.run(r.done === 0 ? 'failed' : 'partial', error, r.id);
+      }
+    },
+  },
 ];
 
 export class MigrationError extends Error {}

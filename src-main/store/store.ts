@@ -17,7 +17,7 @@ export class Store {
 
   constructor(dataDir: string) {
     this.db = openDatabase(join(dataDir, 'loupe.sqlite'));
-    this.blobs = new BlobStore(join(dataDir, 'blobs'));
+    this.blobs = new BlobStore(join(dataDir, 'blobs'), this.db);
     this.models = new ModelsRepo(this.db);
     this.datasets = new DatasetsRepo(this.db);
     this.runs = new RunsRepo(this.db);

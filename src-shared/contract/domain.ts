@@ -37,7 +37,11 @@ export const DatasetInfo = z.object({
 });
 export type DatasetInfo = z.infer<typeof DatasetInfo>;
 
-export const RunStatus = z.enum(['queued', 'running', 'paused', 'cancelled', 'failed', 'done']);
+/**
+ * A finished run is `done` (every item ok), `partial` (some items failed) or `failed` (every item
+ * failed, or the run itself stopped on an error such as a full disk); `error` then says why.
+ */
+export const RunStatus = z.enum(['queued', 'running', 'paused', 'cancelled', 'failed', 'partial', 'done']);
 export type RunStatus = z.infer<typeof RunStatus>;
 
 export const JobKind = z.enum(['encode-images', 'vlm-forward', 'readout']);
@@ -71,6 +75,10 @@ export const RunInfo = z.object({
   updatedAt: z.string(),
 });
 export type RunInfo = z.infer<typeof RunInfo>;
+
+/** One failed item of a run and why it failed. */
+export const RunFailure = z.object({ itemId: z.string(), error: z.string(), attempts: z.number().int().nonnegative() });
+export type RunFailure = z.infer<typeof RunFailure>;
 
 export const TensorMeta = z.object({
   id: Id,

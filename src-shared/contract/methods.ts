@@ -9,7 +9,7 @@ import { EncodeImagesSpec, ReadoutSpec, VlmForwardSpec } from '../jobs/specs.ts'
 import { ModelDtype, SessionName } from '../jobs/variant.ts';
 import { AblationSpec } from '../ablation/spec.ts';
 import { Label } from '../dataset/format.ts';
-import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
+import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunFailure, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
 
 export const StoredLabel = z.object({ id: z.number().int().positive(), datasetId: Id, itemId: z.string(), label: Label, updatedAt: z.string() });
 export type StoredLabel = z.infer<typeof StoredLabel>;
@@ -145,7 +145,13 @@ export const methods = {
   'jobs/cancel': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'jobs/resume': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'runs/list': { params: z.object({ status: RunStatus.optional() }).strict().default({}), result: z.array(RunInfo) },
-  'runs/get': { params: z.object({ runId: Id }).strict(), result: z.object({ run: RunInfo, results: z.array(RunResult) }) },
+  /** A run, its results, and its failed items with their reasons (`failuresLimit` from `failuresOffset`; `failures.total` counts all). */
+  'runs/get': {
+    params: z.object({ runId: Id, failuresOffset: z.number().int().nonnegative().default(0), failuresLimit: z.number().int().min(0).max(1000).default(100) }).strict(),
+    result: z.object({ run: RunInfo, results: z.array(RunResult), failures: z.object({ total: z.number().int().nonnegative(), items: z.array(RunFailure) }) }),
+  },
+  /** Re-queues only the failed items of a finished (`partial` or `failed`) run; the run ends done/partial/failed by the new outcome. */
+  'runs/retry-failed': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'runs/compare': {
     params: z.object({ runIds: z.array(Id).min(2).max(8) }).strict(),
     result: z.object({

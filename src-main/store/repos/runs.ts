@@ -4,7 +4,7 @@
  * so after a crash every item is either fully saved or still pending — never half.
  */
 import { randomUUID } from 'node:crypto';
-import type { JobKind, RunInfo, RunResult, RunStatus, TensorMeta } from '../../../src-shared/contract/domain.ts';
+import type { JobKind, RunFailure, RunInfo, RunResult, RunStatus, TensorMeta } from '../../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { type Db, json, now } from '../database.ts';
 
@@ -122,6 +122,59 @@ export class RunsRepo {
 
   failItem(runId: string, itemId: string, error: string): void {
     this.db.prepare(`UPDATE run_items SET status = 'failed', attempts = attempts + 1, finished_at = ?, error = ? WHERE run_id = ? AND item_id = ?`).run(now(), error, runId, itemId);
+  }
+
+  /**
+   * Sets a run that went through all its items to what its ledger says: `done` (every item ok),
+   * `partial` (some failed) or `failed` (none ok), with a one-line reason naming the commonest failure.
+   */
+  finish(runId: string): RunInfo {
+    const run = this.get(runId);
+    if (run.failed === 0) return this.setStatus(runId, 'done');
+    return this.setStatus(runId, run.done === 0 ? 'failed' : 'partial', this.failureSummary(runId));
+  }
+
+  /** "3 of 96 items failed: <commonest reason> (and 1 other reason)", or null when none failed. */
+  failureSummary(runId: string): string | null {
+    const counts = this.db.prepare(`SELECT COUNT(*) AS total, SUM(status = 'failed') AS failed FROM run_items WHERE run_id = ?`).get(runId) as { total: number; failed: number | null };
+    if (!counts.failed) return null;
+    const reasons = this.db.prepare(`SELECT error, COUNT(*) AS n FROM run_items WHERE run_id = ? AND status = 'failed' GROUP BY error ORDER BY n DESC, MIN(ord)`).all(runId) as { error: string | null }[];
+    const others = reasons.length - 1;
+    return `${counts.failed} of ${counts.total} items failed: ${reasons[0]?.error ?? 'no reason recorded'}${others > 0 ? ` (and ${others} other reason${others > 1 ? 's' : ''})` : ''}`;
+  }
+
+  /** The failed items in ledger order, `limit` from `offset`, with the total count. */
+  failures(runId: string, offset = 0, limit = 100): { total: number; items: RunFailure[] } {
+    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM run_items WHERE run_id = ? AND status = 'failed'`).get(runId) as { n: number }).n;
+    const rows = this.db
+      .prepare(`SELECT item_id, error, attempts FROM run_items WHERE run_id = ? AND status = 'failed' ORDER BY ord LIMIT ? OFFSET ?`)
+      .all(runId, limit, offset) as { item_id: string; error: string | null; attempts: number }[];
+    return { total, items: rows.map((r) => ({ itemId: r.item_id, error: r.error ?? 'no reason recorded', attempts: r.attempts })) };
+  }
+
+  /** Puts a finished run's failed items back to pending (their attempts are kept); returns how many. */
+  resetFailed(runId: string): number {
+    return this.db.prepare(`UPDATE run_items SET status = 'pending', error = NULL, finished_at = NULL WHERE run_id = ? AND status = 'failed'`).run(runId).changes;
+  }
+
+  /**
+   * Marks items for redo (their stored blob did not match the database): result and tensor rows
+   * go, the items are pending again, and their runs are queued so the next start or `resume` recomputes them.
+   */
+  redoItems(items: { runId: string; itemId: string }[], reason: string): string[] {
+    const runs = new Set(items.map((i) => i.runId));
+    this.db.transaction(() => {
+      for (const { runId, itemId } of items) {
+        this.db.prepare('DELETE FROM tensors WHERE run_id = ? AND item_id = ?').run(runId, itemId);
+        this.db.prepare('DELETE FROM results WHERE run_id = ? AND item_id = ?').run(runId, itemId);
+        this.db.prepare(`UPDATE run_items SET status = 'pending', finished_at = NULL, error = NULL WHERE run_id = ? AND item_id = ?`).run(runId, itemId);
+      }
+      for (const runId of runs) {
+        const n = items.filter((i) => i.runId === runId).length;
+        this.db.prepare(`UPDATE runs SET status = 'queued', error = ?, updated_at = ? WHERE id = ?`).run(`${n} item${n > 1 ? 's' : ''} queued for redo: ${reason}`, now(), runId);
+      }
+    })();
+    return [...runs];
   }
 
   results(runId: string): RunResult[] {
