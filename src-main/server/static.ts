@@ -1,5 +1,8 @@
-/** Serves the built renderer (index.html + assets) with a strict CSP; refuses paths outside its root. */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+/**
+ * Serves the built renderer (index.html + assets) with a strict CSP; refuses paths outside its
+ * root, lexically (`..`) and physically (a symlink inside the root that leads out of it).
+ */
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { CONTENT_SECURITY_POLICY } from '../../src-shared/csp.ts';
@@ -14,26 +17,46 @@ const TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
-export function serveStatic(root: string, urlPath: string, res: ServerResponse): void {
+export type StaticLookup = { file: string } | { status: 400 | 404; message: string };
+
+/**
+ * The real file a URL path names under `realRoot` (itself a realpath), or why not. The file's
+ * realpath must stay under the root: a link to /etc/passwd placed in the folder is not served.
+ */
+export function resolveStaticFile(realRoot: string, urlPath: string): StaticLookup {
   let decoded: string;
   try {
     decoded = decodeURIComponent(urlPath === '/' ? '/index.html' : urlPath);
   } catch {
     // A malformed escape (`/%zz`, which any page can request through an <img>) is the client's error, never a crash.
-    res.writeHead(400, { 'content-type': 'text/plain' }).end('malformed URL escape');
-    return;
+    return { status: 400, message: 'malformed URL escape' };
   }
+  if (decoded.includes('\0')) return { status: 400, message: 'NUL in path' };
   const rel = normalize(decoded).replace(/^([/\\])+/, '');
-  const file = join(root, rel);
-  if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  const lexical = join(realRoot, rel);
+  if (!lexical.startsWith(realRoot + sep)) return { status: 404, message: 'not found' };
+  let real: string;
+  try {
+    real = realpathSync(lexical);
+  } catch {
+    return { status: 404, message: 'not found' };
+  }
+  if (!real.startsWith(realRoot + sep) || !statSync(real).isFile()) return { status: 404, message: 'not found' };
+  return { file: real };
+}
+
+export function serveStatic(realRoot: string, urlPath: string, res: ServerResponse): void {
+  const found = resolveStaticFile(realRoot, urlPath);
+  if (!('file' in found)) {
+    res.writeHead(found.status, { 'content-type': 'text/plain' }).end(found.message);
     return;
   }
   res.writeHead(200, {
-    'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+    'content-type': TYPES[extname(found.file)] ?? 'application/octet-stream',
     'content-security-policy': CONTENT_SECURITY_POLICY,
     'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
     'cache-control': 'no-store',
   });
-  res.end(readFileSync(file));
+  res.end(readFileSync(found.file));
 }

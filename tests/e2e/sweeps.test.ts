@@ -26,7 +26,7 @@ let client: EngineClient;
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=e2e-token`, server.origin);
+  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
 });
 afterAll(async () => {
   client?.close();

@@ -30,7 +30,7 @@ type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImag
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=e2e-token`, server.origin);
+  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
   const run = await client.call('jobs/start', {
     kind: 'vlm-forward',
     modelId: MODEL_ID,

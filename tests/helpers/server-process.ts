@@ -5,16 +5,26 @@ import { createInterface } from 'node:readline';
 import { REPO_ROOT } from '../../src-main/paths.ts';
 
 export interface ServerProcess {
+  /** The first-visit URL (`/?token=…`), as printed. */
   url: string;
+  token: string;
   origin: string;
   child: ChildProcess;
   stop(): Promise<void>;
 }
 
-/** `bare`: serve() with a one-file static root (tests/helpers/serve-child.ts) — no built renderer needed. */
-export async function startServer(dataDir: string, token = 'e2e-token', opts: { bare?: boolean } = {}): Promise<ServerProcess> {
-  const args = opts.bare ? [join(REPO_ROOT, 'tests/helpers/serve-child.ts'), dataDir, token] : [join(REPO_ROOT, 'src-main/cli/loupe.ts'), 'serve', '--port', '0', '--token', token, '--data-dir', dataDir, '--provider', 'cpu'];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** A fixed test token of 256 bits (serve refuses tokens under 128 bits). */
+export const E2E_TOKEN = 'e2e-token-0123456789abcdefghijklmnopqrstuv';
+
+/**
+ * `bare`: serve() with a one-file static root (tests/helpers/serve-child.ts) — no built renderer needed;
+ * `staticRoot` replaces that root, `env` is added to the child's environment (e.g. LOUPE_PORT).
+ */
+export async function startServer(dataDir: string, token = E2E_TOKEN, opts: { bare?: boolean; staticRoot?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
+  const args = opts.bare
+    ? [join(REPO_ROOT, 'tests/helpers/serve-child.ts'), dataDir, token, ...(opts.staticRoot ? [opts.staticRoot] : [])]
+    : [join(REPO_ROOT, 'src-main/cli/loupe.ts'), 'serve', '--port', '0', '--token', token, '--data-dir', dataDir, '--provider', 'cpu'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -26,6 +36,7 @@ export async function startServer(dataDir: string, token = 'e2e-token', opts: { 
   });
   return {
     url,
+    token,
     origin: new URL(url).origin,
     child,
     stop: () =>

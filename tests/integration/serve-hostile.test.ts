@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 
-const TOKEN = 'hostile-token';
+const TOKEN = 'hostile-token-0123456789abcdefghijklmn'; // ≥ 128 bits, as serve requires
 let server: ServerProcess;
 let port: number;
 
@@ -34,14 +34,15 @@ function raw(bytes: Buffer | string): Promise<string> {
 
 async function alive(): Promise<void> {
   expect(server.child.exitCode).toBeNull();
-  const res = await fetch(`http://127.0.0.1:${port}/`);
+  const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { authorization: `Bearer ${TOKEN}` } });
   expect(res.status).toBe(200);
 }
 
 describe('serve survives hostile HTTP', () => {
   for (const path of ['/%zz', '/%', '//x:99999/', '/..%2f..%2fetc%2fpasswd', '/%E0%A4%A']) {
     it(`GET ${path} is a clear 4xx and the server keeps answering`, async () => {
-      const reply = await raw(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      // Host and token are valid, so each path reaches the URL parser and the static route.
+      const reply = await raw(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
       expect(reply).toMatch(/^HTTP\/1\.1 4\d\d/);
       await alive();
     });

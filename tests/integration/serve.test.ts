@@ -10,7 +10,7 @@ import { DATASET_ID, MODEL_ID, tempDir } from '../helpers/fixtures.ts';
 import { connectNode, rawExchange } from '../helpers/node-ws-transport.ts';
 import { startTestEngine } from '../helpers/engine.ts';
 
-const TOKEN = 'test-token-123';
+const TOKEN = 'test-token-0123456789abcdefghijklmnop'; // ≥ 128 bits, as serve requires
 let engine: Engine;
 let server: RunningServer;
 let origin: string;
@@ -36,10 +36,12 @@ const rpc = (body: unknown, headers: Record<string, string> = {}) =>
 
 describe('serve: who may connect', () => {
   it('serves the page with a CSP and refuses paths outside the root', async () => {
-    const page = await fetch(`${origin}/`);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const page = await fetch(`${origin}/`, { headers: auth });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
-    expect((await fetch(`${origin}/..%2f..%2fetc%2fpasswd`)).status).toBe(404);
+    expect((await fetch(`${origin}/..%2f..%2fetc%2fpasswd`, { headers: auth })).status).toBe(404);
+    expect((await fetch(`${origin}/`)).status).toBe(401);
   });
 
   it('refuses a WebSocket without the token, with a wrong token, or from another origin', async () => {

@@ -25,7 +25,9 @@ function enginePort(bridge: LoupeBridge): Promise<MessagePort> {
 
 export async function connectEngine(): Promise<EngineClient> {
   if (window.loupe) return new EngineClient(messagePortTransport(await enginePort(window.loupe)));
-  const token = new URLSearchParams(location.search).get('token') ?? '';
+  // `loupe serve` moves the token from the first URL into an HttpOnly cookie, which the socket
+  // carries; a token still in the address (a script or an old link) is passed on as before.
+  const token = new URLSearchParams(location.search).get('token');
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  return new EngineClient(await openWebSocketTransport(`${scheme}://${location.host}/engine?token=${encodeURIComponent(token)}`));
+  return new EngineClient(await openWebSocketTransport(`${scheme}://${location.host}/engine${token ? `?token=${encodeURIComponent(token)}` : ''}`));
 }
