@@ -2,7 +2,7 @@
 /**
  * `loupe` — headless jobs over the same engine the desktop app uses.
  *
- *   loupe serve   [--port 0] [--host 127.0.0.1] [--token T]   serve the workbench to a browser
+ *   loupe serve   [--port 0 | $LOUPE_PORT] [--host 127.0.0.1] [--allow-host NAME,…] [--token T (≥ 128 bits)]   serve the workbench to a browser
  *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images|readout] [--spec JSON] [--limit N] [--dtype float16|float32]
  *                 [--variant q4 | --variant decoder_model_merged=q4,vision_encoder=fp32]   which dtype export of each ONNX session to load
  *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
@@ -30,7 +30,7 @@ import { type ModelVariant, parseVariantFlag } from '../../src-shared/jobs/varia
 import { dispatch } from '../engine/dispatcher.ts';
 import { Engine } from '../engine/engine.ts';
 import { RENDERER_DIST, RESOURCES_DIR, appVersion, defaultDataDir } from '../paths.ts';
-import { newToken } from '../server/security.ts';
+import { resolveServeOptions } from '../server/serve-options.ts';
 import { serve } from '../server/serve.ts';
 
 const { positionals, values } = parseArgs({
@@ -38,9 +38,11 @@ const { positionals, values } = parseArgs({
   options: {
     'data-dir': { type: 'string' },
     provider: { type: 'string' },
-    port: { type: 'string', default: '0' },
+    // serve: --port beats $LOUPE_PORT beats 0 (any free port), so no parseArgs default here (serve-options.ts).
+    port: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
     token: { type: 'string' },
+    'allow-host': { type: 'string' },
     model: { type: 'string' },
     dataset: { type: 'string' },
     run: { type: 'string' },
@@ -101,6 +103,8 @@ async function main(): Promise<void> {
     process.stdout.write('usage: loupe serve|run|resume|cancel|info|models|variants|datasets|runs|import-dataset|import-model (see src-main/cli/loupe.ts)\n');
     return;
   }
+  // A weak --token or a bad port is refused before the engine starts.
+  const serveOptions = command === 'serve' ? resolveServeOptions(values, process.env) : undefined;
   const provider = values.provider ? ExecutionProvider.parse(values.provider) : undefined;
   const engine = await Engine.start({ dataDir: values['data-dir'] ?? defaultDataDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: appVersion(), ...(provider && { provider }) });
   // Progress goes to stdout as JSON lines, so scripts (and the kill-and-resume test) can follow a run.
@@ -117,7 +121,7 @@ async function main(): Promise<void> {
   switch (command) {
     case 'serve': {
       if (!existsSync(RENDERER_DIST)) throw new LoupeError('not-found', `the renderer is not built (${RENDERER_DIST}); run \`npm run build:renderer\` or \`npm start\``);
-      const s = await serve(engine, { host: values.host!, port: Number(values.port), token: values.token ?? newToken(), staticRoot: RENDERER_DIST });
+      const s = await serve(engine, { ...serveOptions!, staticRoot: RENDERER_DIST });
       process.stdout.write(`Loupe workbench: ${s.url}\n(execution provider: ${engine.compute.provider}; data: ${engine.options.dataDir})\n`);
       return; // keep running
     }
