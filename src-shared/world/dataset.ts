@@ -55,7 +55,7 @@ export function toDatasetItem(task: TaskDef, g: GeneratedItem): DatasetItem {
     choices: [...task.choices],
     answer: g.item.answer,
     split: g.split,
-    labels: [...g.item.labels, ...masks],
+    labels: [...g.item.labels, ...masks, ...(g.item.partMasks ?? []).map((m): Label => ({ kind: 'mask', image: m.image, file: maskFile(g.id, m.image), ids: m.ids, name: m.name }))],
     meta: { ...g.item.meta, answerIndex: g.answerIndex },
   };
 }

@@ -1,6 +1,7 @@
 /** The probe task registry, in the order datasets are built and listed. */
 import { count } from './count.ts';
 import { correspondence } from './correspondence.ts';
+import { objectParts } from './object-parts.ts';
 import { colourAtPoint, shapeAtPoint, styleAtPoint } from './point-attribute.ts';
 import { referring } from './referring.ts';
 import { relation } from './relation.ts';
@@ -18,6 +19,7 @@ export const TASKS: readonly TaskDef[] = [
   correspondence,
   temporalCorrespondence,
   referring,
+  objectParts,
 ];
 
 export function taskByName(name: string): TaskDef {

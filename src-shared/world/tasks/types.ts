@@ -23,6 +23,8 @@ export interface TaskItem {
   labels: Label[];
   /** Per image: instance ids the mask label refers to (all ids when undefined). */
   maskIds?: (number[] | undefined)[];
+  /** Named mask labels over the same mask files (e.g. object parts `<object>/<part>`), beside the per-image one. */
+  partMasks?: { image: number; ids: number[]; name: string }[];
   meta: Record<string, unknown>;
 }
 
