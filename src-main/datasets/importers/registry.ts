@@ -7,11 +7,18 @@
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { BenchmarkFormat, BenchmarkImportOptions } from '../../../src-shared/dataset/benchmarks.ts';
 import { type DatasetMeta, DatasetWriter, type ImportProgress } from './dataset-writer.ts';
+import { importBlink } from './blink.ts';
+import { importCvBench } from './cv-bench.ts';
+import { importRefcoco } from './refcoco.ts';
 
 export type BenchmarkImporter = (source: string, out: DatasetWriter, options: BenchmarkImportOptions) => Promise<DatasetMeta & { warnings?: string[] }>;
 
 /** Filled in as importers are written; a format without an importer is refused by name. */
-const importers: Partial<Record<BenchmarkFormat, BenchmarkImporter>> = {};
+const importers: Partial<Record<BenchmarkFormat, BenchmarkImporter>> = {
+  blink: importBlink,
+  'cv-bench': importCvBench,
+  refcoco: importRefcoco,
+};
 
 export interface ImportedBenchmark {
   root: string;
