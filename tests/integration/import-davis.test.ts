@@ -50,7 +50,7 @@ const importDavis = (path: string, options: Record<string, unknown>) => call<Imp
 async function maskPixels(id: number): Promise<{ shape: number[]; pixels: number[] }> {
   const { response, tensor } = await dispatch(engine.handlers, { t: 'req', id: 9, method: 'labels/mask', params: { id } });
   if (!response.ok) throw LoupeError.from(response.error);
-  return { shape: tensor!.header.shape, pixels: [...(tensor!.data as ArrayLike<number>)] as number[] };
+  return { shape: tensor!.header.shape, pixels: Array.from(tensor!.data as ArrayLike<number>) };
 }
 
 type Stored = { id: number; label: Label };
