@@ -9,21 +9,27 @@
  * for stored pixels first, then for the file.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
-import { RawImage } from '@huggingface/transformers';
 import { PNG } from 'pngjs';
 import type { DatasetInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { StoredLabel } from '../../src-shared/contract/methods.ts';
 import { DATASET_FORMAT, DATASET_FORMAT_VERSION, type DatasetManifest, type Label } from '../../src-shared/dataset/format.ts';
-import { base64ToBytes, rleCounts, rleDecode, rleFromString, rleToString } from '../../src-shared/dataset/mask-codec.ts';
-import { type Pt, binaryOf, fillPolygon, maskArea, maskBbox } from '../../src-shared/dataset/mask-raster.ts';
+import { base64ToBytes, rleCounts, rleToString } from '../../src-shared/dataset/mask-codec.ts';
+import { type Pt, binaryOf, maskArea, maskBbox } from '../../src-shared/dataset/mask-raster.ts';
+import { labelRangeProblem } from '../../src-shared/dataset/label-range.ts';
 import { type Question, checkQuestion } from '../../src-shared/dataset/question.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { Store } from '../store/store.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { fingerprintFolder } from '../util/hash.ts';
+import { importCocoFile } from '../datasets/importers/coco.ts';
+import { DatasetWriter } from '../datasets/importers/dataset-writer.ts';
+import { readDatasetFolder } from './dataset-folder.ts';
+import { decodeImageRgb, decodeMaskPng } from './image-decode.ts';
+import { imageHeaderOf } from './image-header.ts';
+import { enforceLimit, limitValue, overLimit } from './limits.ts';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
 
@@ -43,22 +49,69 @@ export async function addImages(store: Store, datasetId: string, folder: string)
   if (!existsSync(folder)) throw new LoupeError('not-found', `folder ${folder} does not exist`);
   const files = readdirSync(folder).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
   if (files.length === 0) throw new LoupeError('bad-input', `folder ${folder} has no PNG, JPEG or WebP images`);
+  // Counted before any file is decoded or copied: a folder too big for one dataset is refused whole.
+  if (dataset.itemCount + files.length > limitValue('datasetItems')) throw overLimit('datasetItems', dataset.itemCount + files.length, `dataset ${datasetId} with the ${files.length} images of ${folder}`);
+  const existing = store.datasets.items(datasetId, 0, Math.max(1, dataset.itemCount));
+  const ids = new Set(existing.map((i) => i.id));
+  const usedFiles = new Set(existing.flatMap((i) => i.images));
   const items: { id: string; images: string[] }[] = [];
   let skipped = 0;
   for (const f of files) {
     const src = join(folder, f);
     try {
-      await RawImage.read(src); // refuse truncated or unreadable images up front, not mid-run
+      await decodeImageRgb(src, `image ${f}`); // refuse truncated, unreadable or over-limit images up front, not mid-run
     } catch {
       skipped++;
       continue;
     }
-    const rel = `images/${f}`;
-    if (!existsSync(join(dataset.path, rel))) copyFileSync(src, join(dataset.path, rel));
-    items.push({ id: basename(f, extname(f)), images: [rel] });
+    const placed = placeImage(dataset.path, src, f, usedFiles);
+    if (!placed) {
+      skipped++; // the same bytes are already an item of this dataset (the folder was added before)
+      continue;
+    }
+    const id = freshItemId(f, ids);
+    ids.add(id);
+    usedFiles.add(placed);
+    items.push({ id, images: [placed] });
   }
   const added = store.datasets.addItems(datasetId, items, fingerprintFolder(dataset.path));
   return { added, skipped: skipped + items.length - added, dataset: store.datasets.get(datasetId) };
+}
+
+/**
+ * An item id for image file `f` no other item has: its name without extension (as Loupe always
+ * named them, so existing datasets keep their ids), else name and extension (`x.png` → `x-png`
+ * beside `x.jpg` → `x`), else that with a counter. Ids never collide, so an item can never end up
+ * showing another item's image.
+ */
+function freshItemId(f: string, taken: ReadonlySet<string>): string {
+  const ext = extname(f);
+  const stem = basename(f, ext);
+  const tag = ext.slice(1).toLowerCase();
+  if (!taken.has(stem)) return stem;
+  if (!taken.has(`${stem}-${tag}`)) return `${stem}-${tag}`;
+  for (let k = 2; ; k++) if (!taken.has(`${stem}-${tag}-${k}`)) return `${stem}-${tag}-${k}`;
+}
+
+/**
+ * Copies `src` into the dataset's images/ under a name no other file has (`images/x-2.png` when
+ * another folder's `x.png` is there), and returns that path; null when an item already uses a file
+ * with exactly these bytes (adding a folder twice adds nothing twice).
+ */
+function placeImage(root: string, src: string, f: string, usedFiles: ReadonlySet<string>): string | null {
+  const ext = extname(f);
+  const stem = basename(f, ext);
+  const bytes = readFileSync(src);
+  for (let k = 1; ; k++) {
+    const rel = `images/${k === 1 ? f : `${stem}-${k}${ext}`}`;
+    const dest = join(root, rel);
+    if (!existsSync(dest)) {
+      if (usedFiles.has(rel)) continue; // named by an item whose file went missing: never reuse its name
+      copyFileSync(src, dest);
+      return rel;
+    }
+    if (readFileSync(dest).equals(bytes)) return usedFiles.has(rel) ? null : rel;
+  }
 }
 
 export async function itemImage(store: Store, datasetId: string, itemId: string, index: number): Promise<HostTensor> {
@@ -66,37 +119,51 @@ export async function itemImage(store: Store, datasetId: string, itemId: string,
   const item = store.datasets.item(datasetId, itemId);
   const rel = item.images[index];
   if (!rel) throw new LoupeError('not-found', `item ${itemId} has no image #${index}`);
-  let img: RawImage;
-  try {
-    img = (await RawImage.read(join(dataset.path, rel))).rgb();
-  } catch (e) {
-    throw new LoupeError('bad-input', `cannot decode image ${rel}: ${(e as Error).message}`);
-  }
+  const img = await decodeImageRgb(join(dataset.path, rel), `image ${rel} of item ${itemId}`);
   return { dtype: 'uint8', shape: [img.height, img.width, 3], data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength) };
 }
 
 /** A dataset whose labels may be edited (bundled probe sets are replaced when Loupe updates them). */
 function writable(store: Store, datasetId: string): DatasetInfo {
   const info = store.datasets.get(datasetId);
-  if (info.bundled) throw new LoupeError('bad-input', `dataset ${datasetId} is bundled with Loupe and read-only; create a new dataset to label`);
+  if (info.bundled) throw new LoupeError('bad-input', `dataset ${datasetId} is bundled with Loupe and read-only; create a new dataset to label`, { readOnly: true });
   return info;
 }
 
-/** First channel of a PNG (16-bit samples kept), as instance ids. */
-function decodePng(bytes: Uint8Array, what: string): { width: number; height: number; values: Uint8Array | Int32Array } {
-  let png: PNG;
-  try {
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { skipRescale: true });
-  } catch (e) {
-    throw new LoupeError('bad-input', `${what} is not a readable PNG: ${(e as Error).message}`);
-  }
-  const n = png.width * png.height;
-  const data = png.data as unknown as ArrayLike<number>;
-  let max = 0;
-  for (let i = 0; i < n; i++) max = Math.max(max, data[i * 4]!);
-  const values = max > 255 ? new Int32Array(n) : new Uint8Array(n);
-  for (let i = 0; i < n; i++) values[i] = data[i * 4]!;
-  return { width: png.width, height: png.height, values };
+/** First channel of a PNG (16-bit samples kept), as instance ids; refused before decoding when over a limit. */
+const decodePng = decodeMaskPng;
+
+/**
+ * `labels/put`: a new or replaced label of a user dataset, refused on bundled datasets, on an item
+ * that does not exist, and when its coordinates leave its image (nothing is clamped).
+ */
+export async function putLabel(store: Store, p: { datasetId: string; itemId: string; id?: number | undefined; label: Label }): Promise<StoredLabel> {
+  const info = writable(store, p.datasetId);
+  const item = store.datasets.item(p.datasetId, p.itemId);
+  if (p.id !== undefined) {
+    const old = store.labels.get(p.id);
+    if (old.datasetId !== p.datasetId || old.itemId !== p.itemId) throw new LoupeError('not-found', `no label ${p.id} on item ${p.itemId} of ${p.datasetId}`);
+  } else enforceLimit('labelsPerItem', store.labels.list(p.datasetId, p.itemId).length + 1, `item ${p.itemId} of ${p.datasetId}`);
+  const sizes = new Map<number, { width: number; height: number }>();
+  for (const i of labelImages(p.label)) if (i < item.images.length && !sizes.has(i)) sizes.set(i, await imageSize(store, p.datasetId, p.itemId, i));
+  const problem = labelRangeProblem(p.label, (i) => sizes.get(i), item.images.length);
+  if (problem) throw new LoupeError('bad-input', `label on item ${p.itemId} of ${p.datasetId}: ${problem}`);
+  if (p.label.kind === 'mask') inside(info.path, p.label.file);
+  return store.labels.put(p.datasetId, p.itemId, p.label, p.id);
+}
+
+/** The image indexes a label refers to. */
+function labelImages(label: Label): number[] {
+  if (label.kind === 'class') return [];
+  if (label.kind === 'pointPair') return [label.a.image, label.b.image];
+  return [label.image];
+}
+
+/** `labels/delete`: refused on bundled datasets, whose ground truth must survive. */
+export function deleteLabel(store: Store, id: number): StoredLabel {
+  const label = store.labels.get(id);
+  writable(store, label.datasetId);
+  return store.labels.delete(id);
 }
 
 /** 8-bit greyscale PNG whose values are the instance ids (1 for a binary mask). */
@@ -173,8 +240,13 @@ export async function putMask(
   } catch (e) {
     throw new LoupeError('bad-input', `mask PNG is not valid base64: ${(e as Error).message}`);
   }
-  const png = decodePng(bytes, 'the mask');
   const size = await imageSize(store, p.datasetId, p.itemId, p.image);
+  // The header's size is compared before the mask is decoded: a mask bigger than its image costs nothing.
+  const header = imageHeaderOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'the mask');
+  if (header.width !== size.width || header.height !== size.height) {
+    throw new LoupeError('bad-input', `mask is ${header.width}×${header.height} but image #${p.image} of ${p.itemId} is ${size.width}×${size.height}`);
+  }
+  const png = decodePng(bytes, 'the mask');
   if (png.width !== size.width || png.height !== size.height) {
     throw new LoupeError('bad-input', `mask is ${png.width}×${png.height} but image #${p.image} of ${p.itemId} is ${size.width}×${size.height}`);
   }
@@ -264,91 +336,26 @@ export async function exportDataset(store: Store, datasetId: string, format: 'lo
   return { path };
 }
 
-interface CocoFile {
-  images: { id: number; file_name: string; width?: number; height?: number }[];
-  annotations: {
-    id: number;
-    image_id: number;
-    category_id?: number;
-    bbox?: [number, number, number, number];
-    keypoints?: number[];
-    segmentation?: number[][] | { size: [number, number]; counts: string | number[] };
-  }[];
-  categories?: { id: number; name: string }[];
-}
-
-/** A COCO `segmentation` (polygons or RLE, compressed or not) as a binary mask of the image, or a reason it is not one. */
-function cocoSegmentation(seg: unknown, width: number, height: number): { mask: Uint8Array; polygons?: Pt[][] } | string {
-  if (Array.isArray(seg)) {
-    const polygons: Pt[][] = [];
-    for (const flat of seg as unknown[]) {
-      if (!Array.isArray(flat) || flat.length < 6 || flat.length % 2 || !flat.every((v) => typeof v === 'number' && Number.isFinite(v))) return 'a polygon is not a flat list of at least 3 x, y pairs';
-      polygons.push(Array.from({ length: flat.length / 2 }, (_, k) => [flat[2 * k] as number, flat[2 * k + 1] as number] as const));
-    }
-    if (!polygons.length) return 'no polygons';
-    const mask = new Uint8Array(width * height);
-    for (const poly of polygons) fillPolygon(mask, width, height, poly, 1);
-    return { mask, polygons };
-  }
-  const rle = seg as { size?: unknown; counts?: unknown };
-  if (!Array.isArray(rle?.size) || rle.size[0] !== height || rle.size[1] !== width) return `RLE size ${JSON.stringify(rle?.size)} is not the image's [${height}, ${width}]`;
-  try {
-    const counts = typeof rle.counts === 'string' ? rleFromString(rle.counts) : (rle.counts as number[]);
-    if (!Array.isArray(counts)) return 'RLE without counts';
-    return { mask: rleDecode(counts, width, height) };
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
 /**
- * COCO-style import: a new dataset with one item per COCO image (copied from `imagesDir`,
- * default the JSON's folder); an annotation with a `segmentation` (polygons or RLE) → `mask`
- * label (category name as its name, polygons kept), else boxes → `box` labels (category name
- * as text), else one-keypoint annotations → `point` labels. Anything else is ignored, and counted.
+ * `datasets/import-coco`: a new dataset from a COCO-style JSON, read by the one COCO reader
+ * (`datasets/importers/coco.ts`, also behind `datasets/import-benchmark`) into a staging folder
+ * that becomes the dataset only when everything was read — a bad file leaves nothing behind.
+ * Images are looked up in `imagesDir` (default: beside the JSON, or COCO's `<split>2017/`).
  */
 export async function importCoco(store: Store, dataDir: string, jsonPath: string, imagesDir?: string): Promise<{ dataset: DatasetInfo; images: number; labels: number; ignored: number }> {
-  let coco: CocoFile;
+  const out = new DatasetWriter(dataDir, 'coco');
+  let root: string | null = null;
   try {
-    coco = JSON.parse(readFileSync(jsonPath, 'utf8')) as CocoFile;
+    const read = await importCocoFile(jsonPath, out, { limit: 0 }, imagesDir);
+    const labels = out.labelCount;
+    const folder = out.commit({ name: read.name, description: read.description, task: read.task, source: { ...read.source, importedFrom: jsonPath } });
+    root = folder;
+    const { manifest } = readDatasetFolder(folder);
+    const dataset = store.datasets.put(basename(folder), folder, fingerprintFolder(folder), false, manifest);
+    return { dataset, images: read.images, labels, ignored: read.ignored };
   } catch (e) {
-    throw new LoupeError('bad-input', `COCO file ${jsonPath} is not valid JSON: ${(e as Error).message}`);
+    out.abort();
+    if (root) rmSync(root, { recursive: true, force: true });
+    throw e;
   }
-  if (!Array.isArray(coco.images) || !Array.isArray(coco.annotations)) throw new LoupeError('bad-input', `COCO file ${jsonPath} lacks "images" or "annotations" arrays`);
-  const dir = imagesDir ?? dirname(jsonPath);
-  const dataset = createDataset(store, dataDir, basename(jsonPath, extname(jsonPath)), 'coco-import');
-  const names = new Map((coco.categories ?? []).map((c) => [c.id, c.name]));
-  const itemOf = new Map<number, string>();
-  const items: { id: string; images: string[] }[] = [];
-  for (const img of coco.images) {
-    const src = join(dir, img.file_name);
-    if (!existsSync(src)) throw new LoupeError('bad-input', `COCO image ${img.file_name} (id ${img.id}) is missing from ${dir}`);
-    const rel = `images/${basename(img.file_name)}`;
-    copyFileSync(src, join(dataset.path, rel));
-    const id = basename(img.file_name, extname(img.file_name));
-    itemOf.set(img.id, id);
-    items.push({ id, images: [rel] });
-  }
-  store.datasets.addItems(dataset.id, items, fingerprintFolder(dataset.path));
-  let labels = 0;
-  let ignored = 0;
-  for (const a of coco.annotations) {
-    const itemId = itemOf.get(a.image_id);
-    const text = a.category_id !== undefined ? names.get(a.category_id) : undefined;
-    if (itemId && a.segmentation) {
-      const size = await imageSize(store, dataset.id, itemId, 0);
-      const seg = cocoSegmentation(a.segmentation, size.width, size.height);
-      if (typeof seg === 'string') throw new LoupeError('bad-input', `COCO annotation ${a.id}: ${seg}`);
-      storeMask(store, dataset, itemId, { image: 0, ...size, mask: seg.mask, name: text, polygons: seg.polygons });
-      labels++;
-    } else if (itemId && a.bbox?.length === 4) {
-      const [x, y, w, h] = a.bbox;
-      store.labels.put(dataset.id, itemId, { kind: 'box', image: 0, box: [x, y, x + w, y + h], ...(text && { text }) });
-      labels++;
-    } else if (itemId && a.keypoints && a.keypoints.length >= 3) {
-      store.labels.put(dataset.id, itemId, { kind: 'point', image: 0, at: [a.keypoints[0]!, a.keypoints[1]!], ...(text && { name: text }) });
-      labels++;
-    } else ignored++;
-  }
-  return { dataset: store.datasets.get(dataset.id), images: items.length, labels, ignored };
 }

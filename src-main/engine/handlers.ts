@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { compareRuns } from '../../src-shared/metrics/summary.ts';
 import type { EngineContext } from './engine-context.ts';
 import { createRun } from './create-run.ts';
-import { addImages, createDataset, exportDataset, importCoco, itemImage, labelMask, putMask, setQuestion } from './dataset-edit.ts';
+import { addImages, createDataset, deleteLabel, exportDataset, importCoco, itemImage, labelMask, putLabel, putMask, setQuestion } from './dataset-edit.ts';
 import { exportRunTensors } from './export.ts';
 import { importBenchmark } from '../datasets/importers/registry.ts';
 import { modelVariants, withNotes } from './model-folder.ts';
@@ -63,8 +63,8 @@ export function createHandlers(engine: EngineContext): Handlers {
       return { result: { id: `${datasetId}/${itemId}/${index}`, runId: null, itemId, name: 'image', dtype: 'uint8', shape: tensor.shape, blob: '' }, tensor };
     },
     'labels/list': async ({ datasetId, itemId }) => store.labels.list(datasetId, itemId),
-    'labels/put': async ({ datasetId, itemId, id, label }) => store.labels.put(datasetId, itemId, label, id),
-    'labels/delete': async ({ id }) => ({ deleted: store.labels.delete(id) }),
+    'labels/put': async (p) => putLabel(store, p),
+    'labels/delete': async ({ id }) => ({ deleted: deleteLabel(store, id) }),
     'labels/put-mask': async (p) => putMask(store, p),
     'labels/mask': async ({ id }) => {
       const { label, tensor } = labelMask(store, id);

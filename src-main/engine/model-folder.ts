@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import type { ModelInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { DEFAULT_DTYPE_ORDER, type ModelDtype, type ModelVariant, SESSION_NAMES, type SessionName, fileNameOf, parseSessionFile, requestedDtype } from '../../src-shared/jobs/variant.ts';
+import { checkModelConfig, checkPreprocessorConfig } from './model-config-check.ts';
 import { resolveChatTemplate } from './vlm/chat-templates.ts';
 
 /** `model_type` values and the family Loupe treats them as. */
@@ -41,11 +42,15 @@ export interface ModelFolder {
 
 function readJson(path: string, what: string): Record<string, unknown> {
   if (!existsSync(path)) throw new LoupeError('bad-input', `model folder is missing ${what} (${basename(path)})`);
+  let parsed: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new LoupeError('bad-input', `${basename(path)} is not valid JSON: ${(e as Error).message}`);
   }
+  // `null`, a number or a list would fail later as a TypeError deep in the loader.
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new LoupeError('bad-input', `${basename(path)} is not a JSON object`);
+  return parsed as Record<string, unknown>;
 }
 
 /** One export of a session in the folder: its dtype, graph file, and bytes with its external data. */
@@ -99,7 +104,9 @@ export function openModelFolder(path: string, variant?: ModelVariant): ModelFold
   const modelType = String(config.model_type ?? '');
   const family = FAMILIES[modelType];
   if (!family) throw new LoupeError('bad-input', `unsupported model_type "${modelType}" in config.json (supported: ${Object.keys(FAMILIES).join(', ')})`);
+  checkModelConfig(config);
   const preprocessor = readJson(join(path, 'preprocessor_config.json'), 'preprocessor_config.json');
+  checkPreprocessorConfig(preprocessor);
   const onnxDir = join(path, 'onnx');
   if (!existsSync(onnxDir)) throw new LoupeError('bad-input', `model folder ${path} has no onnx/ subfolder`);
   const variants = sessionVariants(onnxDir);

@@ -7,54 +7,57 @@
  * Coordinates are in image pixels of the referenced file (x right, y down).
  */
 import { z } from 'zod';
+import { MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS, MAX_POLYGONS, MAX_POLYGON_POINTS, MAX_TEXT_CHARS } from './limits.ts';
 
 export const DATASET_FORMAT = 'loupe-dataset';
 export const DATASET_FORMAT_VERSION = 1;
 
 const Point = z.tuple([z.number(), z.number()]);
+const Name = z.string().max(MAX_NAME_CHARS);
+const Text = z.string().max(MAX_TEXT_CHARS);
 
 /** A label attached to an item. `image` indexes into the item's `images`. */
 export const Label = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('point'), image: z.number().int().nonnegative(), at: Point, name: z.string().optional() }),
+  z.object({ kind: z.literal('point'), image: z.number().int().nonnegative(), at: Point, name: Name.optional() }),
   z.object({
     kind: z.literal('pointPair'),
     a: z.object({ image: z.number().int().nonnegative(), at: Point }),
     b: z.object({ image: z.number().int().nonnegative(), at: Point }),
-    name: z.string().optional(),
+    name: Name.optional(),
   }),
   z.object({
     kind: z.literal('box'),
     image: z.number().int().nonnegative(),
     /** [x0, y0, x1, y1], x1/y1 exclusive. */
     box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
-    text: z.string().optional(),
+    text: Text.optional(),
   }),
   z.object({
     kind: z.literal('mask'),
     image: z.number().int().nonnegative(),
     /** Path (relative to the manifest) of a PNG whose pixel values are instance ids (0 = background). */
-    file: z.string(),
+    file: z.string().min(1).max(MAX_PATH_CHARS),
     /** Instance ids this label refers to; all non-zero ids when absent. */
     ids: z.array(z.number().int().positive()).optional(),
     /** The object this mask outlines (a category name in COCO exports). */
-    name: z.string().optional(),
+    name: Name.optional(),
     /**
      * Closed polygons (image pixels) the mask was filled from, when it was made only of polygons;
      * kept so COCO exports write polygons as polygons. Absent once a brush or eraser touched it.
      */
-    polygons: z.array(z.array(Point).min(3)).optional(),
+    polygons: z.array(z.array(Point).min(3).max(MAX_POLYGON_POINTS)).max(MAX_POLYGONS).optional(),
   }),
-  z.object({ kind: z.literal('class'), value: z.string() }),
+  z.object({ kind: z.literal('class'), value: Name }),
 ]);
 export type Label = z.infer<typeof Label>;
 
 export const DatasetItem = z.object({
   /** Stable within the dataset; used to resume runs and to compare runs item by item. */
-  id: z.string().min(1),
+  id: z.string().min(1).max(MAX_ID_CHARS),
   /** Image files relative to the manifest (one for most tasks, two for correspondence, N frames for video). */
-  images: z.array(z.string().min(1)),
+  images: z.array(z.string().min(1).max(MAX_PATH_CHARS)),
   /** Question put to the VLM (without chat template). */
-  prompt: z.string().optional(),
+  prompt: Text.optional(),
   /** Multiple-choice answers; `answer` is then one of them. */
   choices: z.array(z.string()).optional(),
   answer: z.string().optional(),

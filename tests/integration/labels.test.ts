@@ -59,7 +59,8 @@ describe('labelling a user dataset', () => {
   });
 
   it('refuses labels on missing items, malformed labels and edits of bundled datasets', async () => {
-    await expect(call('labels/put', { datasetId: 'colour-at-point', itemId: 'nope', label: { kind: 'class', value: 'x' } })).rejects.toMatchObject({ code: 'not-found' });
+    // Bundled datasets are read-only (issue 23 item 5): refused before the item is even looked up.
+    await expect(call('labels/put', { datasetId: 'colour-at-point', itemId: 'nope', label: { kind: 'class', value: 'x' } })).rejects.toMatchObject({ code: 'bad-input', message: expect.stringMatching(/read-only/) });
     await expect(call('labels/put', { datasetId: 'colour-at-point', itemId: 'x', label: { kind: 'box', image: 0, box: [1, 2] } })).rejects.toMatchObject({ code: 'invalid-message' });
     await expect(call('datasets/add-images', { datasetId: 'colour-at-point', folder: DATASET_DIR })).rejects.toThrow(/read-only/);
   });

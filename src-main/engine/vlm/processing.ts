@@ -9,6 +9,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import { type ChatTemplateChoice, resolveChatTemplate } from './chat-templates.ts';
 import { usePillowResize } from './pillow-resize.ts';
+import { decodeImageRgb } from '../image-decode.ts';
 
 // Offline by design: models come from local folders only, never the hub.
 env.allowRemoteModels = false;
@@ -178,14 +179,7 @@ export class VlmProcessing {
       const { width, height } = blankSize(this.preprocessor);
       return Array.from({ length: image.count }, () => new RawImage(new Uint8ClampedArray(width * height * 3), width, height, 3));
     }
-    return Promise.all(
-      image.paths.map(async (p) => {
-        try {
-          return (await RawImage.read(p)).rgb();
-        } catch (e) {
-          throw new LoupeError('bad-input', `cannot decode image ${p}: ${(e as Error).message} (truncated or unsupported?)`);
-        }
-      }),
-    );
+    // Sizes and decode cost are checked from the headers before decoding (limits.ts); grey+alpha PNGs decode too.
+    return Promise.all(image.paths.map((p) => decodeImageRgb(p, `image ${p}`)));
   }
 }

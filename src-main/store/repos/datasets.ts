@@ -99,8 +99,12 @@ export class DatasetsRepo {
 
   items(datasetId: string, offset: number, limit: number): StoredItem[] {
     const rows = this.db.prepare('SELECT * FROM items WHERE dataset_id = ? ORDER BY ord LIMIT ? OFFSET ?').all(datasetId, limit, offset) as (ItemRow & { ord: number })[];
+    return rows.map((r) => this.toItem(datasetId, r));
+  }
+
+  private toItem(datasetId: string, r: ItemRow & { ord: number }): StoredItem {
     const labels = this.db.prepare('SELECT data FROM labels WHERE dataset_id = ? AND item_id = ? ORDER BY id');
-    return rows.map((r) => ({
+    return {
       id: r.id,
       ord: r.ord,
       images: json<string[]>(r.images),
@@ -110,7 +114,7 @@ export class DatasetsRepo {
       ...(r.split !== null && { split: r.split as 'train' | 'test' }),
       ...(r.meta !== null && { meta: json<Record<string, unknown>>(r.meta) }),
       labels: (labels.all(datasetId, r.id) as { data: string }[]).map((l) => JSON.parse(l.data)),
-    }));
+    };
   }
 
   /** Replaces an item's prompt, choices and answer (already validated: src-shared/dataset/question.ts). */
@@ -122,8 +126,9 @@ export class DatasetsRepo {
   }
 
   item(datasetId: string, itemId: string): StoredItem {
-    const row = this.db.prepare('SELECT ord FROM items WHERE dataset_id = ? AND id = ?').get(datasetId, itemId) as { ord: number } | undefined;
+    // By id, never by position: `ord` may have gaps (INSERT OR IGNORE), and OFFSET ord would then return another item.
+    const row = this.db.prepare('SELECT * FROM items WHERE dataset_id = ? AND id = ?').get(datasetId, itemId) as (ItemRow & { ord: number }) | undefined;
     if (!row) throw new LoupeError('not-found', `dataset ${datasetId} has no item ${itemId}`);
-    return this.items(datasetId, row.ord, 1)[0]!;
+    return this.toItem(datasetId, row);
   }
 }
