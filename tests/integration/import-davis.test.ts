@@ -4,7 +4,7 @@
  * mask pixels, ids and meta compared with the builder's truth (expected.json, written from the
  * arrays it drew); split/subset/limit, progress, and refusals that leave nothing behind.
  */
-import { copyFileSync, cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,7 @@ describe('DAVIS-2017 importer', () => {
       [FIXTURE, { split: 'test' }, /DAVIS-2017 has no split 'test' \(ImageSets\/2017 lists train, val, test-dev, test-challenge\)/],
       [FIXTURE, { split: 'test-challenge' }, /ImageSets\/2017\/test-challenge\.txt is missing from/],
       [tempDir('loupe-empty-'), {}, /is not a DAVIS-2017 folder/],
+      [broken((r) => renameSync(join(r, 'JPEGImages/480p'), join(r, 'JPEGImages/Full-Resolution'))), {}, /JPEGImages has no 480p\/ folder \(it has Full-Resolution\); the importer reads the 480p release/],
     ];
     for (const [path, options, message] of cases) {
       const err = await importDavis(path, options).then(

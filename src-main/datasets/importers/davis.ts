@@ -32,7 +32,13 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** The folder holding JPEGImages/: the one the user named, or its DAVIS/ child (the zips unpack into DAVIS/). */
 function davisRoot(source: string): string {
-  for (const root of [join(source, 'DAVIS'), source]) if (existsSync(join(root, 'JPEGImages'))) return root;
+  for (const root of [join(source, 'DAVIS'), source]) {
+    if (!existsSync(join(root, 'JPEGImages'))) continue;
+    if (!existsSync(join(root, 'JPEGImages', RESOLUTION))) {
+      throw new LoupeError('bad-input', `${join(root, 'JPEGImages')} has no ${RESOLUTION}/ folder (it has ${readdirSync(join(root, 'JPEGImages')).join(', ') || 'nothing'}); the importer reads the ${RESOLUTION} release, the one DAVIS-2017 results are reported on`);
+    }
+    return root;
+  }
   throw new LoupeError('bad-input', `${source} is not a DAVIS-2017 folder: neither it nor ${join(source, 'DAVIS')} has JPEGImages/ (expected JPEGImages/480p/, Annotations/480p/, ImageSets/2017/)`);
 }
 
