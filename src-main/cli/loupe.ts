@@ -5,7 +5,8 @@
  *   loupe serve   [--port 0 | $LOUPE_PORT] [--host 127.0.0.1] [--allow-host NAME,…] [--token T (≥ 128 bits)]   serve the workbench to a browser
  *   loupe run     --model ID --dataset ID|PATH [--kind vlm-forward|encode-images|readout] [--spec JSON] [--limit N] [--dtype float16|float32]
  *                 [--variant q4 | --variant decoder_model_merged=q4,vision_encoder=fp32]   which dtype export of each ONNX session to load
- *   loupe resume  [--run ID]        finish interrupted runs (all, or one)
+ *   loupe resume  [--run ID] [--retry-failed]   finish interrupted runs (all, or one); --retry-failed also re-runs the failed items
+ *                 of partial/failed runs. `run` and `resume` print failed items' reasons and exit 1 if a run ends partial or failed
  *   loupe cancel  --run ID
  *   loupe variants --model ID        the dtype exports each session of a model has
  *   loupe sweep   --model ID --dataset ID [--limit N] [--variant …] [--family vision-patches|vision-single|llm-text-image|llm-image-image]
@@ -29,6 +30,7 @@ import { LoupeError, toErrorPayload } from '../../src-shared/contract/errors.ts'
 import { type ModelVariant, parseVariantFlag } from '../../src-shared/jobs/variant.ts';
 import { dispatch } from '../engine/dispatcher.ts';
 import { Engine } from '../engine/engine.ts';
+import { reportFailedRuns } from './failed-runs.ts';
 import { RENDERER_DIST, RESOURCES_DIR, appVersion, defaultDataDir } from '../paths.ts';
 import { resolveServeOptions } from '../server/serve-options.ts';
 import { serve } from '../server/serve.ts';
@@ -58,6 +60,7 @@ const { positionals, values } = parseArgs({
     threshold: { type: 'string' },
     'input-floor': { type: 'string' },
     block: { type: 'boolean', default: false },
+    'retry-failed': { type: 'boolean', default: false },
     base: { type: 'string' },
     family: { type: 'string', default: 'vision-patches' },
     from: { type: 'string' },
@@ -138,12 +141,20 @@ async function main(): Promise<void> {
       const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec })) as { id: string };
       await engine.queue.drained();
       print({ result: engine.store.runs.get(run.id) });
+      if (reportFailedRuns(engine.store, [run.id], print)) process.exitCode = 1;
       break;
     }
     case 'resume': {
-      if (values.run) await call(engine, 'jobs/resume', { runId: values.run });
+      // The runs this call finishes: those the engine re-queued on start, plus --run (or every partial/failed run with --retry-failed).
+      const { current, waiting } = engine.queue.snapshot();
+      const touched = [...(current ? [current] : []), ...waiting];
+      if (values['retry-failed']) {
+        const ids = values.run ? [values.run] : engine.store.runs.list().filter((r) => r.status === 'partial' || r.status === 'failed').map((r) => r.id);
+        for (const runId of ids) touched.push(((await call(engine, 'runs/retry-failed', { runId })) as { id: string }).id);
+      } else if (values.run) touched.push(((await call(engine, 'jobs/resume', { runId: values.run })) as { id: string }).id);
       await engine.queue.drained();
       print({ result: engine.store.runs.list() });
+      if (reportFailedRuns(engine.store, touched, print)) process.exitCode = 1;
       break;
     }
     case 'sweep': {

@@ -11,8 +11,10 @@ import { EncodeImagesRunner } from '../jobs/encode-images.ts';
 import { JobQueue } from '../jobs/queue.ts';
 import { ReadoutRunner } from '../experiments/hidden-in-plain-sight/readout-runner.ts';
 import { VlmForwardRunner } from '../jobs/vlm-forward.ts';
+import { type DataCheckReport, checkDataFolder, describeDataCheck } from '../store/data-check.ts';
 import { Store } from '../store/store.ts';
 import { fingerprintFolder } from '../util/hash.ts';
+import { DataLock, describeHolder } from './data-lock.ts';
 import { readDatasetFolder } from './dataset-folder.ts';
 import type { EngineContext, EngineOptions } from './engine-context.ts';
 import { type Handlers, createHandlers } from './handlers.ts';
@@ -30,6 +32,9 @@ export class Engine implements EngineContext {
   readonly handlers: Handlers;
   readonly options: EngineOptions;
   private readonly listeners = new Set<Listener>();
+  private lock: DataLock | null = null;
+  /** What the start-up check of the data folder found (store/data-check.ts). */
+  dataCheck: DataCheckReport | null = null;
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -51,11 +56,26 @@ export class Engine implements EngineContext {
   }
 
   static async start(options: EngineOptions): Promise<Engine> {
-    const engine = new Engine(options);
-    await engine.compute.init(options.provider);
-    engine.registerBundled();
-    engine.queue.resumeInterrupted();
-    return engine;
+    // One engine per data folder (data-lock.ts): taken before the store opens or any run resumes;
+    // a second engine fails here with a conflict naming the holder.
+    const lock = DataLock.acquire(options.dataDir);
+    if (lock.tookOverFrom) console.error(`loupe: took over ${options.dataDir} from an engine that did not release it (${describeHolder(lock.tookOverFrom)}; killed or crashed)`);
+    let engine: Engine | undefined;
+    try {
+      engine = new Engine(options);
+      engine.lock = lock;
+      // Before anything resumes: clean temp files, and send items whose blobs do not match back to pending.
+      engine.dataCheck = checkDataFolder(engine.store, options.dataDir);
+      for (const line of describeDataCheck(engine.dataCheck, options.dataDir)) console.error(`loupe: ${line}`);
+      await engine.compute.init(options.provider);
+      engine.registerBundled();
+      engine.queue.resumeInterrupted();
+      return engine;
+    } catch (e) {
+      await engine?.close().catch(() => undefined);
+      lock.release();
+      throw e;
+    }
   }
 
   onEvent(listener: Listener): () => void {
@@ -105,8 +125,12 @@ export class Engine implements EngineContext {
   }
 
   async close(): Promise<void> {
-    await this.queue.stop();
-    await this.compute.close();
-    this.store.close();
+    try {
+      await this.queue.stop();
+      await this.compute.close();
+      this.store.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 }

@@ -3,6 +3,7 @@
  * is replaced (vitest module mock) by one that writes at most a few bytes per call and can answer
  * ENOSPC/EIO after a byte budget, as a filling disk does. Expected contents are the literal inputs.
  */
+import type * as NodeFs from 'node:fs';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 const disk = vi.hoisted(() => ({ maxPerCall: Infinity, freeBytes: Infinity, failWith: 'ENOSPC', calls: 0 }));
 
 vi.mock('node:fs', async (importOriginal) => {
-  const fs = await importOriginal<typeof import('node:fs')>();
+  const fs = await importOriginal<typeof NodeFs>();
   const writeSync = ((fd: number, buffer: Uint8Array, offset?: number, length?: number, position?: number | null) => {
     disk.calls++;
     const off = offset ?? 0;
