@@ -7,6 +7,8 @@
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { BenchmarkFormat, BenchmarkImportOptions } from '../../../src-shared/dataset/benchmarks.ts';
 import { type DatasetMeta, DatasetWriter, type ImportProgress } from './dataset-writer.ts';
+import { importPascalPart } from './pascal-part.ts';
+import { importCocoBenchmark } from './coco.ts';
 import { importDavis } from './davis.ts';
 import { importSpair } from './spair.ts';
 import { importBlink } from './blink.ts';
@@ -17,6 +19,8 @@ export type BenchmarkImporter = (source: string, out: DatasetWriter, options: Be
 
 /** Filled in as importers are written; a format without an importer is refused by name. */
 const importers: Partial<Record<BenchmarkFormat, BenchmarkImporter>> = {
+  'pascal-part': importPascalPart,
+  coco: importCocoBenchmark,
   'spair-71k': importSpair,
   'davis-2017': importDavis,
   blink: importBlink,
