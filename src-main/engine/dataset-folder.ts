@@ -6,6 +6,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { DatasetManifest, type DatasetItem } from '../../src-shared/dataset/format.ts';
 import { type ImageDims, labelRangeProblem } from '../../src-shared/dataset/label-range.ts';
 import { checkDecodeCost } from './image-decode.ts';
+import { assertInsideFolder, containmentRoots } from './inside-folder.ts';
 import { readImageHeader } from './image-header.ts';
 import { enforceLimit } from './limits.ts';
 
@@ -28,6 +29,9 @@ export function readDatasetFolder(path: string): DatasetFolder {
   const parsed = DatasetManifest.safeParse(raw);
   if (!parsed.success) throw new LoupeError('bad-input', `dataset manifest ${file} is malformed:\n${z.prettifyError(parsed.error)}`, parsed.error.issues);
   const root = dirname(file);
+  // Links may not lead out of the folder (a linked "image" could be any readable file).
+  const roots = containmentRoots(root);
+  if (file !== path) assertInsideFolder(root, file, 'dataset manifest', roots);
   enforceLimit('datasetItems', parsed.data.items.length, `dataset manifest ${file}`);
   const ids = new Set<string>();
   for (const item of parsed.data.items) {
@@ -39,6 +43,7 @@ export function readDatasetFolder(path: string): DatasetFolder {
       // Images must stay inside the dataset folder: a manifest is data, not a licence to read anywhere.
       if (isAbsolute(img) || normalize(img).startsWith('..')) throw new LoupeError('bad-input', `dataset item ${item.id}: image path ${img} leaves the dataset folder`);
       if (!existsSync(join(root, img))) throw new LoupeError('bad-input', `dataset item ${item.id}: image ${img} is missing`);
+      assertInsideFolder(root, join(root, img), `dataset item ${item.id}: image`, roots);
     }
     checkLabels(root, item);
   }
@@ -74,6 +79,7 @@ function checkLabels(root: string, item: DatasetItem): void {
     if (isAbsolute(label.file) || normalize(label.file).startsWith('..')) throw new LoupeError('bad-input', `dataset item ${item.id}: mask file ${label.file} leaves the dataset folder`);
     const path = join(root, label.file);
     if (!existsSync(path)) throw new LoupeError('bad-input', `dataset item ${item.id}: mask file ${label.file} is missing`);
+    assertInsideFolder(root, path, `dataset item ${item.id}: mask file`);
     const what = `mask file ${label.file} of item ${item.id}`;
     const { header, fileBytes } = readImageHeader(path, what);
     if (header.format !== 'png') throw new LoupeError('bad-input', `${what} is a ${header.format.toUpperCase()}, not a PNG`);

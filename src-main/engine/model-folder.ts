@@ -8,6 +8,7 @@ import type { ModelInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { DEFAULT_DTYPE_ORDER, type ModelDtype, type ModelVariant, SESSION_NAMES, type SessionName, fileNameOf, parseSessionFile, requestedDtype } from '../../src-shared/jobs/variant.ts';
 import { checkModelConfig, checkPreprocessorConfig } from './model-config-check.ts';
+import { assertLinksInside, containmentRoots } from './inside-folder.ts';
 import { resolveChatTemplate } from './vlm/chat-templates.ts';
 
 /** `model_type` values and the family Loupe treats them as. */
@@ -100,6 +101,9 @@ function pickSession(onnxDir: string, name: SessionName, variants: SessionVarian
 /** Opens a model folder; `variant` picks the dtype per session (default: fp32, else the first variant present). */
 export function openModelFolder(path: string, variant?: ModelVariant): ModelFolder {
   if (!existsSync(path)) throw new LoupeError('not-found', `model folder ${path} does not exist`);
+  // Every file read below (configs, tokenizer, onnx/ graphs and external data) is in these two folders.
+  const roots = containmentRoots(path);
+  assertLinksInside(path, path, 'model file', roots);
   const config = readJson(join(path, 'config.json'), 'config.json');
   const modelType = String(config.model_type ?? '');
   const family = FAMILIES[modelType];
@@ -109,6 +113,7 @@ export function openModelFolder(path: string, variant?: ModelVariant): ModelFold
   checkPreprocessorConfig(preprocessor);
   const onnxDir = join(path, 'onnx');
   if (!existsSync(onnxDir)) throw new LoupeError('bad-input', `model folder ${path} has no onnx/ subfolder`);
+  assertLinksInside(path, onnxDir, 'model file', roots);
   const variants = sessionVariants(onnxDir);
   const picked = Object.fromEntries(SESSION_NAMES.map((n) => [n, pickSession(onnxDir, n, variants[n], requestedDtype(variant, n))])) as Record<SessionName, { file: string; dtype: ModelDtype }>;
   const files = Object.fromEntries(SESSION_NAMES.map((n) => [n, picked[n].file])) as Record<SessionName, string>;
