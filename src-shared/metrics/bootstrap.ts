@@ -105,17 +105,26 @@ export function totalVariationOfAnswers(a: readonly Category[], b: readonly Cate
 function tvOfCounts(a: readonly Category[], b: readonly Category[], ia: Int32Array | undefined, ib: Int32Array | undefined): number {
   const na = ia ? ia.length : a.length;
   const nb = ib ? ib.length : b.length;
-  const diff = new Map<Category, number>();
+  // Integer counts per answer, so equal lists give exactly 0 and disjoint ones exactly 1.
+  const counts = new Map<Category, [number, number]>();
   for (let i = 0; i < na; i++) {
     const k = a[ia ? ia[i]! : i]!;
-    diff.set(k, (diff.get(k) ?? 0) + 1 / na);
+    const c = counts.get(k) ?? [0, 0];
+    c[0]++;
+    counts.set(k, c);
   }
   for (let i = 0; i < nb; i++) {
     const k = b[ib ? ib[i]! : i]!;
-    diff.set(k, (diff.get(k) ?? 0) - 1 / nb);
+    const c = counts.get(k) ?? [0, 0];
+    c[1]++;
+    counts.set(k, c);
   }
   let s = 0;
-  for (const v of diff.values()) s += Math.abs(v);
+  if (na === nb) {
+    for (const [ca, cb] of counts.values()) s += Math.abs(ca - cb);
+    return s / (2 * na);
+  }
+  for (const [ca, cb] of counts.values()) s += Math.abs(ca / na - cb / nb);
   return s / 2;
 }
 
