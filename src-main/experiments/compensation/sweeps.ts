@@ -119,7 +119,8 @@ export function sweepSummary(store: Store, sweepId: string, floor: 'chance' | 'b
   const runs = store.runs.sweepRuns(sweepId);
   const labels = runLabels(row, runs.length);
   const done = runs.map((r) => {
-    if (r.status !== 'done') return { summary: null, error: r.error };
+    // A partial run (some items failed) is summarised over the items that succeeded, as before run states existed.
+    if (r.status !== 'done' && r.status !== 'partial') return { summary: null, error: r.error };
     try {
       return { summary: finishedSummary(store, r), error: null };
     } catch (e) {
