@@ -6,6 +6,8 @@ import { contextBridge, ipcRenderer } from 'electron';
 import { BRIDGE_CHANNELS, type LoupeBridge, PORT_MESSAGE } from '../../src-shared/bridge.ts';
 
 ipcRenderer.on(BRIDGE_CHANNELS.port, (event) => {
+  // Main sends exactly one port per request; anything else is not ours to pass on.
+  if (event.ports.length !== 1) return;
   // MessagePorts cannot cross the context bridge; post it into the page's own window.
   window.postMessage(PORT_MESSAGE, window.location.origin, event.ports);
 });
