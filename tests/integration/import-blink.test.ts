@@ -6,7 +6,7 @@
  * progress, a renamed column and a truncated file refused by name with nothing left behind.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, readFileSync, readdirSync, truncateSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, symlinkSync, truncateSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetManifest } from '../../src-shared/dataset/format.ts';
@@ -101,6 +101,19 @@ describe('BLINK import', () => {
     expect(one.dataset.task).toBe('blink:Art_Style');
     expect(manifestOf(one).items[0]!.images).toHaveLength(3);
     await expect(importBlink(HUB, { subset: ['Colour_Constancy'] })).rejects.toThrow(/no subtask Colour_Constancy \(found Art_Style, Counting, Visual_Correspondence\)/);
+  });
+
+  it('reads the hub cache layout, where snapshots/<rev>/ links every file to ../../blobs/', async () => {
+    const repo = join(tempDir('loupe-hfcache-'), 'datasets--BLINK-Benchmark--BLINK');
+    const snapshot = join(repo, 'snapshots', '0123abc');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(join(snapshot, 'Counting'), { recursive: true });
+    for (const split of ['test', 'val']) {
+      cpSync(join(HUB, 'Counting', `${split}-00000-of-00001.parquet`), join(repo, 'blobs', `blob-${split}`));
+      symlinkSync(join('..', '..', '..', 'blobs', `blob-${split}`), join(snapshot, 'Counting', `${split}-00000-of-00001.parquet`));
+    }
+    const r = await importBlink(snapshot, { split: 'val' });
+    expect(manifestOf(r).items.map((i) => i.id)).toEqual(['val_Counting_1', 'val_Counting_2', 'val_Counting_3']);
   });
 
   it('refuses a renamed column by file, column and the columns found, leaving no dataset folder', async () => {

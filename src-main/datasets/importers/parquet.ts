@@ -42,11 +42,20 @@ export function findParquetFiles(root: string, maxDepth = 4): string[] {
       if (e.name.startsWith('.')) continue;
       const p = join(dir, e.name);
       if (e.isDirectory() && depth < maxDepth) walk(p, depth + 1);
-      else if (e.isFile() && e.name.endsWith('.parquet')) found.push(p);
+      // The hub cache (`huggingface-cli download` without --local-dir) links each file in snapshots/<rev>/ to ../../blobs/.
+      else if (e.name.endsWith('.parquet') && (e.isFile() || (e.isSymbolicLink() && isFileTarget(p)))) found.push(p);
     }
   };
   walk(root, 0);
   return found;
+}
+
+function isFileTarget(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 export function relPath(root: string, path: string): string {
