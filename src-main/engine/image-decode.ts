@@ -54,7 +54,7 @@ function greyAlphaToRgb(bytes: Buffer, header: ImageHeader, what: string): RawIm
   try {
     png = PNG.sync.read(bytes, { skipRescale: true });
   } catch (e) {
-    throw new LoupeError('bad-input', `cannot decode image ${what}: ${(e as Error).message}`);
+    throw new LoupeError('bad-input', `cannot decode ${what}: ${(e as Error).message}`);
   }
   const n = png.width * png.height;
   const src = png.data as unknown as ArrayLike<number>;
@@ -70,13 +70,13 @@ function greyAlphaToRgb(bytes: Buffer, header: ImageHeader, what: string): RawIm
 }
 
 /** The RGB pixels of an image file, refused before decoding when over a limit; `what` names it in errors. */
-export async function decodeImageRgb(path: string, what = path): Promise<RawImage> {
+export async function decodeImageRgb(path: string, what = `image ${path}`): Promise<RawImage> {
   const { bytes, header } = readCheckedImage(path, what);
   if (header.format === 'png' && header.colorType === 4) return greyAlphaToRgb(bytes, header, what);
   try {
     return (await RawImage.fromBlob(new Blob([new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)]))).rgb();
   } catch (e) {
-    throw new LoupeError('bad-input', `cannot decode image ${what}: ${(e as Error).message} (truncated or unsupported?)`);
+    throw new LoupeError('bad-input', `cannot decode ${what}: ${(e as Error).message} (truncated or unsupported?)`);
   }
 }
 
