@@ -11,9 +11,9 @@
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src-main/paths.ts';
 import { MODEL_ID, makeLongDataset, tempDir } from '../helpers/fixtures.ts';
 
@@ -43,13 +43,23 @@ function blobsIntact(dataDir: string): string[] {
   return blobs;
 }
 
+/** Whether this machine lets an unprivileged user mount a tmpfs in a user+mount namespace. */
+function canMountTmpfs(): boolean {
+  const dir = tempDir();
+  return spawnSync('unshare', ['-rm', 'mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { timeout: 10_000 }).status === 0;
+}
+
 describe('a full disk mid-run', () => {
   const dataset = makeLongDataset(N);
   const reference = tempDir();
   const ref = () => snapshot(reference);
+  // The uninterrupted run every test compares with.
+  beforeAll(() => {
+    const r = cli(reference, ['run', '--model', MODEL_ID, '--dataset', dataset]);
+    if (r.status !== 0) throw new Error(`reference run failed: ${r.stderr}`);
+  }, 240_000);
 
   it('fails the item with "disk full", leaves no truncated blob, and resume --retry-failed completes equal to a clean run', () => {
-    expect(cli(reference, ['run', '--model', MODEL_ID, '--dataset', dataset]).status).toBe(0);
     expect(ref().run.status).toBe('done');
     const blobSize = statSync(join(reference, blobsIntact(reference)[0]!)).size;
     expect(blobsIntact(reference)).toHaveLength(N);
@@ -78,6 +88,48 @@ describe('a full disk mid-run', () => {
     expect(after.ledger.map((l) => [l.status, l.attempts])).toEqual([...Array(3).fill(['done', 1]), ['done', 2], ...Array(4).fill(['done', 1])]);
     expect(after.results).toEqual(ref().results);
     expect(blobsIntact(dataDir)).toHaveLength(N);
+  });
+
+  // A real full disk where the machine allows it: the blob folder on a 64 KiB tmpfs in a user+mount
+  // namespace (no root needed; skipped where unprivileged namespaces are off). The database stays on
+  // the normal disk; "space is freed" by remounting the tmpfs larger. The namespace's files vanish
+  // with it, so the script copies the blob folder out after each step.
+  it.skipIf(!canMountTmpfs())('on a real full tmpfs too: disk full, no truncated blob, retry completes equal to a clean run', () => {
+    const dataDir = tempDir();
+    const out = tempDir();
+    mkdirSync(join(dataDir, 'blobs'));
+    const loupe = (args: string, name: string) => `"${process.execPath}" "${CLI}" ${args} --data-dir "${dataDir}" --provider cpu > "${out}/${name}.out" 2> "${out}/${name}.err"; echo $? > "${out}/${name}.rc"`;
+    const script = [
+      `mount -t tmpfs -o size=64k tmpfs "${dataDir}/blobs"`,
+      loupe(`run --model ${MODEL_ID} --dataset "${dataset}"`, 'run'),
+      `cp -r "${dataDir}/blobs" "${out}/blobs-full"`,
+      `mkdir "${out}/db-full" && cp "${dataDir}"/loupe.sqlite* "${out}/db-full/"`,
+      `mount -o remount,size=8m "${dataDir}/blobs"`,
+      loupe('resume --retry-failed', 'resume'),
+      `cp -r "${dataDir}/blobs" "${out}/blobs-after"`,
+    ].join(' && ');
+    const ns = spawnSync('unshare', ['-rm', 'bash', '-c', script], { encoding: 'utf8', timeout: 480_000 });
+    expect(ns.status, ns.stderr).toBe(0);
+    const rc = (name: string) => Number(readFileSync(join(out, `${name}.rc`), 'utf8'));
+
+    expect(rc('run')).toBe(1);
+    const ledger = snapshot(join(out, 'db-full')).ledger; // the database as the failed run left it
+    const done = ledger.filter((l) => l.status === 'done').length;
+    expect(done).toBeGreaterThanOrEqual(1);
+    expect(ledger[done]!.status).toBe('failed');
+    expect(ledger[done]!.error).toMatch(/^disk full writing blob [0-9a-f]{64} under .*\(\d+ of \d+ bytes written, no file was saved under its name\)/);
+    expect(readFileSync(join(out, 'run.err'), 'utf8')).toContain(`  ${ledger[done]!.item_id}: disk full writing blob`);
+    // What was on the full disk: only whole blobs (each hashes to its name), one per done item, no temp file.
+    const full = files(join(out, 'blobs-full'));
+    expect(full.filter((f) => /\.tmp-/.test(f))).toEqual([]);
+    for (const f of full) expect(createHash('sha256').update(readFileSync(join(out, 'blobs-full', f))).digest('hex') + '.safetensors').toBe(f.split('/').at(-1));
+    expect(full).toHaveLength(done);
+
+    expect(rc('resume')).toBe(0);
+    const after = snapshot(dataDir);
+    expect(after.run).toMatchObject({ status: 'done', error: null });
+    expect(after.results).toEqual(ref().results);
+    expect(files(join(out, 'blobs-after'))).toHaveLength(N);
   });
 
   it('on start: removes orphaned temp files, quarantines blobs that do not match the database, recomputes their items', () => {
