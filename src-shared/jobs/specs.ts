@@ -107,6 +107,17 @@ export const ReadoutSpec = z
     gram: z.boolean().default(true),
     /** Also probe the vision encoder's CLS token of the first image at every vision layer. */
     cls: z.boolean().default(true),
+    /**
+     * Also answer by greedy generation of up to this many tokens, matched to the choices
+     * (metrics/answer-matching.ts), for the VLM and the blind baseline; 0 = first-token scoring only.
+     */
+    generate: z.number().int().min(0).max(64).default(0),
+    /**
+     * First-token scoring of the choices' own words (`choice`), or of the option letters A, B, …
+     * by position (`letter`) — for benchmarks whose prompt lists lettered options (BLINK, CV-Bench)
+     * and whose choice wordings share a first token.
+     */
+    scoreBy: z.enum(['choice', 'letter']).default('choice'),
     limit: z.number().int().nonnegative().default(0),
     /**
      * Which dtype export of each ONNX session to load: one dtype for every session (`"q4"`) or a

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gramVector, nearestMeanLeaveOneOut, nearestMeanShuffledAccuracy } from '../../src-shared/metrics/gram.ts';
+import { gramCosine, gramVector, nearestMeanLeaveOneOut, nearestMeanShuffledAccuracy } from '../../src-shared/metrics/gram.ts';
 
 describe('Gram-matrix readout', () => {
   it('gramVector is the upper triangle of FᵀF/n with off-diagonals weighted by √2', () => {
@@ -32,5 +32,28 @@ describe('Gram-matrix readout', () => {
     const p = nearestMeanLeaveOneOut(x, y, 2);
     expect(p.filter((v, i) => v === y[i]).length / y.length).toBe(1);
     expect(nearestMeanShuffledAccuracy(x, y, 2)).toBeLessThan(0.75);
+  });
+});
+
+describe('gramCosine (kernel form) equals the cosine of explicitly formed Gram matrices', () => {
+  it('matches FᵀF/n built entry by entry, for regions of different sizes', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+    const dim = 5;
+    const a = Float64Array.from({ length: 7 * dim }, rand);
+    const b = Float64Array.from({ length: 3 * dim }, rand);
+    const gram = (x: Float64Array) => {
+      const n = x.length / dim;
+      const g = new Float64Array(dim * dim);
+      for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) for (let r = 0; r < n; r++) g[i * dim + j]! += (x[r * dim + i]! * x[r * dim + j]!) / n;
+      return g;
+    };
+    const ga = gram(a);
+    const gb = gram(b);
+    const dot = (x: Float64Array, y: Float64Array) => x.reduce((s, v, i) => s + v * y[i]!, 0);
+    const want = dot(ga, gb) / Math.sqrt(dot(ga, ga) * dot(gb, gb));
+    expect(gramCosine(a, b, dim)).toBeCloseTo(want, 12);
+    expect(gramCosine(a, a, dim)).toBeCloseTo(1, 12);
+    expect(() => gramCosine(a, b.subarray(1), dim)).toThrow(/whole numbers/);
   });
 });

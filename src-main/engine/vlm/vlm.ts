@@ -111,7 +111,7 @@ export class Vlm {
       if (t.length === 0) throw new LoupeError('bad-input', `choice "${c}" tokenizes to nothing`);
       return t[0]!;
     });
-    if (choiceIds && new Set(choiceIds).size !== choiceIds.length) throw new LoupeError('bad-input', `choices ${JSON.stringify(options.choices)} share a first token; first-token scoring cannot tell them apart`);
+    if (choiceIds && new Set(choiceIds).size !== choiceIds.length) throw new LoupeError('bad-input', `choices ${JSON.stringify(options.choices)} share a first token; first-token scoring cannot tell them apart (score the option letters instead: readout spec "scoreBy": "letter", with the letters listed in the prompt)`);
     const res = await this.compute.runVlm({
       key: this.key,
       inputIds: { dtype: 'int64', shape: inputIds.shape, data: BigInt64Array.from(inputIds.data as BigInt64Array) },

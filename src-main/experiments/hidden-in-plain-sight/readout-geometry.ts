@@ -3,14 +3,25 @@
  *  - correspondence: the reference point in image 0 and the candidate points (a, b, …) in one other
  *    image (image 1 of a pair, the last frame of a temporal sequence);
  *  - marked points (one `point`, or `a`/`b` for relative depth) in image 0;
+ *  - whole-image comparisons between the item's images, read with nothing to train ("Hidden in
+ *    plain sight"): `style` (image 0 is the reference, images 1..k the options; the option whose
+ *    Gram matrix is most similar wins — BLINK Art_Style), `similarity` (the same with pooled
+ *    features by cosine — BLINK Visual_Similarity), `odd-one-out` (k images, one per choice; the
+ *    image least similar to the others wins). Chosen by `meta.readout`, or BLINK's `meta.sub_task`;
  *  - otherwise the whole image (mean over its patches), e.g. counting.
  */
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { DatasetItem } from '../../../src-shared/dataset/format.ts';
 
 export type Geometry =
   | { kind: 'match'; reference: Spot; candidates: Spot[] }
   | { kind: 'points'; spots: Spot[] }
-  | { kind: 'pooled'; image: number };
+  | { kind: 'pooled'; image: number }
+  | { kind: 'style' | 'similarity'; reference: number; options: number[] }
+  | { kind: 'odd-one-out'; options: number[] };
+
+/** BLINK subtasks whose readout compares whole images (the sub_task column its importer keeps in meta). */
+const BLINK_IMAGE_READOUTS: Record<string, 'style' | 'similarity'> = { Art_Style: 'style', Visual_Similarity: 'similarity' };
 
 export interface Spot {
   image: number;
@@ -20,6 +31,8 @@ export interface Spot {
 }
 
 export function geometryOf(item: DatasetItem): Geometry {
+  const whole = wholeImageGeometry(item);
+  if (whole) return whole;
   const points = item.labels.flatMap((l) => (l.kind === 'point' ? [{ image: l.image, at: l.at, name: l.name ?? '' }] : []));
   const choices = item.choices ?? [];
   const reference = points.find((p) => p.image === 0 && !choices.includes(p.name));
@@ -31,4 +44,18 @@ export function geometryOf(item: DatasetItem): Geometry {
   if (named.length === choices.length && named.length > 0) return { kind: 'points', spots: named };
   if (reference) return { kind: 'points', spots: [reference] };
   return { kind: 'pooled', image: 0 };
+}
+
+function wholeImageGeometry(item: DatasetItem): Geometry | null {
+  const meta = item.meta ?? {};
+  const asked = typeof meta.readout === 'string' ? meta.readout : typeof meta.sub_task === 'string' ? BLINK_IMAGE_READOUTS[meta.sub_task] : undefined;
+  if (asked !== 'style' && asked !== 'similarity' && asked !== 'odd-one-out') return null;
+  const k = item.choices?.length ?? 0;
+  const n = item.images.length;
+  if (asked === 'odd-one-out') {
+    if (k < 3 || n !== k) throw new LoupeError('bad-input', `item ${item.id}: an odd-one-out readout needs one image per choice and at least 3 (it has ${n} images, ${k} choices)`);
+    return { kind: 'odd-one-out', options: Array.from({ length: k }, (_, i) => i) };
+  }
+  if (k < 2 || n !== k + 1) throw new LoupeError('bad-input', `item ${item.id}: a ${asked} readout needs a reference image and one image per choice (it has ${n} images, ${k} choices)`);
+  return { kind: asked, reference: 0, options: Array.from({ length: k }, (_, i) => i + 1) };
 }

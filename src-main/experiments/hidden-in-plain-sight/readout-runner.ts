@@ -16,7 +16,10 @@ import { llavaGrid } from '../../engine/vlm/token-map.ts';
 import { Vlm, chosenAnswer } from '../../engine/vlm/vlm.ts';
 import type { Store } from '../../store/store.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from '../../jobs/job-runner.ts';
-import { type Spot, geometryOf } from './readout-geometry.ts';
+import { type Geometry, type Spot, geometryOf } from './readout-geometry.ts';
+import { gramCosine } from '../../../src-shared/metrics/gram.ts';
+import { cosine } from '../../../src-shared/metrics/probe.ts';
+import { matchAnswer, optionLetter } from '../../../src-shared/metrics/answer-matching.ts';
 import { cellAt } from '../../../src-shared/vision/pixel-map.ts';
 import { viewMapper } from '../../engine/vlm/pixel-maps.ts';
 import { imageSize } from '../inside-the-llm/images.ts';
@@ -49,16 +52,26 @@ export class ReadoutRunner implements JobRunner {
         const item = this.store.datasets.item(run.datasetId, itemId);
         if (!item.prompt || !item.choices || item.answer === undefined) throw new LoupeError('bad-input', `item ${itemId} needs a prompt, choices and an answer for a readout`);
         const paths = item.images.map((p) => join(dataset.path, p));
+        // One pass scores the choices' first tokens and (with `generate`) also generates the answer.
+        const generate = spec.generate ? { maxNewTokens: spec.generate } : {};
+        // Scored by letter, the answer is mapped back to the choice at that position.
+        const scored = spec.scoreBy === 'letter' ? item.choices.map((_, k) => optionLetter(k)) : item.choices;
+        const chosen = (r: Parameters<typeof chosenAnswer>[0]) => {
+          const a = chosenAnswer(r)!;
+          return { choice: item.choices![scored.indexOf(a.choice)]!, probs: Object.fromEntries(item.choices!.map((c, k) => [c, a.probs[scored[k]!]!])) };
+        };
         const res = await vlm.forward(item.prompt, { kind: 'files', paths }, {
           visionTaps: taps.vision.map((t) => t.tensor),
           decoderTaps: taps.decoder.map((t) => t.tensor),
-          choices: item.choices,
+          choices: scored,
+          ...generate,
           ...(spec.ablation && { ablation: spec.ablation }),
         });
-        const blind = await vlm.forward(item.prompt, spec.blind === 'blank' ? { kind: 'blank', count: item.images.length } : { kind: 'none' }, { choices: item.choices });
+        const blind = await vlm.forward(item.prompt, spec.blind === 'blank' ? { kind: 'blank', count: item.images.length } : { kind: 'none' }, { choices: scored, ...generate });
         const maps = paths.map((p) => view(imageSize(p), grid));
         const geo = geometryOf(item);
         const spots: Spot[] = geo.kind === 'match' ? [geo.reference, ...geo.candidates] : geo.kind === 'points' ? geo.spots : [];
+        const wholeImages = geo.kind === 'style' || geo.kind === 'similarity' || geo.kind === 'odd-one-out';
         // Each spot's token through the processor's resize and crop; a spot it cropped away fails the item.
         const cellOf = (s: Spot): number => {
           const cell = cellAt(maps[s.image]!, s.at);
@@ -76,7 +89,7 @@ export class ReadoutRunner implements JobRunner {
           stack(spots.length ? spots.map((s) => read(s.image, cellOf(s))) : [meanOver(Array.from({ length: grid.rows * grid.cols }, (_, p) => read(0, p)), dim)], dim);
         const tensors: Record<string, HostTensor> = {};
         // Gram region: the 3×3 patches around the first spot, or every patch of image 0 (pooled tasks).
-        const gramPatches = geo.kind === 'match' || !spec.gram ? [] : spots.length ? neighbourhood(cellOf(spots[0]!), grid) : Array.from({ length: grid.rows * grid.cols }, (_, p) => p);
+        const gramPatches = geo.kind === 'match' || wholeImages || !spec.gram ? [] : spots.length ? neighbourhood(cellOf(spots[0]!), grid) : Array.from({ length: grid.rows * grid.cols }, (_, p) => p);
         const gramImage = spots[0]?.image ?? 0;
         for (const stage of stages) {
           const t = res.taps[stage.tensor]!;
@@ -87,13 +100,15 @@ export class ReadoutRunner implements JobRunner {
             const perImage = t.shape.at(-2)!;
             const prefix = perImage - grid.rows * grid.cols;
             const read = (image: number, patch: number) => f.slice((image * perImage + prefix + patch) * dim, (image * perImage + prefix + patch + 1) * dim);
-            tensors[`readout.${stage.name}`] = rowsOf(read, dim);
+            if (wholeImages) tensors[`zeroshot.${stage.name}`] = wholeImageScores(geo, (image) => patchRows(read, image, grid, dim), dim);
+            else tensors[`readout.${stage.name}`] = rowsOf(read, dim);
             if (gramPatches.length) tensors[`gram.${stage.name}`] = stack(gramPatches.map((p) => read(gramImage, p)), dim);
             if (spec.cls && prefix > 0) tensors[`cls.${stage.name}`] = stack([f.slice(0, dim)], dim);
           } else {
             const position = (image: number, patch: number) => res.imageTokens.find((x) => x.image === image && x.row === Math.floor(patch / grid.cols) && x.col === patch % grid.cols)!.position;
             const read = (image: number, patch: number) => f.slice(position(image, patch) * dim, (position(image, patch) + 1) * dim);
-            tensors[`readout.${stage.name}`] = rowsOf(read, dim);
+            if (wholeImages) tensors[`zeroshot.${stage.name}`] = wholeImageScores(geo, (image) => patchRows(read, image, grid, dim), dim);
+            else tensors[`readout.${stage.name}`] = rowsOf(read, dim);
             if (gramPatches.length) tensors[`gram.${stage.name}`] = stack(gramPatches.map((p) => read(gramImage, p)), dim);
           }
         }
@@ -102,19 +117,64 @@ export class ReadoutRunner implements JobRunner {
           const dim = res.imageFeatures.shape.at(-1)!;
           const per = grid.prefix + grid.rows * grid.cols;
           const read = (image: number, patch: number) => f.slice((image * per + grid.prefix + patch) * dim, (image * per + grid.prefix + patch + 1) * dim);
-          tensors['readout.projector'] = rowsOf(read, dim);
+          if (wholeImages) tensors['zeroshot.projector'] = wholeImageScores(geo, (image) => patchRows(read, image, grid, dim), dim);
+          else tensors['readout.projector'] = rowsOf(read, dim);
           if (gramPatches.length) tensors['gram.projector'] = stack(gramPatches.map((p) => read(gramImage, p)), dim);
         }
-        const seen = chosenAnswer(res)!;
-        const blindAnswer = chosenAnswer(blind)!;
-        return {
-          metrics: { correct: seen.choice === item.answer ? 1 : 0, blindCorrect: blindAnswer.choice === item.answer ? 1 : 0 },
-          values: { geometry: geo.kind, spots: spots.map((s) => s.name), truth: item.answer, answer: seen.choice, answerProbs: seen.probs, blind: blindAnswer.choice, blindProbs: blindAnswer.probs },
-          tensors,
-        };
+        const seen = chosen(res);
+        const blindAnswer = chosen(blind);
+        const metrics: Record<string, number> = { correct: seen.choice === item.answer ? 1 : 0, blindCorrect: blindAnswer.choice === item.answer ? 1 : 0 };
+        const values: Record<string, unknown> = { geometry: geo.kind, spots: spots.map((s) => s.name), choices: item.choices, truth: item.answer, answer: seen.choice, answerProbs: seen.probs, blind: blindAnswer.choice, blindProbs: blindAnswer.probs };
+        if (spec.generate) {
+          // Generation + matching: the text is kept; an answer that matches no choice counts as wrong.
+          const matched = (text: string | undefined) => {
+            const k = matchAnswer(text ?? '', item.choices!);
+            return k === null ? null : item.choices![k]!;
+          };
+          const said = matched(res.generatedText);
+          const blindSaid = matched(blind.generatedText);
+          Object.assign(values, { generated: res.generatedText ?? '', generatedChoice: said, blindGenerated: blind.generatedText ?? '', blindGeneratedChoice: blindSaid });
+          Object.assign(metrics, { generatedCorrect: said === item.answer ? 1 : 0, blindGeneratedCorrect: blindSaid === item.answer ? 1 : 0 });
+        }
+        return { metrics, values, tensors };
       },
     };
   }
+}
+
+/** Every patch row of one image, concatenated (the region a whole-image readout compares). */
+function patchRows(read: (image: number, patch: number) => Float32Array, image: number, grid: { rows: number; cols: number }, dim: number): Float32Array {
+  const n = grid.rows * grid.cols;
+  const out = new Float32Array(n * dim);
+  for (let p = 0; p < n; p++) out.set(read(image, p), p * dim);
+  return out;
+}
+
+/**
+ * One score per choice for the whole-image readouts (the highest wins): Gram-matrix cosine of the
+ * reference against each option (style), cosine of mean-pooled features (similarity), or minus the
+ * mean cosine of an image's pooled features to the others' (odd-one-out: the least similar wins).
+ */
+function wholeImageScores(geo: Geometry, rowsOf: (image: number) => Float32Array, dim: number): HostTensor {
+  let scores: number[];
+  if (geo.kind === 'style') {
+    const ref = rowsOf(geo.reference);
+    scores = geo.options.map((o) => gramCosine(ref, rowsOf(o), dim));
+  } else if (geo.kind === 'similarity') {
+    const ref = meanRows(rowsOf(geo.reference), dim);
+    scores = geo.options.map((o) => cosine(ref, meanRows(rowsOf(o), dim)));
+  } else if (geo.kind === 'odd-one-out') {
+    const means = geo.options.map((o) => meanRows(rowsOf(o), dim));
+    scores = means.map((m, i) => -means.reduce((s, other, j) => (j === i ? s : s + cosine(m, other)), 0) / (means.length - 1));
+  } else throw new LoupeError('internal', `no whole-image readout for geometry ${geo.kind}`);
+  return { dtype: 'float32', shape: [scores.length], data: Float32Array.from(scores) };
+}
+
+function meanRows(rows: Float32Array, dim: number): Float32Array {
+  const n = rows.length / dim;
+  const out = new Float32Array(dim);
+  for (let r = 0; r < n; r++) for (let j = 0; j < dim; j++) out[j]! += rows[r * dim + j]! / n;
+  return out;
 }
 
 /** Patch indices of the 3×3 window around `patch`, clipped to the grid. */

@@ -13,6 +13,7 @@ import { cosine, probe, totalVariation } from '../../../src-shared/metrics/probe
 import { wilson } from '../../../src-shared/metrics/summary.ts';
 import { presentNotSurfaced } from '../../../src-shared/metrics/present-not-surfaced.ts';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
+import { optionLetter } from '../../../src-shared/metrics/answer-matching.ts';
 import { toFloat32 } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
 
@@ -44,6 +45,22 @@ export interface ReadoutSummary {
   presentNotSurfaced: string[];
   /** Flagged / wrong answers, the same rate with every readout permuted across items (no information), and each fold's chosen stage. */
   presentNotSurfacedStats: { rate: number; controlRate: number; folds: { stage: string; accuracy: number; significant: boolean }[] };
+  /** Answers by generation + matching (spec `generate`), next to the first-token scores above; null when not generated. */
+  generated: { answer: { accuracy: number; low: number; high: number }; blind: { accuracy: number; low: number; high: number }; unmatched: number; blindUnmatched: number } | null;
+}
+
+/**
+ * Answers by generation + matching (spec `generate`): accuracy of the VLM and the blind baseline,
+ * and how many generations matched no choice. Null when the run did not generate.
+ */
+function generatedSummary(
+  results: { values: Record<string, unknown> }[],
+  indexIn: (i: number, answer: unknown) => number,
+  rate: (key: 'generatedCorrect' | 'blindGeneratedCorrect') => { accuracy: number; low: number; high: number },
+): ReadoutSummary['generated'] {
+  if (!results.every((r) => 'generated' in r.values)) return null;
+  const unmatched = (key: string) => results.filter((r, i) => indexIn(i, r.values[key]) < 0).length;
+  return { answer: rate('generatedCorrect'), blind: rate('blindGeneratedCorrect'), unmatched: unmatched('generatedChoice'), blindUnmatched: unmatched('blindGeneratedChoice') };
 }
 
 /** Sort key: vision layers, projector, then LLM layers, by index. */
@@ -60,9 +77,16 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
   const results = store.runs.results(runId);
   if (results.length < 5) throw new LoupeError('bad-input', `run ${runId} has ${results.length} finished items; a readout needs at least 5`);
   const items = results.map((r) => store.datasets.item(run.datasetId, r.itemId));
-  const choices = items[0]!.choices ?? [];
-  const truth = items.map((it) => choices.indexOf(it.answer ?? ''));
+  // Benchmarks (BLINK, CV-Bench) word the choices per item: answers are compared by position
+  // within each item's own choices, and named by letter when the wording differs across items.
+  const itemChoices = items.map((it) => it.choices ?? []);
+  const sameWording = itemChoices.every((c) => c.length === itemChoices[0]!.length && c.every((x, j) => x === itemChoices[0]![j]));
+  const positions = Math.max(...itemChoices.map((c) => c.length));
+  const choices = sameWording ? itemChoices[0]! : Array.from({ length: positions }, (_, j) => optionLetter(j));
+  const indexIn = (i: number, answer: unknown) => (typeof answer === 'string' ? itemChoices[i]!.indexOf(answer) : -1);
+  const truth = items.map((it, i) => indexIn(i, it.answer));
   const geometry = results[0]!.values.geometry as string;
+  const wholeImages = geometry === 'style' || geometry === 'similarity' || geometry === 'odd-one-out';
 
   // Feature matrices per readout family ("readout", "gram", "cls") and stage, read once per item blob.
   const families = new Map<string, Map<string, Float32Array[]>>();
@@ -79,16 +103,19 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
       dims.set(`${family}.${stage}`, t.shape.at(-1)!);
     }
   });
-  const features = families.get('readout') ?? new Map<string, Float32Array[]>();
+  const features = families.get(wholeImages ? 'zeroshot' : 'readout') ?? new Map<string, Float32Array[]>();
   const byStage = <T>(m: Map<string, T>) => [...m].sort((a, b) => stageOrder(a[0]) - stageOrder(b[0]));
 
   const stages: StageReadout[] = [];
   const stagePredictions = new Map<string, number[]>();
   for (const [stage, mats] of byStage(features)) {
-    const dim = mats[0]!.length / (geometry === 'pooled' ? 1 : (results[0]!.values.spots as string[]).length);
+    const dim = mats[0]!.length / (geometry === 'pooled' || wholeImages ? 1 : (results[0]!.values.spots as string[]).length);
     let predictions: number[];
     let shuffledAccuracy: number | null = null;
-    if (geometry === 'match') {
+    if (wholeImages) {
+      // Stored per item: one score per choice (readout-runner.ts wholeImageScores); the highest wins.
+      predictions = mats.map((m) => m.indexOf(Math.max(...m)));
+    } else if (geometry === 'match') {
       // Row 0 is the reference spot, rows 1.. the candidates: the most similar candidate is the readout.
       predictions = mats.map((m) => {
         const ref = m.subarray(0, dim);
@@ -104,7 +131,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     stagePredictions.set(stage, predictions);
     const right = predictions.filter((p, i) => p === truth[i]).length;
     const [low, high] = wilson(right, predictions.length);
-    stages.push({ stage, method: geometry === 'match' ? 'cosine' : 'probe', accuracy: right / predictions.length, low, high, shuffledAccuracy });
+    stages.push({ stage, method: geometry === 'style' ? 'gram' : geometry === 'match' || wholeImages ? 'cosine' : 'probe', accuracy: right / predictions.length, low, high, shuffledAccuracy });
   }
 
   const alternatives: StageReadout[] = [];
@@ -123,7 +150,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     score(stage, 'cls', r.predictions, r.shuffledAccuracy);
   }
 
-  const rate = (key: 'correct' | 'blindCorrect') => {
+  const rate = (key: 'correct' | 'blindCorrect' | 'generatedCorrect' | 'blindGeneratedCorrect') => {
     const k = results.reduce((s, r) => s + (r.metrics[key] ?? 0), 0);
     const [low, high] = wilson(k, results.length);
     return { accuracy: k / results.length, low, high };
@@ -133,8 +160,8 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     results.forEach((_, i) => h[pick(i)]! += 1 / results.length);
     return h;
   };
-  const answers = histogram((i) => choices.indexOf(results[i]!.values.answer as string));
-  const blinds = histogram((i) => choices.indexOf(results[i]!.values.blind as string));
+  const answers = histogram((i) => indexIn(i, results[i]!.values.answer));
+  const blinds = histogram((i) => indexIn(i, results[i]!.values.blind));
   const truths = histogram((i) => truth[i]!);
   const pns = presentNotSurfaced(stagePredictions, truth, results.map((r) => r.metrics.correct === 1), 1 / Math.max(1, choices.length));
   return {
@@ -149,5 +176,6 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     distributions: { answer: answers, blind: blinds, truth: truths },
     presentNotSurfaced: pns.items.map((i) => results[i]!.itemId),
     presentNotSurfacedStats: { rate: pns.rate, controlRate: pns.controlRate, folds: pns.folds },
+    generated: generatedSummary(results, indexIn, rate),
   };
 }
