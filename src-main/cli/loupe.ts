@@ -18,6 +18,10 @@
  *                      --block also runs the vlm-forward with text → those tokens blocked and prints kv-compare against the run
  *   loupe kv-compare --base ID --run ID [--alpha 0.1] [--k 5]   answer accuracy and K/V probes of two vlm-forward runs, with deltas
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
+ *   loupe parts-logit-lens --run ID [--ablated ID,…] [--parts car/wheel,…] [--top-k 5]   object-part LogitLens ranks per part × LLM layer
+ *                      of vlm-forward runs with taps.llmLayers, and each ablated run's recovery per layer;
+ *                      or --model ID --dataset ID [--limit N] [--family …] [--from …] [--keys …] [--heads 0,2] to run the intact and
+ *                      ablated vlm-forward runs first (float32 hidden states; --heads limits the sweep's edits to those heads)
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
  * Common: --data-dir DIR (default $LOUPE_DATA_DIR or ~/.local/share/loupe), --provider cpu|webgpu|cuda|…
@@ -65,6 +69,10 @@ const { positionals, values } = parseArgs({
     family: { type: 'string', default: 'vision-patches' },
     from: { type: 'string' },
     keys: { type: 'string' },
+    ablated: { type: 'string' },
+    parts: { type: 'string' },
+    'top-k': { type: 'string' },
+    heads: { type: 'string' },
   },
 });
 
@@ -192,6 +200,28 @@ async function main(): Promise<void> {
     case 'kv-compare':
       print(await call(engine, 'kv/compare', { baseRunId: values.base, runId: values.run, ...(values.alpha && { alpha: Number(values.alpha) }), ...(values.k && { k: Number(values.k) }) }));
       break;
+    case 'parts-logit-lens': {
+      const list = (v: string | undefined) => (v ? v.split(',').filter((x) => x.length > 0) : undefined);
+      let runIds = [values.run, ...(list(values.ablated) ?? [])].filter((x): x is string => x !== undefined);
+      if (!values.run) {
+        // No run given: the intact run and the sweep family's ablated runs, as vlm-forward runs with float32 hidden states.
+        if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe parts-logit-lens needs --run, or --model and --dataset to run the sweep first');
+        const heads = list(values.heads)?.map(Number);
+        if (heads && !heads.every((h) => Number.isInteger(h) && h >= 0)) throw new LoupeError('bad-input', `--heads must be head indices, not "${values.heads}"`);
+        const grid = sweepGrid(sweepFamily(), modelShape(engine.store.models.get(values.model).config));
+        const datasetId = existsSync(values.dataset) ? engine.importDataset(values.dataset).id : values.dataset;
+        const base = { limit: Number(values.limit), storeDtype: 'float32', taps: { llmLayers: true }, ...variantOption() };
+        const specs = [undefined, ...grid.map((g) => ({ edits: g.spec.edits.map((e) => (heads && e.op !== 'zero' && e.op !== 'mean' ? { ...e, heads } : e)) }))];
+        runIds = [];
+        for (const [i, ablation] of specs.entries()) {
+          const name = `parts · ${i === 0 ? 'intact' : grid[i - 1]!.label}${heads ? ` · heads ${heads.join(',')}` : ''}`;
+          runIds.push(((await call(engine, 'jobs/start', { kind: 'vlm-forward', modelId: values.model, datasetId, name, spec: { ...base, ...(ablation && { ablation }) } })) as { id: string }).id);
+        }
+        await engine.queue.drained();
+      }
+      print(await call(engine, 'parts/logit-lens', { runIds, ...(list(values.parts) && { parts: list(values.parts) }), ...(values['top-k'] && { topK: Number(values['top-k']) }) }));
+      break;
+    }
     case 'readout-summary':
       print(await call(engine, 'readout/summary', { runId: values.run }));
       break;

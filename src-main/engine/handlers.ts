@@ -15,6 +15,7 @@ import { kvProbes, kvSegmentation } from '../experiments/inside-the-llm/index.ts
 import { keyTokens } from '../experiments/inside-the-llm/key-tokens.ts';
 import { readoutSummary } from '../experiments/hidden-in-plain-sight/readout-summary.ts';
 import { listSweeps, startSweep, sweepSummary } from '../experiments/compensation/sweeps.ts';
+import { partsLogitLens } from '../experiments/compensation/parts-logit-lens.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -75,6 +76,7 @@ export function createHandlers(engine: EngineContext): Handlers {
     'sweeps/start': async (p) => startSweep(engine, p),
     'sweeps/summary': async ({ sweepId, floor }) => sweepSummary(store, sweepId, floor),
     'sweeps/list': async () => listSweeps(store),
+    'parts/logit-lens': async ({ runIds, parts, topK, perItem }) => partsLogitLens(engine, runIds, { topK, perItem, ...(parts && { parts }) }),
     'jobs/cancel': async ({ runId }) => queue.cancel(runId),
     'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
     'runs/list': async ({ status }) => store.runs.list(status),

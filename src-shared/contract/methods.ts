@@ -45,6 +45,9 @@ const kvProbeCell = { probe: KvProbe, metric: z.string(), layer: z.number().int(
 /** One run of a sweep: its label (`intact`, or the ablation's), progress, and why it has no readout when it failed. */
 const SweepRun = z.object({ id: Id, label: z.string(), status: RunStatus, done: z.number().int(), total: z.number().int(), failed: z.number().int(), error: z.string().nullable() });
 
+/** One part × layer (or all parts × layer) of the object-part LogitLens (src-shared/metrics/logit-lens.ts). */
+const partRankCell = { n: z.number().int(), medianRank: z.number(), meanRank: z.number(), hits: z.number().int(), hitRate: z.number(), hitLow: z.number(), hitHigh: z.number() };
+
 export const methods = {
   'app/info': {
     params: none,
@@ -176,7 +179,7 @@ export const methods = {
         modelId: Id,
         datasetId: Id,
         name: z.string().min(1).max(120),
-        base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true, generate: 0, scoreBy: 'choice' }),
+        base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true }),
         ablations: z.array(AblationSpec).min(1).max(32),
         /** One short name per ablation spec (run names, table columns); default `ablation i`. */
         labels: z.array(z.string().min(1).max(120)).max(32).optional(),
@@ -315,8 +318,53 @@ export const methods = {
         controlRate: z.number(),
         folds: z.array(z.object({ stage: z.string(), accuracy: z.number(), significant: z.boolean() })),
       }),
-      /** Answers by generation + matching (spec `generate`); null when the run only scored first tokens. */
-      generated: z.object({ answer: z.object(accuracyInterval), blind: z.object(accuracyInterval), unmatched: z.number().int(), blindUnmatched: z.number().int() }).nullable(),
+    }),
+  },
+  /**
+   * Object-part identifiability by LogitLens over vlm-forward runs with taps.llmLayers (the intact run first, then
+   * ablated runs of the same model and dataset): per part (mask labels `<class>/<part>`) × LLM layer, the best rank of
+   * the part name's first token over the part's image tokens; recovery per layer of each ablated run vs the first.
+   */
+  'parts/logit-lens': {
+    params: z
+      .object({
+        runIds: z.array(Id).min(1).max(64),
+        /** Only these parts: full `<class>/<part>` names or bare part names. */
+        parts: z.array(z.string().min(1)).min(1).optional(),
+        topK: z.number().int().positive().max(100000).default(5),
+        /** Also return every part instance's rank per layer (large on big datasets; for paired statistics and checks). */
+        perItem: z.boolean().default(false),
+      })
+      .strict(),
+    result: z.object({
+      topK: z.number().int(),
+      vocab: z.number().int(),
+      /** Hit rate of a uniformly random rank: topK / vocab. */
+      chance: z.number(),
+      /** Items every run finished (the ones ranked) when several runs are compared; null for one run. */
+      sharedItems: z.number().int().nullable(),
+      parts: z.array(z.object({ part: z.string(), text: z.string(), tokenId: z.number().int(), token: z.string() })),
+      runs: z.array(
+        z.object({
+          runId: Id,
+          items: z.number().int(),
+          rows: z.array(z.object({ part: z.string(), layer: z.number().int(), ...partRankCell })),
+          overall: z.array(z.object({ layer: z.number().int(), ...partRankCell })),
+        }),
+      ),
+      recovery: z.array(
+        z.object({
+          runId: Id,
+          layers: z.array(
+            z.object({ layer: z.number().int(), intactHitRate: z.number().nullable(), ablatedHitRate: z.number(), recovery: z.number().nullable(), intactMedianRank: z.number().nullable(), ablatedMedianRank: z.number() }),
+          ),
+        }),
+      ),
+      /** Parts not ranked and why (first 200; `skippedCount` has them all). */
+      skipped: z.array(z.object({ runId: Id, itemId: z.string(), part: z.string(), reason: z.string() })),
+      skippedCount: z.number().int(),
+      /** With `perItem`: each ranked part instance, its best rank per layer 0…L. */
+      instances: z.array(z.object({ runId: Id, itemId: z.string(), part: z.string(), ranks: z.array(z.number().int()) })).optional(),
     }),
   },
   /** Writes every tensor of a run into one safetensors file (names `<item>/<tensor>`), readable by Python. */

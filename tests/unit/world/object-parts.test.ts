@@ -31,7 +31,11 @@ describe('world object-parts task', () => {
         const id = l.kind === 'mask' ? l.ids![0]! : -1;
         let n = 0;
         let sum = 0;
-        for (let p = 0; p < mask.length; p++) if (mask[p] === id) (n++, (sum += Math.floor(p / 64)));
+        for (let p = 0; p < mask.length; p++) {
+          if (mask[p] !== id) continue;
+          n++;
+          sum += Math.floor(p / 64);
+        }
         expect(n).toBeGreaterThan(20);
         return sum / n;
       });

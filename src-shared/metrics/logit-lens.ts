@@ -1,0 +1,62 @@
+/**
+ * Object-part identifiability through the LogitLens ("LLMs can compensate for deficient visual
+ * representations"): at each LLM layer, an image token's hidden state is decoded with the
+ * model's own final norm + lm_head into a vocabulary distribution; a part is identifiable at a
+ * layer when its name ranks high at one of the tokens over it.
+ *
+ * - rank of a token in a row of logits: 1 + #{v : z_v > z_t} + #{v < t : z_v = z_t} — the
+ *   position of t in a stable descending sort (ties broken towards the lower token id), 1 = top.
+ *   Ranks of logits equal ranks of probabilities (softmax is monotonic).
+ * - a part's rank at a layer: the best (lowest) rank over the image tokens covering its mask.
+ * - per part × layer: median rank (mean of the two middle ranks for an even count), mean rank,
+ *   and the top-k hit rate (rank ≤ k) with a Wilson 95 % interval.
+ */
+import { wilson } from './summary.ts';
+
+/** Rank (1-based) of token `target` in `logits[offset … offset + vocab)`; ties go to the lower token id. */
+export function tokenRank(logits: ArrayLike<number>, target: number, vocab = logits.length, offset = 0): number {
+  if (!(target >= 0 && target < vocab)) throw new Error(`token ${target} is outside the vocabulary (0…${vocab - 1})`);
+  const z = logits[offset + target]!;
+  let rank = 1;
+  for (let v = 0; v < vocab; v++) {
+    const x = logits[offset + v]!;
+    if (x > z || (x === z && v < target)) rank++;
+  }
+  return rank;
+}
+
+/** The part's rank: the best rank over its tokens. */
+export function bestRank(ranks: readonly number[]): number {
+  if (!ranks.length) throw new Error('a part needs at least one token to rank');
+  return Math.min(...ranks);
+}
+
+export function median(values: readonly number[]): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface RankSummary {
+  /** Part instances ranked. */
+  n: number;
+  medianRank: number;
+  meanRank: number;
+  /** Instances with rank ≤ topK. */
+  hits: number;
+  hitRate: number;
+  /** Wilson 95 % interval of the hit rate. */
+  hitLow: number;
+  hitHigh: number;
+}
+
+export function summarizeRanks(ranks: readonly number[], topK: number): RankSummary {
+  const n = ranks.length;
+  const hits = ranks.filter((r) => r <= topK).length;
+  const [hitLow, hitHigh] = wilson(hits, n);
+  return { n, medianRank: median(ranks), meanRank: n ? ranks.reduce((a, b) => a + b, 0) / n : NaN, hits, hitRate: n ? hits / n : NaN, hitLow, hitHigh };
+}
+
+/** Chance hit rate: a uniformly random rank among `vocab` is ≤ k with probability k / vocab. */
+export const chanceHitRate = (topK: number, vocab: number): number => Math.min(1, topK / vocab);

@@ -1,0 +1,69 @@
+/** Object-part LogitLens ranks and their aggregation, on cases computed by hand. */
+import { describe, expect, it } from 'vitest';
+import { bestRank, chanceHitRate, median, summarizeRanks, tokenRank } from '../../../src-shared/metrics/logit-lens.ts';
+import { parsePartName, partSelected } from '../../../src-main/experiments/compensation/part-masks.ts';
+
+describe('tokenRank', () => {
+  it('counts the logits above the target, 1 = top', () => {
+    const z = [0.5, 2, -1, 3, 1];
+    // Sorted descending: 3 (id 3), 2 (id 1), 1 (id 4), 0.5 (id 0), -1 (id 2).
+    expect([0, 1, 2, 3, 4].map((t) => tokenRank(z, t))).toEqual([4, 2, 5, 1, 3]);
+  });
+
+  it('breaks ties towards the lower token id (a stable descending sort)', () => {
+    const z = [1, 2, 2, 0, 2];
+    // 2 (id 1), 2 (id 2), 2 (id 4), 1 (id 0), 0 (id 3).
+    expect([0, 1, 2, 3, 4].map((t) => tokenRank(z, t))).toEqual([4, 1, 2, 5, 3]);
+  });
+
+  it('reads one row of a flat [rows, vocab] buffer', () => {
+    const logits = Float32Array.from([9, 8, 7, /* row 1 */ 1, 3, 2]);
+    expect(tokenRank(logits, 0, 3, 3)).toBe(3);
+    expect(tokenRank(logits, 2, 3, 3)).toBe(2);
+    expect(() => tokenRank(logits, 3, 3, 0)).toThrow(/outside the vocabulary/);
+  });
+});
+
+describe('aggregation', () => {
+  it('best rank over a part’s tokens is the minimum', () => {
+    expect(bestRank([7, 3, 12])).toBe(3);
+    expect(() => bestRank([])).toThrow(/at least one token/);
+  });
+
+  it('median: the middle rank, or the mean of the two middle ranks', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 10])).toBe(3.5);
+    expect(median([])).toBeNaN();
+  });
+
+  it('summary: n, median, mean, top-k hits and the Wilson interval', () => {
+    const s = summarizeRanks([1, 2, 6, 40], 5);
+    expect(s).toMatchObject({ n: 4, medianRank: 4, meanRank: 12.25, hits: 2, hitRate: 0.5 });
+    // Wilson 95 % for 2 / 4: centre (0.5 + z²/8) / (1 + z²/4) = 0.5, half-width z·sqrt(1/16 + z²/64) / (1 + z²/4) = 0.3500.
+    expect(s.hitLow).toBeCloseTo(0.1500, 4);
+    expect(s.hitHigh).toBeCloseTo(0.8500, 4);
+  });
+
+  it('chance hit rate is k / vocab, capped at 1', () => {
+    expect(chanceHitRate(5, 100)).toBe(0.05);
+    expect(chanceHitRate(10, 4)).toBe(1);
+  });
+});
+
+describe('part names', () => {
+  it('reads <class>/<part>; the ranked text is the part, underscores as spaces', () => {
+    expect(parsePartName('car/wheel')).toEqual({ name: 'car/wheel', text: 'wheel' });
+    expect(parsePartName('person/left_hand')).toEqual({ name: 'person/left_hand', text: 'left hand' });
+    expect(parsePartName('car')).toBeUndefined();
+    expect(parsePartName('car/')).toBeUndefined();
+    expect(parsePartName(undefined)).toBeUndefined();
+  });
+
+  it('selects by full name or bare part name', () => {
+    const p = parsePartName('car/wheel')!;
+    expect(partSelected(p)).toBe(true);
+    expect(partSelected(p, ['wheel'])).toBe(true);
+    expect(partSelected(p, ['car/wheel'])).toBe(true);
+    expect(partSelected(p, ['bus/wheel', 'door'])).toBe(false);
+  });
+});
