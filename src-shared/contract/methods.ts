@@ -179,7 +179,7 @@ export const methods = {
         modelId: Id,
         datasetId: Id,
         name: z.string().min(1).max(120),
-        base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true }),
+        base: ReadoutSpec.omit({ ablation: true }).default({ blind: 'blank', limit: 0, gram: true, cls: true, generate: 0, scoreBy: 'choice' }),
         ablations: z.array(AblationSpec).min(1).max(32),
         /** One short name per ablation spec (run names, table columns); default `ablation i`. */
         labels: z.array(z.string().min(1).max(120)).max(32).optional(),
@@ -318,6 +318,8 @@ export const methods = {
         controlRate: z.number(),
         folds: z.array(z.object({ stage: z.string(), accuracy: z.number(), significant: z.boolean() })),
       }),
+      /** Answers by generation + matching (spec `generate`); null when the run only scored first tokens. */
+      generated: z.object({ answer: z.object(accuracyInterval), blind: z.object(accuracyInterval), unmatched: z.number().int(), blindUnmatched: z.number().int() }).nullable(),
     }),
   },
   /**
