@@ -32,7 +32,8 @@ describe('served workbench: token moves into a cookie', () => {
     const cookies = await context.cookies(server.origin);
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ name: `loupe_token_${new URL(server.origin).port}`, value: server.token, httpOnly: true, sameSite: 'Strict', path: '/' });
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    // Evaluated in the page (node types here have no DOM): HttpOnly hides the cookie from scripts.
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).toBe('');
     // A reload (no token anywhere now) still reaches the engine.
     await page.reload();
     await page.getByText('engine connected').waitFor();
