@@ -67,3 +67,31 @@ describe('part names', () => {
     expect(partSelected(p, ['bus/wheel', 'door'])).toBe(false);
   });
 });
+
+describe('part masks', () => {
+  it('reads 16-bit instance ids exactly (a PNG encoded here by hand, big-endian samples)', async () => {
+    const { crc32, deflateSync } = await import('node:zlib');
+    const { writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readIdMask } = await import('../../../src-main/experiments/compensation/part-masks.ts');
+    const [w, h, ids] = [3, 2, [0, 300, 65535, 1, 2, 256]];
+    const chunk = (type: string, body: Buffer) => {
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(body.length);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type, 'ascii'), body])));
+      return Buffer.concat([head, Buffer.from(type, 'ascii'), body, crc]);
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(w, 0);
+    ihdr.writeUInt32BE(h, 4);
+    ihdr.set([16, 0, 0, 0, 0], 8); // 16-bit greyscale
+    const raw = Buffer.alloc(h * (1 + 2 * w));
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.writeUInt16BE(ids[y * w + x]!, y * (1 + 2 * w) + 1 + 2 * x);
+    const file = join(tmpdir(), `loupe-mask16-${process.pid}.png`);
+    writeFileSync(file, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]));
+    const m = readIdMask(file);
+    expect([m.width, m.height, ...m.ids]).toEqual([3, 2, ...ids]);
+  });
+});
