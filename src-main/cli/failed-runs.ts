@@ -8,10 +8,19 @@ import type { Store } from '../store/store.ts';
 /** How many failed items are listed per run (all are counted; `runs/get` pages through the rest). */
 const LISTED = 50;
 
-export function reportFailedRuns(store: Store, runIds: Iterable<string>, print: (v: unknown) => void): boolean {
+/** `unsavedStop`: the queue's reason for a run that stopped without being able to save that it failed (a full database). */
+export function reportFailedRuns(store: Store, runIds: Iterable<string>, print: (v: unknown) => void, unsavedStop: (runId: string) => string | null = () => null): boolean {
   let any = false;
   for (const id of new Set(runIds)) {
     const run = store.runs.get(id);
+    const unsaved = unsavedStop(id);
+    if (unsaved || run.status === 'running' || run.status === 'queued') {
+      any = true;
+      const why = unsaved ?? `still ${run.status} in the database`;
+      print({ runFailures: { runId: id, status: 'failed', error: why, total: run.failed, items: [] } });
+      process.stderr.write(`loupe: run ${id} did not finish: ${why}\n`);
+      continue;
+    }
     if (run.status !== 'partial' && run.status !== 'failed') continue;
     any = true;
     const failures = store.runs.failures(id, 0, LISTED);

@@ -20,7 +20,7 @@
  *   loupe readout-summary --run ID   stage-wise readout vs answer vs blind of a readout run
  *   loupe parts-logit-lens --run ID [--ablated ID,…] [--parts car/wheel,…] [--top-k 5]   object-part LogitLens ranks per part × LLM layer
  *                      of vlm-forward runs with taps.llmLayers, and each ablated run's recovery per layer;
- *                      or --model ID --dataset ID [--limit N] [--family …] [--from …] [--keys …] [--heads 0,2] to run the intact and
+ *                      or --model ID --dataset ID [--limit N] [--family …] [--from …] [--keys …] [--heads 0,2] [--prompt TEXT] to run the intact and
  *                      ablated vlm-forward runs first (float32 hidden states; --heads limits the sweep's edits to those heads)
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
@@ -73,6 +73,7 @@ const { positionals, values } = parseArgs({
     parts: { type: 'string' },
     'top-k': { type: 'string' },
     heads: { type: 'string' },
+    prompt: { type: 'string' },
   },
 });
 
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
       const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec })) as { id: string };
       await engine.queue.drained();
       print({ result: engine.store.runs.get(run.id) });
-      if (reportFailedRuns(engine.store, [run.id], print)) process.exitCode = 1;
+      if (reportFailedRuns(engine.store, [run.id], print, (id) => engine.queue.unsavedStop(id))) process.exitCode = 1;
       break;
     }
     case 'resume': {
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
       } else if (values.run) touched.push(((await call(engine, 'jobs/resume', { runId: values.run })) as { id: string }).id);
       await engine.queue.drained();
       print({ result: engine.store.runs.list() });
-      if (reportFailedRuns(engine.store, touched, print)) process.exitCode = 1;
+      if (reportFailedRuns(engine.store, touched, print, (id) => engine.queue.unsavedStop(id))) process.exitCode = 1;
       break;
     }
     case 'sweep': {
@@ -210,7 +211,8 @@ async function main(): Promise<void> {
         if (heads && !heads.every((h) => Number.isInteger(h) && h >= 0)) throw new LoupeError('bad-input', `--heads must be head indices, not "${values.heads}"`);
         const grid = sweepGrid(sweepFamily(), modelShape(engine.store.models.get(values.model).config));
         const datasetId = existsSync(values.dataset) ? engine.importDataset(values.dataset).id : values.dataset;
-        const base = { limit: Number(values.limit), storeDtype: 'float32', taps: { llmLayers: true }, ...variantOption() };
+        // --prompt asks datasets without questions (PASCAL-Part) something; an item's own prompt wins.
+        const base = { limit: Number(values.limit), storeDtype: 'float32', taps: { llmLayers: true }, ...(values.prompt && { prompt: values.prompt }), ...variantOption() };
         const specs = [undefined, ...grid.map((g) => ({ edits: g.spec.edits.map((e) => (heads && e.op !== 'zero' && e.op !== 'mean' ? { ...e, heads } : e)) }))];
         runIds = [];
         for (const [i, ablation] of specs.entries()) {

@@ -29,6 +29,7 @@ export class JobQueue {
   private readonly emit: Emit;
   private readonly waiting: string[] = [];
   private readonly cancelRequested = new Set<string>();
+  private readonly unsaved = new Map<string, string>();
   private current: string | null = null;
   private idle: Promise<void> = Promise.resolve();
   private wake: (() => void) | null = null;
@@ -44,11 +45,21 @@ export class JobQueue {
   /** Re-queues runs a previous process left queued or running (it was killed or crashed). */
   resumeInterrupted(): string[] {
     const runs = [...this.store.runs.list('running'), ...this.store.runs.list('queued')].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    for (const r of runs) this.enqueue(r.id);
-    return runs.map((r) => r.id);
+    const resumed: string[] = [];
+    for (const r of runs) {
+      try {
+        this.enqueue(r.id);
+        resumed.push(r.id);
+      } catch (e) {
+        // E.g. the database cannot be written (disk full): start anyway, so the user can see and free space; the run resumes next start.
+        console.error(`loupe: cannot resume run ${r.id}: ${toErrorPayload(e).message}`);
+      }
+    }
+    return resumed;
   }
 
   enqueue(runId: string): RunInfo {
+    this.unsaved.delete(runId);
     const run = this.store.runs.setStatus(runId, 'queued');
     if (!this.waiting.includes(runId) && this.current !== runId) this.waiting.push(runId);
     this.cancelRequested.delete(runId);
@@ -112,9 +123,34 @@ export class JobQueue {
       this.current = next;
       try {
         await this.execute(next);
+      } catch (e) {
+        // Only bookkeeping lands here — the database itself cannot be written (full disk): never let it
+        // kill the engine, and keep the reason in memory since the store cannot hold it.
+        this.recordUnsaved(next, e);
       } finally {
         this.current = null;
       }
+    }
+  }
+
+  /**
+   * Why a run stopped when even its failure could not be saved (the database cannot be written);
+   * null otherwise. The run stays `running` in the store and resumes on the next start.
+   */
+  unsavedStop(runId: string): string | null {
+    return this.unsaved.get(runId) ?? null;
+  }
+
+  private recordUnsaved(runId: string, e: unknown): void {
+    const code = (e as { code?: string }).code ?? '';
+    const what = code === 'SQLITE_FULL' ? `disk full: the database ${this.store.db.name} cannot be written` : toErrorPayload(e).message;
+    const why = `${what}; the run stopped and stays 'running' in the database, so it resumes on the next start once this is fixed`;
+    this.unsaved.set(runId, why);
+    console.error(`loupe: run ${runId} stopped: ${why}`);
+    try {
+      this.emit('job/state', { ...this.store.runs.get(runId), status: 'failed', error: why });
+    } catch {
+      // The database cannot be read either: the log line above is all there is.
     }
   }
 
@@ -133,7 +169,14 @@ export class JobQueue {
       const blob = this.store.blobs.putTensors(out.tensors);
       for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
     }
-    this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
+    try {
+      this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      if (code === 'SQLITE_FULL') throw new LoupeError('storage', `disk full saving item ${itemId}'s result to the database; free space, then retry the failed items`);
+      if (code.startsWith('SQLITE_IOERR')) throw new LoupeError('storage', `I/O error saving item ${itemId}'s result to the database (${code}): ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   private async execute(runId: string): Promise<void> {

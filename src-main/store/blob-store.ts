@@ -84,6 +84,15 @@ export class BlobStore {
     this.db?.prepare('INSERT OR REPLACE INTO blob_files (sha, size, verified_at) VALUES (?, ?, ?)').run(sha, size, now());
   }
 
+  /** The same, where a full database must not stop the caller (the start-up check): the blob is then hashed again next start. */
+  private tryRecord(sha: string, size: number): void {
+    try {
+      this.record(sha, size);
+    } catch {
+      // SQLITE_FULL and the like: verification stands, only its memo is lost.
+    }
+  }
+
   /**
    * Checks one blob against the database: its recorded size (cheap), or — for a blob written
    * before sizes were recorded — its full content hash once, recording the size when it matches.
@@ -97,7 +106,7 @@ export class BlobStore {
     if (known) return size === known.size ? null : `${size} bytes on disk, the database recorded ${known.size}`;
     const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
     if (actual !== sha) return `content hash ${actual} does not match its name (${size} bytes on disk)`;
-    this.record(sha, size);
+    this.tryRecord(sha, size);
     return null;
   }
 

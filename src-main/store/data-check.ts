@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { toErrorPayload } from '../../src-shared/contract/errors.ts';
 import { TEMP_NAME } from '../util/atomic-write.ts';
 import type { Store } from './store.ts';
 
@@ -26,6 +27,8 @@ export interface DataCheckReport {
   badBlobs: BadBlob[];
   /** Runs queued again because some of their items must be recomputed. */
   requeuedRuns: string[];
+  /** Why the items could not be marked for redo this time (null when they were, or none needed it). */
+  redoError: string | null;
 }
 
 function removeOrphanedTempFiles(dataDir: string): string[] {
@@ -64,7 +67,6 @@ export function checkDataFolder(store: Store, dataDir: string): DataCheckReport 
       movedTo = join(quarantine, `${sha}.safetensors.${Date.now()}`);
       renameSync(path, movedTo);
     }
-    store.db.prepare('DELETE FROM blob_files WHERE sha = ?').run(sha);
     const items = store.db.prepare('SELECT DISTINCT run_id AS runId, item_id AS itemId FROM tensors WHERE blob = ? AND run_id IS NOT NULL AND item_id IS NOT NULL').all(sha) as {
       runId: string;
       itemId: string;
@@ -72,8 +74,17 @@ export function checkDataFolder(store: Store, dataDir: string): DataCheckReport 
     for (const i of items) redo.push({ ...i, reason: `blob ${sha} ${problem}` });
     badBlobs.push({ sha, problem, movedTo, items: items.length });
   }
-  const requeuedRuns = redo.length ? store.runs.redoItems(redo, redo[0]!.reason) : [];
-  return { tempFilesRemoved, blobsChecked: shas.length, badBlobs, requeuedRuns };
+  let requeuedRuns: string[] = [];
+  let redoError: string | null = null;
+  try {
+    for (const b of badBlobs) store.db.prepare('DELETE FROM blob_files WHERE sha = ?').run(b.sha);
+    if (redo.length) requeuedRuns = store.runs.redoItems(redo, redo[0]!.reason);
+  } catch (e) {
+    // A database that cannot be written (disk full) must not stop the engine from starting; the
+    // quarantined blobs are "missing" next start and their items are marked then.
+    redoError = toErrorPayload(e).message;
+  }
+  return { tempFilesRemoved, blobsChecked: shas.length, badBlobs, requeuedRuns, redoError };
 }
 
 /** One line per finding, for the engine's log (empty when the folder is clean). */
@@ -84,5 +95,6 @@ export function describeDataCheck(report: DataCheckReport, dataDir: string): str
     lines.push(`blob ${b.sha} does not match the database (${b.problem})${b.movedTo ? `; moved to ${b.movedTo}` : ''}; ${b.items} item(s) marked for redo`);
   }
   if (report.requeuedRuns.length) lines.push(`queued for recomputation: ${report.requeuedRuns.join(', ')}`);
+  if (report.redoError) lines.push(`could not mark those items for redo (${report.redoError}); they will be on the next start`);
   return lines;
 }

@@ -132,6 +132,51 @@ describe('a full disk mid-run', () => {
     expect(files(join(out, 'blobs-after'))).toHaveLength(N);
   });
 
+  // The whole data folder on a tmpfs that fills mid-run (a ballast file takes the rest): the
+  // database's own writes fail too (SQLITE_FULL). The run must say so, an engine must still start on
+  // the full disk (it crash-looped before), and after the ballast goes the retry completes.
+  it.skipIf(!canMountTmpfs())('a data folder that fills up: run failed with the reason, the engine still starts on the full disk, retry completes', () => {
+    const dataDir = tempDir();
+    const out = tempDir();
+    const long = makeLongDataset(400); // after the fill the database's WAL still takes ~100 items' rows before SQLite says full
+    const loupe = (args: string, name: string) => `"${process.execPath}" "${CLI}" ${args} --data-dir "${dataDir}" --provider cpu > "${out}/${name}.out" 2> "${out}/${name}.err"; echo $? > "${out}/${name}.rc"`;
+    const script = [
+      `mount -t tmpfs -o size=8m tmpfs "${dataDir}"`,
+      `(${loupe(`run --model ${MODEL_ID} --dataset "${long}"`, 'run')}) & P=$!`,
+      // (cat: run.out may not exist yet; a bare grep would end the loop at once)
+      `while [ "$(cat "${out}/run.out" 2>/dev/null | grep -c job/progress)" -lt 12 ]; do sleep 0.05; done`,
+      `(dd if=/dev/zero of="${dataDir}/ballast" bs=4k 2>/dev/null || true)`,
+      'wait $P',
+      `df -k "${dataDir}" > "${out}/df.txt"`,
+      loupe('runs', 'full'),
+      `rm "${dataDir}/ballast"`,
+      loupe('resume --retry-failed', 'resume'),
+      `mkdir "${out}/db" && cp "${dataDir}"/loupe.sqlite* "${out}/db/"`,
+    ].join('; ');
+    const ns = spawnSync('unshare', ['-rm', 'bash', '-c', script], { encoding: 'utf8', timeout: 480_000 });
+    expect(ns.status, ns.stderr).toBe(0);
+    const read = (name: string) => readFileSync(join(out, name), 'utf8');
+
+    expect(Number(read('run.rc'))).toBe(1);
+    // Said, whether SQLite still took the failure mark (run failed) or not (the run stays 'running' to resume next start).
+    expect(read('run.err')).toMatch(/loupe: run \S+ (is failed: disk full .*; stopped with \d+ of 400 items done, 1 failed, \d+ not run|did not finish: disk full: the database .*loupe\.sqlite cannot be written)/);
+    expect(read('df.txt')).toMatch(/ 100% /);
+    // An engine starts on the full folder and answers, listing the run.
+    expect(Number(read('full.rc')), read('full.err')).toBe(0);
+    expect((JSON.parse(read('full.out')) as { status: string }[]).map((r) => r.status)).toEqual([expect.stringMatching(/^(failed|running)$/)]);
+
+    expect(Number(read('resume.rc')), read('resume.err')).toBe(0);
+    const after = snapshot(join(out, 'db'));
+    expect(after.run).toMatchObject({ status: 'done', error: null });
+    // Item i shows image i mod 8: its metrics and blob equal the clean 8-item run's item i mod 8.
+    const clean = new Map(ref().results.map((r) => [Number(r.item_id.slice(-4)), r]));
+    expect(after.results).toHaveLength(400);
+    for (const r of after.results) {
+      const c = clean.get(Number(r.item_id.slice(-4)) % 8)!;
+      expect([r.metrics, r.blob]).toEqual([c.metrics, c.blob]);
+    }
+  });
+
   it('on start: removes orphaned temp files, quarantines blobs that do not match the database, recomputes their items', () => {
     const dataDir = tempDir();
     cpSync(reference, dataDir, { recursive: true });
