@@ -203,7 +203,22 @@ export const methods = {
       floor: z.number().nullable(),
       /** The feature readouts' floor: always chance (a blank image has no features to probe). */
       featureFloor: z.number().nullable(),
-      stages: z.array(z.object({ stage: z.string(), intact: z.number().nullable(), ablated: z.array(z.number().nullable()), recovery: z.array(z.number().nullable()) })),
+      stages: z.array(
+        z.object({
+          stage: z.string(),
+          intact: z.number().nullable(),
+          ablated: z.array(z.number().nullable()),
+          /** Null where not defined: an unfinished run, or intact within noise of the floor (`note` says which). */
+          recovery: z.array(z.number().nullable()),
+          /** 95% paired-bootstrap interval per ablated run (metrics/recovery.ts recoveryWithInterval). */
+          recoveryInterval: z.array(z.tuple([z.number(), z.number()]).nullable()),
+          /** McNemar p (intact vs ablated correctness on the shared items) per ablated run. */
+          mcnemarP: z.array(z.number().nullable()),
+          /** Whether intact − floor > 0 with 95% confidence; null until the intact run is done. */
+          intactAboveFloor: z.boolean().nullable(),
+          note: z.string().nullable(),
+        }),
+      ),
     }),
   },
   /** Every sweep, newest first, with its runs (intact first) and their progress, so a saved sweep can be reopened. */
@@ -320,6 +335,8 @@ export const methods = {
       }),
       /** Answers by generation + matching (spec `generate`); null when the run only scored first tokens. */
       generated: z.object({ answer: z.object(accuracyInterval), blind: z.object(accuracyInterval), unmatched: z.number().int(), blindUnmatched: z.number().int() }).nullable(),
+      /** 95% percentile-bootstrap intervals of the TV distances (items resampled). */
+      tvIntervals: z.object({ answerVsTruth: z.tuple([z.number(), z.number()]), blindVsTruth: z.tuple([z.number(), z.number()]), answerVsBlind: z.tuple([z.number(), z.number()]) }),
     }),
   },
   /**

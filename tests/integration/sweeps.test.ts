@@ -44,8 +44,19 @@ async function expectRecoveryFromReadouts(sweep: Summary, floor: 'chance' | 'bli
     row.ablated.forEach((a, j) => {
       expect(a).toBe(acc(ablated[j]!, row.stage));
       const f = row.stage === 'answer' ? sweep.floor! : sweep.featureFloor!;
-      if (a === null || row.intact === f) expect(row.recovery[j]).toBeNull();
-      else expect(row.recovery[j]).toBeCloseTo((a - f) / (row.intact! - f), 12);
+      // An intact readout at (or below) its floor can never define a recovery.
+      if (row.intact! <= f) expect(row.intactAboveFloor).toBe(false);
+      if (a === null || !row.intactAboveFloor) {
+        expect(row.recovery[j]).toBeNull();
+        if (a !== null) expect(row.note).toMatch(/within noise of 0: recovery is not defined/);
+      } else {
+        expect(row.recovery[j]).toBeCloseTo((a - f) / (row.intact! - f), 12);
+        const [low, high] = row.recoveryInterval[j]!;
+        expect(low).toBeLessThanOrEqual(row.recovery[j]! + 1e-12);
+        expect(high).toBeGreaterThanOrEqual(row.recovery[j]! - 1e-12);
+        expect(row.mcnemarP[j]).toBeGreaterThan(0);
+        expect(row.mcnemarP[j]).toBeLessThanOrEqual(1);
+      }
     });
   }
 }
@@ -94,6 +105,8 @@ describe('sweep summaries while the sweep runs', () => {
     expect(final.stages.every((r) => r.ablated[2] === null && r.recovery[2] === null)).toBe(true);
     await expectRecoveryFromReadouts(final, 'chance');
     await expectRecoveryFromReadouts(await call<Summary>('sweeps/summary', { sweepId: a.sweepId, floor: 'blind' }), 'blind');
+    // Both branches are exercised: some stages define a recovery (with interval), some are within noise.
+    expect(final.stages.some((r) => r.intactAboveFloor === true && r.recovery[0] !== null)).toBe(true);
     // The patch embedding precedes every attention layer: no ablation can touch its readout.
     const emb = final.stages.find((r) => r.stage === 'vision.hidden_states.0')!;
     expect(emb.ablated.slice(0, 2)).toEqual([emb.intact, emb.intact]);

@@ -9,12 +9,13 @@ import { refuseTokenAblation } from '../../../src-shared/ablation/mask.ts';
 import type { RunInfo } from '../../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { ParsedParamsOf, ResultOf } from '../../../src-shared/contract/methods.ts';
-import { type StageAccuracy, recoveryTable } from '../../../src-shared/metrics/recovery.ts';
+import { type StageAccuracy, recoveryTable, recoveryWithInterval } from '../../../src-shared/metrics/recovery.ts';
 import { json } from '../../store/database.ts';
 import type { Store } from '../../store/store.ts';
 import type { EngineContext } from '../../engine/engine-context.ts';
 import { createRun } from '../../engine/create-run.ts';
-import { type ReadoutSummary, readoutSummary } from '../hidden-in-plain-sight/readout-summary.ts';
+import { type ReadoutPerItem, type ReadoutSummary, readoutAnalysis } from '../hidden-in-plain-sight/readout-summary.ts';
+import { mcnemar } from '../../../src-shared/metrics/mcnemar.ts';
 
 /** A readout needs this many finished items (readout-summary.ts). */
 const MIN_ITEMS = 5;
@@ -89,23 +90,53 @@ export function listSweeps(store: Store): ResultOf<'sweeps/list'> {
   });
 }
 
-const cache = new WeakMap<Store, Map<string, ReadoutSummary>>();
+type Analysis = ReturnType<typeof readoutAnalysis>;
+const cache = new WeakMap<Store, Map<string, Analysis>>();
 const CACHE_SIZE = 256;
 
-/** A finished run's readout summary (cached: a done run's results never change). */
-function finishedSummary(store: Store, run: RunInfo): ReadoutSummary {
+/** A finished run's readout summary and per-item outcomes (cached: a done run's results never change). */
+function finishedAnalysis(store: Store, run: RunInfo): Analysis {
   const key = `${run.id}@${run.updatedAt}`;
-  const byStore = cache.get(store) ?? new Map<string, ReadoutSummary>();
+  const byStore = cache.get(store) ?? new Map<string, Analysis>();
   cache.set(store, byStore);
   const hit = byStore.get(key);
   if (hit) return hit;
-  const summary = readoutSummary(store, run.id);
+  const analysis = readoutAnalysis(store, run.id);
   if (byStore.size >= CACHE_SIZE) byStore.delete(byStore.keys().next().value!);
-  byStore.set(key, summary);
-  return summary;
+  byStore.set(key, analysis);
+  return analysis;
 }
 
 const withAnswer = (s: ReadoutSummary): StageAccuracy[] => [...s.stages, { stage: 'answer', accuracy: s.answer.accuracy }];
+
+/**
+ * Per stage, for each ablated run against the intact one on the items both finished: recovery with
+ * a paired bootstrap interval (null, with a note, where intact is within noise of the floor), and
+ * McNemar's p for "the ablation changed which items are right". Probe readouts are cross-validated
+ * once per run; the bootstrap resamples their held-out outcomes, not the fitting.
+ */
+function pairedStatistics(stage: string, intact: ReadoutPerItem, ablated: (ReadoutPerItem | null)[], floor: number | 'blind') {
+  const intactCorrect = intact.correct.get(stage);
+  const rows = ablated.map((a) => {
+    const ablatedCorrect = a?.correct.get(stage);
+    if (!a || !intactCorrect || !ablatedCorrect) return null;
+    const at = new Map(a.itemIds.map((id, i) => [id, i]));
+    const shared = intact.itemIds.flatMap((id, i) => (at.has(id) ? [[i, at.get(id)!] as const] : []));
+    if (shared.length < 2) return null;
+    const x = Uint8Array.from(shared, ([i]) => intactCorrect[i]!);
+    const y = Uint8Array.from(shared, ([, j]) => ablatedCorrect[j]!);
+    const f = floor === 'blind' ? Uint8Array.from(shared, ([i]) => intact.correct.get('blind')![i]!) : floor;
+    return { estimate: recoveryWithInterval(x, y, f, { seed: `recovery:${stage}` }), mcnemar: mcnemar(x, y) };
+  });
+  const first = rows.find((r) => r)?.estimate;
+  return {
+    recovery: rows.map((r) => r?.estimate.recovery ?? null),
+    recoveryInterval: rows.map((r) => r?.estimate.interval ?? null),
+    mcnemarP: rows.map((r) => r?.mcnemar.pValue ?? null),
+    intactAboveFloor: first ? first.intactAboveFloor : null,
+    note: first?.reason ?? null,
+  };
+}
 
 /**
  * recovery = (ablated − floor) / (intact − floor) per stage and for the answer, over the runs done
@@ -120,11 +151,12 @@ export function sweepSummary(store: Store, sweepId: string, floor: 'chance' | 'b
   const labels = runLabels(row, runs.length);
   const done = runs.map((r) => {
     // A partial run (some items failed) is summarised over the items that succeeded, as before run states existed.
-    if (r.status !== 'done' && r.status !== 'partial') return { summary: null, error: r.error };
+    if (r.status !== 'done' && r.status !== 'partial') return { summary: null, perItem: null, error: r.error };
     try {
-      return { summary: finishedSummary(store, r), error: null };
+      const a = finishedAnalysis(store, r);
+      return { summary: a.summary, perItem: a.perItem, error: null };
     } catch (e) {
-      if (e instanceof LoupeError) return { summary: null, error: e.message };
+      if (e instanceof LoupeError) return { summary: null, perItem: null, error: e.message };
       throw e;
     }
   });
@@ -137,11 +169,21 @@ export function sweepSummary(store: Store, sweepId: string, floor: 'chance' | 'b
     floorValue = floor === 'chance' ? intact!.summary.chance : intact!.summary.blind.accuracy;
     featureFloor = intact!.summary.chance;
     const answerFloor = floorValue;
-    stages = recoveryTable(withAnswer(intact!.summary), ablatedStages, (stage) => (stage === 'answer' ? answerFloor : featureFloor!));
+    const table = recoveryTable(withAnswer(intact!.summary), ablatedStages, (stage) => (stage === 'answer' ? answerFloor : featureFloor!));
+    stages = table.map((row) => ({ ...row, ...pairedStatistics(row.stage, intact!.perItem!, ablated.map((a) => a.perItem), floor === 'blind' && row.stage === 'answer' ? 'blind' : featureFloor!) }));
   } else {
     // No intact run yet: the stages the finished ablated runs read out, in their order.
     const names = [...new Set(ablatedStages.flatMap((s) => s.map((x) => x.stage)))];
-    stages = names.map((stage) => ({ stage, intact: null, ablated: ablatedStages.map((s) => s.find((x) => x.stage === stage)?.accuracy ?? null), recovery: ablated.map(() => null) }));
+    stages = names.map((stage) => ({
+      stage,
+      intact: null,
+      ablated: ablatedStages.map((s) => s.find((x) => x.stage === stage)?.accuracy ?? null),
+      recovery: ablated.map(() => null),
+      recoveryInterval: ablated.map(() => null),
+      mcnemarP: ablated.map(() => null),
+      intactAboveFloor: null,
+      note: 'the intact run has not finished',
+    }));
   }
   return {
     sweepId,

@@ -14,6 +14,7 @@ import { wilson } from '../../../src-shared/metrics/summary.ts';
 import { presentNotSurfaced } from '../../../src-shared/metrics/present-not-surfaced.ts';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { optionLetter } from '../../../src-shared/metrics/answer-matching.ts';
+import { bootstrapTotalVariationCI } from '../../../src-shared/metrics/bootstrap.ts';
 import { toFloat32 } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
 
@@ -45,6 +46,8 @@ export interface ReadoutSummary {
   presentNotSurfaced: string[];
   /** Flagged / wrong answers, the same rate with every readout permuted across items (no information), and each fold's chosen stage. */
   presentNotSurfacedStats: { rate: number; controlRate: number; folds: { stage: string; accuracy: number; significant: boolean }[] };
+  /** 95% percentile-bootstrap intervals of the three TV distances (items resampled, metrics/bootstrap.ts). */
+  tvIntervals: { answerVsTruth: [number, number]; blindVsTruth: [number, number]; answerVsBlind: [number, number] };
   /** Answers by generation + matching (spec `generate`), next to the first-token scores above; null when not generated. */
   generated: { answer: { accuracy: number; low: number; high: number }; blind: { accuracy: number; low: number; high: number }; unmatched: number; blindUnmatched: number } | null;
 }
@@ -72,6 +75,20 @@ function stageOrder(stage: string): number {
 }
 
 export function readoutSummary(store: Store, runId: string): ReadoutSummary {
+  return readoutAnalysis(store, runId).summary;
+}
+
+/**
+ * Per item of a readout run: whether each stage's readout (and the answer, and the blind answer)
+ * got it right — what paired statistics between runs (recovery intervals, McNemar) resample.
+ */
+export interface ReadoutPerItem {
+  itemIds: string[];
+  /** Stage name (and 'answer', 'blind') → 1/0 per item, in `itemIds` order. */
+  correct: Map<string, Uint8Array>;
+}
+
+export function readoutAnalysis(store: Store, runId: string): { summary: ReadoutSummary; perItem: ReadoutPerItem } {
   const run = store.runs.get(runId);
   if (run.kind !== 'readout') throw new LoupeError('bad-input', `run ${runId} is a ${run.kind} run, not a readout`);
   const results = store.runs.results(runId);
@@ -164,7 +181,18 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
   const blinds = histogram((i) => indexIn(i, results[i]!.values.blind));
   const truths = histogram((i) => truth[i]!);
   const pns = presentNotSurfaced(stagePredictions, truth, results.map((r) => r.metrics.correct === 1), 1 / Math.max(1, choices.length));
-  return {
+  // TV intervals resample items (answer, blind and truth of one item stay together); −1 = no choice matched.
+  const said = results.map((r, i) => indexIn(i, r.values.answer));
+  const blindSaid = results.map((r, i) => indexIn(i, r.values.blind));
+  const tvInterval = (a: number[], b: number[]): [number, number] => {
+    const ci = bootstrapTotalVariationCI(a, b, { seed: `tv:${runId}` });
+    return [ci.low, ci.high];
+  };
+  const perItem: ReadoutPerItem = { itemIds: results.map((r) => r.itemId), correct: new Map() };
+  for (const s of stages) perItem.correct.set(s.stage, Uint8Array.from(stagePredictions.get(s.stage)!, (p, i) => (p === truth[i] ? 1 : 0)));
+  perItem.correct.set('answer', Uint8Array.from(results, (r) => (r.metrics.correct === 1 ? 1 : 0)));
+  perItem.correct.set('blind', Uint8Array.from(results, (r) => (r.metrics.blindCorrect === 1 ? 1 : 0)));
+  const summary: ReadoutSummary = {
     items: results.length,
     choices,
     chance: 1 / Math.max(1, choices.length),
@@ -177,5 +205,7 @@ export function readoutSummary(store: Store, runId: string): ReadoutSummary {
     presentNotSurfaced: pns.items.map((i) => results[i]!.itemId),
     presentNotSurfacedStats: { rate: pns.rate, controlRate: pns.controlRate, folds: pns.folds },
     generated: generatedSummary(results, indexIn, rate),
+    tvIntervals: { answerVsTruth: tvInterval(said, truth), blindVsTruth: tvInterval(blindSaid, truth), answerVsBlind: tvInterval(said, blindSaid) },
   };
+  return { summary, perItem };
 }
