@@ -48,10 +48,11 @@ export class VlmForwardRunner implements JobRunner {
     return {
       processItem: async (itemId): Promise<ItemOutput> => {
         const item = this.store.datasets.item(run.datasetId, itemId);
-        if (!item.prompt) throw new LoupeError('bad-input', `item ${itemId} has no prompt to ask the model`);
+        const prompt = item.prompt ?? spec.prompt;
+        if (!prompt) throw new LoupeError('bad-input', `item ${itemId} has no prompt to ask the model (spec.prompt gives one to items without)`);
         const image: ImageInput =
           spec.image === 'image' ? { kind: 'files', paths: item.images.map((p) => join(dataset.path, p)) } : spec.image === 'blank' ? { kind: 'blank', count: Math.max(1, item.images.length) } : { kind: 'none' };
-        const res = await vlm.forward(item.prompt, image, {
+        const res = await vlm.forward(prompt, image, {
           visionTaps: taps.vision.map((t) => t.tensor),
           decoderTaps: [...kvNames, ...taps.decoder.map((t) => t.tensor)],
           ...(spec.maxNewTokens > 0 && { maxNewTokens: spec.maxNewTokens }),
@@ -84,7 +85,7 @@ export class VlmForwardRunner implements JobRunner {
         if (spec.taps.imageKV && spec.imagesAlone && spec.image === 'image' && item.images.length > 1) {
           // Each image's K/V from its own pass, concatenated in image order.
           const alone = [];
-          for (const p of item.images) alone.push(await vlm.forward(item.prompt, { kind: 'files', paths: [join(dataset.path, p)] }, { decoderTaps: kvNames, ...(spec.textPrefix && { textPrefix: spec.textPrefix }) }));
+          for (const p of item.images) alone.push(await vlm.forward(prompt, { kind: 'files', paths: [join(dataset.path, p)] }, { decoderTaps: kvNames, ...(spec.textPrefix && { textPrefix: spec.textPrefix }) }));
           const rows = alone.flatMap((r, image) => r.imageTokens.map((t) => ({ ...t, image })));
           tensors.image_token_map = { dtype: 'int32', shape: [rows.length, 5], data: Int32Array.from(rows.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) };
           for (const n of kvNames) keep(`image_${n.replace('present.', 'kv.')}`, concatTokens(alone.map((r) => gatherSequence(r.taps[n]!, r.imageTokens.map((t) => t.position)))));
@@ -93,7 +94,7 @@ export class VlmForwardRunner implements JobRunner {
         if (spec.taps.promptKV) {
           // The question's own tokens (not the chat template), with the word each belongs to.
           const piece = (id: number) => vlm.processing.tokenizer.decode([id], { skip_special_tokens: false });
-          const question = locateQuestion(res.inputIds, vlm.processing.tokenIdsOf(item.prompt), piece, item.prompt);
+          const question = locateQuestion(res.inputIds, vlm.processing.tokenIdsOf(prompt), piece, prompt);
           tensors.prompt_token_map = { dtype: 'int32', shape: [question.length, 3], data: Int32Array.from(question.flatMap((t) => [t.position, t.tokenId, t.word])) };
           for (const n of kvNames) keep(`prompt_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, question.map((t) => t.position)));
         }

@@ -70,6 +70,8 @@ export const VlmForwardSpec = z
      * count. Absent or empty = none. Must not contain the model's image placeholder.
      */
     textPrefix: z.string().max(2000).optional(),
+    /** The question for items that have none (benchmark images without questions, e.g. PASCAL-Part for the object-part LogitLens); an item's own prompt wins. */
+    prompt: z.string().min(1).max(2000).optional(),
     /**
      * Which dtype export of each ONNX session to load: one dtype for every session (`"q4"`) or a
      * per-session map (`{"decoder_model_merged": "q4", "vision_encoder": "fp32"}`; sessions left

@@ -161,7 +161,7 @@ describe('object-part LogitLens on the micro model', () => {
     }
   }, 120_000);
 
-  it('refuses runs without LLM hidden states, blind runs and parts the tokenizer does not know', async () => {
+  it('refuses runs without LLM hidden states, blind runs and a selection with no part', async () => {
     const bare = await call<{ id: string }>('jobs/start', { kind: 'vlm-forward', modelId: 'micro-llava', datasetId: 'object-parts', spec: { limit: 2 } });
     await engine.queue.drained();
     await expect(call('parts/logit-lens', { runIds: [bare.id] })).rejects.toThrow(/captured no LLM hidden states.*taps.llmLayers/);
@@ -170,5 +170,15 @@ describe('object-part LogitLens on the micro model', () => {
     await expect(call('parts/logit-lens', { runIds: [blind.id] })).rejects.toThrow(/blind/);
     const run = await forward({});
     await expect(call('parts/logit-lens', { runIds: [run], parts: ['wheel'] })).rejects.toThrow(/no item with a part to rank.*selected: wheel/);
+  }, 120_000);
+
+  it('reads PASCAL-Part imports (<class>/<part> labels, 16-bit-capable layers, abbreviations as words) and reports parts the vocabulary lacks', async () => {
+    const imported = await call<{ dataset: { id: string } }>('datasets/import-benchmark', { format: 'pascal-part', path: join(import.meta.dirname, '../fixtures/benchmarks/pascal-part') });
+    // PASCAL-Part has no questions: the spec's prompt asks one of every image.
+    const run = await call<{ id: string }>('jobs/start', { kind: 'vlm-forward', modelId: 'micro-llava', datasetId: imported.dataset.id, spec: { storeDtype: 'float32', taps: { llmLayers: true }, prompt: 'what is in the image ?' } });
+    await engine.queue.drained();
+    expect(engine.store.runs.get(run.id)).toMatchObject({ status: 'done', done: 4, failed: 0 });
+    // The micro model's word-level vocabulary has shape and colour words only: every part is reported, none ranked.
+    await expect(call('parts/logit-lens', { runIds: [run.id] })).rejects.toThrow(/no item with a part to rank.*"(head|torso|hand|tail|wheel|window|body|engine)" is not in model micro-llava's vocabulary/);
   }, 120_000);
 });

@@ -21,16 +21,44 @@ export type MaskLabel = Extract<Label, { kind: 'mask' }>;
 export interface PartName {
   /** The label's full name, `<class>/<part>`: what results are grouped by. */
   name: string;
-  /** The text whose first token is ranked: the part segment, underscores read as spaces. */
+  /** The text whose first token is ranked: the part segment as a word (PASCAL-Part abbreviations expanded), underscores read as spaces. */
   text: string;
 }
+
+/**
+ * PASCAL-Part's abbreviated part names (the devkit's part2ind.m) → the word ranked: side and
+ * position prefixes dropped (l/r left/right, f/b front/back, u/l upper/lower, h/c train head/coach),
+ * e.g. `lfuleg` → leg, `rfpa` → paw, `fwheel` → wheel, `fliplate` → plate. Instance suffixes `_N`
+ * (`window_1`, `engine_2`) are dropped before the lookup.
+ */
+const PASCAL_PART_WORDS: Record<string, string> = {
+  ...Object.fromEntries(['leye', 'reye'].map((k) => [k, 'eye'])),
+  ...Object.fromEntries(['lear', 'rear'].map((k) => [k, 'ear'])),
+  ...Object.fromEntries(['lebrow', 'rebrow'].map((k) => [k, 'eyebrow'])),
+  ...Object.fromEntries(['lhand', 'rhand'].map((k) => [k, 'hand'])),
+  ...Object.fromEntries(['lfoot', 'rfoot'].map((k) => [k, 'foot'])),
+  ...Object.fromEntries(['lwing', 'rwing'].map((k) => [k, 'wing'])),
+  ...Object.fromEntries(['lhorn', 'rhorn'].map((k) => [k, 'horn'])),
+  ...Object.fromEntries(['llarm', 'luarm', 'rlarm', 'ruarm'].map((k) => [k, 'arm'])),
+  ...Object.fromEntries(
+    ['lleg', 'rleg', 'llleg', 'luleg', 'rlleg', 'ruleg', 'lfleg', 'rfleg', 'lbleg', 'rbleg', 'lfuleg', 'lflleg', 'rfuleg', 'rflleg', 'lbuleg', 'lblleg', 'rbuleg', 'rblleg'].map((k) => [k, 'leg']),
+  ),
+  ...Object.fromEntries(['lfpa', 'rfpa', 'lbpa', 'rbpa'].map((k) => [k, 'paw'])),
+  ...Object.fromEntries(['lfho', 'rfho', 'lbho', 'rbho'].map((k) => [k, 'hoof'])),
+  ...Object.fromEntries(['fwheel', 'bwheel'].map((k) => [k, 'wheel'])),
+  ...Object.fromEntries(['leftmirror', 'rightmirror'].map((k) => [k, 'mirror'])),
+  ...Object.fromEntries(['fliplate', 'bliplate'].map((k) => [k, 'plate'])),
+  ...Object.fromEntries(['frontside', 'leftside', 'rightside', 'backside', 'roofside', 'hfrontside', 'hleftside', 'hrightside', 'hbackside', 'hroofside', 'cfrontside', 'cleftside', 'crightside', 'cbackside', 'croofside'].map((k) => [k, 'side'])),
+  chainwheel: 'chain',
+};
 
 /** `<class>/<part>` → its parts; undefined for a mask label that names no part. */
 export function parsePartName(name: string | undefined): PartName | undefined {
   if (!name) return undefined;
   const cut = name.lastIndexOf('/');
   if (cut <= 0 || cut === name.length - 1) return undefined;
-  return { name, text: name.slice(cut + 1).replaceAll('_', ' ') };
+  const raw = name.slice(cut + 1).replace(/_\d+$/, '');
+  return { name, text: (PASCAL_PART_WORDS[raw] ?? raw).replaceAll('_', ' ') };
 }
 
 /** Whether `part` is selected by `wanted` (full `<class>/<part>` names or bare part names); everything when absent. */

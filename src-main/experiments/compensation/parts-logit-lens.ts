@@ -103,17 +103,22 @@ interface RunRanks {
 
 interface Context {
   parts: Map<string, { text: string; tokenId: number; token: string }>;
+  /** Per part name: its token, or why it cannot be ranked. */
+  tokens: Map<string, { tokenId: number; token: string } | { reason: string }>;
   skipped: (PartSkip & { runId: string; itemId: string })[];
   vocab: number;
 }
 
-/** First token of a part's name, refused when the tokenizer does not know it (the rank of `<unk>` says nothing about the part). */
-function partToken(processing: VlmProcessing, part: PartName, modelId: string): { tokenId: number; token: string } {
-  const ids = processing.tokenIdsOf(part.text);
-  const tokenId = ids[0];
-  const unk = (processing.tokenizer as unknown as { unk_token_id?: number }).unk_token_id;
-  if (tokenId === undefined) throw new LoupeError('bad-input', `part "${part.name}": its name "${part.text}" tokenizes to nothing with model ${modelId}'s tokenizer`);
-  if (unk !== undefined && unk !== null && tokenId === unk) throw new LoupeError('bad-input', `part "${part.name}": "${part.text}" is not in model ${modelId}'s vocabulary (its first token is the unknown token ${unk}); rename the part or use a model whose tokenizer knows it`);
+/**
+ * First token of a part's name, or why it cannot be ranked: a name the tokenizer maps to nothing
+ * or to its unknown token (word-level vocabularies) says nothing about the part, so such parts are
+ * reported in `skipped`, not ranked.
+ */
+function partToken(processing: VlmProcessing, part: PartName, modelId: string): { tokenId: number; token: string } | { reason: string } {
+  const tokenId = processing.tokenIdsOf(part.text)[0];
+  const unk = (processing.tokenizer as unknown as { unk_token_id?: number | null }).unk_token_id;
+  if (tokenId === undefined) return { reason: `its name "${part.text}" tokenizes to nothing with model ${modelId}'s tokenizer` };
+  if (unk !== undefined && unk !== null && tokenId === unk) return { reason: `"${part.text}" is not in model ${modelId}'s vocabulary (its first token is the unknown token ${unk})` };
   return { tokenId, token: processing.tokenizer.decode([tokenId], { skip_special_tokens: false }) };
 }
 
@@ -132,8 +137,15 @@ async function rankRun(engine: EngineContext, runId: string, o: PartsLensOptions
     const item = store.datasets.item(run.datasetId, result.itemId);
     const tensors: Record<string, HostTensor> = {};
     for (const blob of new Set(result.tensors.map((t) => t.blob))) Object.assign(tensors, store.blobs.getTensors(blob));
-    const { parts, skipped } = partTokens(item, dataset.path, tensors.image_token_map!.data as Int32Array, view, o.parts);
+    const { parts: found, skipped } = partTokens(item, dataset.path, tensors.image_token_map!.data as Int32Array, view, o.parts);
     for (const s of skipped) ctx.skipped.push({ ...s, runId, itemId: result.itemId });
+    const parts = found.filter((p) => {
+      let t = ctx.tokens.get(p.part.name);
+      if (!t) ctx.tokens.set(p.part.name, (t = partToken(processing, p.part, run.modelId)));
+      if ('reason' in t) ctx.skipped.push({ part: p.part.name, reason: t.reason, runId, itemId: result.itemId });
+      else if (!ctx.parts.has(p.part.name)) ctx.parts.set(p.part.name, { text: p.part.text, ...t });
+      return !('reason' in t);
+    });
     if (!parts.length) continue;
     const hidden = Object.keys(tensors)
       .flatMap((n) => {
@@ -143,9 +155,6 @@ async function rankRun(engine: EngineContext, runId: string, o: PartsLensOptions
       .sort((a, b) => a.layer - b.layer);
     if (hidden.some((h, i) => h.layer !== i)) throw new LoupeError('bad-input', `run ${runId} item ${result.itemId}: LLM hidden states ${hidden.map((h) => h.layer).join(',')} are not layers 0…L`);
     layers = hidden.length;
-    for (const p of parts) {
-      if (!ctx.parts.has(p.part.name)) ctx.parts.set(p.part.name, { text: p.part.text, ...partToken(processing, p.part, run.modelId) });
-    }
     // Every needed position at every layer, in one batch of rows: layer-major, positions ascending.
     const positions = [...new Set(parts.flatMap((p) => p.positions))].sort((a, b) => a - b);
     const d = hidden[0]!.t.shape[hidden[0]!.t.shape.length - 1]!;
@@ -208,13 +217,13 @@ export async function partsLogitLens(engine: EngineContext, runIds: readonly str
   const folder = openModelFolder(model.path, VlmForwardSpec.parse(first.spec).variant);
   const lens = await openLens(engine, folder.files.decoder_model_merged, model.hash);
   const processing = await VlmProcessing.load(folder.path, folder.preprocessor, folder.family);
-  const ctx: Context = { parts: new Map(), skipped: [], vocab: 0 };
+  const ctx: Context = { parts: new Map(), tokens: new Map(), skipped: [], vocab: 0 };
   const ranked: RunRanks[] = [];
   for (const id of runIds) ranked.push(await rankRun(engine, id, o, ctx, lens, processing, shared));
   if (!ranked[0]!.ranks.size) {
     throw new LoupeError(
       'bad-input',
-      `run ${first.id} has no item with a part to rank: parts are mask labels named <class>/<part>${o.parts ? ` (selected: ${o.parts.join(', ')})` : ''} whose mask covers at least one image token${ctx.skipped.length ? `; skipped: ${ctx.skipped.slice(0, 3).map((s) => `${s.itemId} ${s.part}: ${s.reason}`).join('; ')}` : ''}`,
+      `run ${first.id} has no item with a part to rank: parts are mask labels named <class>/<part>${o.parts ? ` (selected: ${o.parts.join(', ')})` : ''} whose mask covers at least one image token and whose name the tokenizer knows${ctx.skipped.length ? `; skipped: ${ctx.skipped.slice(0, 3).map((s) => `${s.itemId} ${s.part}: ${s.reason}`).join('; ')}` : ''}`,
     );
   }
   const summaries = ranked.map((r) => summarise(r, o.topK));

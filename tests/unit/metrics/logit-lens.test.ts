@@ -59,6 +59,13 @@ describe('part names', () => {
     expect(parsePartName(undefined)).toBeUndefined();
   });
 
+  it('PASCAL-Part abbreviations become the word ranked; instance suffixes go', () => {
+    const text = (n: string) => parsePartName(n)!.text;
+    expect(['car/fwheel', 'car/bwheel', 'car/window_1', 'person/lhand', 'cow/lfuleg', 'cat/rfpa', 'horse/lbho', 'car/fliplate', 'bus/leftside', 'aeroplane/engine_12', 'dog/head'].map(text)).toEqual([
+      'wheel', 'wheel', 'window', 'hand', 'leg', 'paw', 'hoof', 'plate', 'side', 'engine', 'head',
+    ]);
+  });
+
   it('selects by full name or bare part name', () => {
     const p = parsePartName('car/wheel')!;
     expect(partSelected(p)).toBe(true);
