@@ -1,7 +1,9 @@
 /**
  * The job queue: runs execute one at a time, item by item, each item committed before the
  * next starts. Cancel takes effect between items; resume (also after a crash) continues
- * with the items still pending, so finished work is never redone.
+ * with the items still pending, so finished work is never redone. A run that went through its
+ * items ends done / partial / failed by its ledger (RunsRepo.finish); a storage failure (disk
+ * full) fails its item and stops the run, since every next item would fail the same way.
  */
 import type { JobKind, RunInfo, RunStatus } from '../../src-shared/contract/domain.ts';
 import type { EventName, EventPayload } from '../../src-shared/contract/events.ts';
