@@ -22,6 +22,9 @@
  *                      of vlm-forward runs with taps.llmLayers, and each ablated run's recovery per layer;
  *                      or --model ID --dataset ID [--limit N] [--family …] [--from …] [--keys …] [--heads 0,2] [--prompt TEXT] to run the intact and
  *                      ablated vlm-forward runs first (float32 hidden states; --heads limits the sweep's edits to those heads)
+ *   loupe worker  --queue redis://HOST:PORT [--store DIR] [--ep cpu|cuda|webgpu] [--concurrency N] [--name NAME] [--lock-ms 30000]
+ *                 take shards of runs from a Redis queue (docs/scale-out.md); `run` and `sweep` take --queue URL [--store DIR]
+ *                 [--shard-items N] to send their runs there and merge the results here
  *   loupe info | models | datasets | runs
  *   loupe import-dataset PATH | import-model PATH
  * Common: --data-dir DIR (default $LOUPE_DATA_DIR or ~/.local/share/loupe), --provider cpu|webgpu|cuda|…
@@ -35,6 +38,7 @@ import { type ModelVariant, parseVariantFlag } from '../../src-shared/jobs/varia
 import { dispatch } from '../engine/dispatcher.ts';
 import { Engine } from '../engine/engine.ts';
 import { reportFailedRuns } from './failed-runs.ts';
+import { CLUSTER_OPTIONS, closeCluster, clusterTarget, runWorkerCommand, waitForCluster } from '../cluster/cluster-commands.ts';
 import { RENDERER_DIST, RESOURCES_DIR, appVersion, defaultDataDir } from '../paths.ts';
 import { resolveServeOptions } from '../server/serve-options.ts';
 import { serve } from '../server/serve.ts';
@@ -73,6 +77,7 @@ const { positionals, values } = parseArgs({
     parts: { type: 'string' },
     'top-k': { type: 'string' },
     heads: { type: 'string' },
+    ...CLUSTER_OPTIONS,
     prompt: { type: 'string' },
   },
 });
@@ -115,6 +120,7 @@ async function main(): Promise<void> {
     process.stdout.write('usage: loupe serve|run|resume|cancel|info|models|variants|datasets|runs|import-dataset|import-model (see src-main/cli/loupe.ts)\n');
     return;
   }
+  if (command === 'worker') return runWorkerCommand(values);
   // A weak --token or a bad port is refused before the engine starts.
   const serveOptions = command === 'serve' ? resolveServeOptions(values, process.env) : undefined;
   const provider = values.provider ? ExecutionProvider.parse(values.provider) : undefined;
@@ -124,6 +130,7 @@ async function main(): Promise<void> {
     if (command !== 'serve') print({ event: name, ...(payload as object) });
   });
   const stop = async () => {
+    await closeCluster(engine);
     await engine.close();
     process.exit(0);
   };
@@ -147,8 +154,8 @@ async function main(): Promise<void> {
         throw new LoupeError('bad-input', `--spec is not JSON: ${values.spec}`);
       }
       const spec = { limit: Number(values.limit), ...(values.dtype && { storeDtype: values.dtype }), ...variantOption(), ...extra };
-      const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec })) as { id: string };
-      await engine.queue.drained();
+      const run = (await call(engine, 'jobs/start', { kind: values.kind, modelId: values.model, datasetId, spec, ...clusterTarget(values) })) as { id: string };
+      await (values.queue ? waitForCluster(engine, [run.id]) : engine.queue.drained());
       print({ result: engine.store.runs.get(run.id) });
       if (reportFailedRuns(engine.store, [run.id], print, (id) => engine.queue.unsavedStop(id))) process.exitCode = 1;
       break;
@@ -170,8 +177,8 @@ async function main(): Promise<void> {
       // Default: patch→other-patch attention blocked in the last k vision layers, k = 1…L (sweep-grid.ts families).
       if (!values.model || !values.dataset) throw new LoupeError('bad-input', 'loupe sweep needs --model and --dataset');
       const grid = sweepGrid(sweepFamily(), modelShape(engine.store.models.get(values.model).config));
-      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `${values.family} · ${values.dataset}`, base: { limit: Number(values.limit), ...variantOption() }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label) })) as { sweepId: string };
-      await engine.queue.drained();
+      const started = (await call(engine, 'sweeps/start', { modelId: values.model, datasetId: values.dataset, name: `${values.family} · ${values.dataset}`, base: { limit: Number(values.limit), ...variantOption() }, ablations: grid.map((g) => g.spec), labels: grid.map((g) => g.label), ...clusterTarget(values) })) as { sweepId: string; runIds: string[] };
+      await (values.queue ? waitForCluster(engine, started.runIds) : engine.queue.drained());
       print(await call(engine, 'sweeps/summary', { sweepId: started.sweepId }));
       break;
     }
@@ -254,6 +261,7 @@ async function main(): Promise<void> {
     default:
       throw new LoupeError('bad-input', `unknown command "${command}"`);
   }
+  await closeCluster(engine);
   await engine.close();
 }
 

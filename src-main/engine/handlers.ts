@@ -16,6 +16,7 @@ import { keyTokens } from '../experiments/inside-the-llm/key-tokens.ts';
 import { readoutSummary } from '../experiments/hidden-in-plain-sight/readout-summary.ts';
 import { listSweeps, startSweep, sweepSummary } from '../experiments/compensation/sweeps.ts';
 import { partsLogitLens } from '../experiments/compensation/parts-logit-lens.ts';
+import { clusterOf } from '../cluster/coordinator.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -72,12 +73,20 @@ export function createHandlers(engine: EngineContext): Handlers {
       return { result: { id: `label-${id}`, runId: null, itemId: label.itemId, name: 'mask', dtype: tensor.dtype, shape: tensor.shape, blob: '' }, tensor };
     },
     'datasets/set-question': async ({ datasetId, itemId, prompt, choices, answer }) => setQuestion(store, datasetId, itemId, { prompt, choices, answer }),
-    'jobs/start': async (job) => queue.enqueue(createRun(engine, job).id),
-    'sweeps/start': async (p) => startSweep(engine, p),
+    // With `cluster`, the run goes to a Redis queue of workers (src-main/cluster) and is merged back here as it finishes.
+    'jobs/start': async (job) => (job.cluster ? (await clusterOf(engine).submit(job.cluster, () => [createRun(engine, job).id]))[0]! : queue.enqueue(createRun(engine, job).id)),
+    'sweeps/start': async (p) => {
+      if (!p.cluster) return startSweep(engine, p);
+      let started!: ReturnType<typeof startSweep>;
+      await clusterOf(engine).submit(p.cluster, () => (started = startSweep(engine, p, () => undefined)).runIds);
+      return started;
+    },
+    'cluster/status': async () => clusterOf(engine).status(),
+    'cluster/cancel': async ({ runId }) => clusterOf(engine).cancel(runId),
     'sweeps/summary': async ({ sweepId, floor }) => sweepSummary(store, sweepId, floor),
     'sweeps/list': async () => listSweeps(store),
     'parts/logit-lens': async ({ runIds, parts, topK, perItem }) => partsLogitLens(engine, runIds, { topK, perItem, ...(parts && { parts }) }),
-    'jobs/cancel': async ({ runId }) => queue.cancel(runId),
+    'jobs/cancel': async ({ runId }) => (clusterOf(engine).owns(runId) ? clusterOf(engine).cancel(runId) : queue.cancel(runId)),
     'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
     'runs/list': async ({ status }) => store.runs.list(status),
     'runs/get': async ({ runId, failuresOffset, failuresLimit }) => ({ run: store.runs.get(runId), results: store.runs.results(runId), failures: store.runs.failures(runId, failuresOffset, failuresLimit) }),
@@ -88,9 +97,9 @@ export function createHandlers(engine: EngineContext): Handlers {
     },
     'readout/summary': async ({ runId }) => readoutSummary(store, runId),
     'kv/segmentation': async ({ runId }) => kvSegmentation(store, runId),
-    'kv/probes': async ({ runId, alpha, k, shots }) => kvProbes(store, runId, { alpha, k, shots }),
+    'kv/probes': async ({ runId, ...params }) => kvProbes(store, runId, params),
     'kv/key-tokens': async ({ runId, maxPerLayer, threshold, inputFloor }) => keyTokens(store, runId, { maxPerLayer, threshold, inputFloor }),
-    'kv/compare': async ({ baseRunId, runId, alpha, k }) => kvCompare(store, baseRunId, runId, { alpha, k }),
+    'kv/compare': async ({ baseRunId, runId, ...params }) => kvCompare(store, baseRunId, runId, params),
     'runs/export-tensors': async ({ runId }) => exportRunTensors(store, runId, join(engine.options.dataDir, 'exports')),
     'tensors/get': async ({ tensorId }) => {
       const meta = store.runs.tensor(tensorId);

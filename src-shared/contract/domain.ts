@@ -66,6 +66,10 @@ export const RunInfo = z.object({
     executionProvider: z.string(),
     appVersion: z.string(),
     sessionFiles: z.record(z.string(), z.string()).optional(),
+    /** Runs computed on a cluster queue (src-main/cluster): the queue, the result store, and per worker its EP, model hash and item count. */
+    cluster: z
+      .object({ queue: z.string(), store: z.string(), workers: z.array(z.object({ worker: z.string(), ep: z.string(), modelHash: z.string(), items: z.number().int() })) })
+      .optional(),
   }),
   total: z.number().int().nonnegative(),
   done: z.number().int().nonnegative(),

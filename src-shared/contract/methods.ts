@@ -14,7 +14,18 @@ import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunFailure, RunInfo, Run
 export const StoredLabel = z.object({ id: z.number().int().positive(), datasetId: Id, itemId: z.string(), label: Label, updatedAt: z.string() });
 export type StoredLabel = z.infer<typeof StoredLabel>;
 
-const jobTarget = { modelId: Id, datasetId: Id, name: z.string().max(200).optional() };
+/** Run on a cluster instead of this engine's queue: a Redis queue that `loupe worker`s take shards from (docs/scale-out.md). */
+export const ClusterTarget = z
+  .object({
+    /** redis://[user][:password]@host:port[/db] or rediss:// (TLS). */
+    queue: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').max(2000),
+    /** The shared result store (folder) as this machine sees it; default <data dir>/cluster-results. */
+    store: z.string().min(1).max(4096).optional(),
+    /** Items per shard (default 8). */
+    shardItems: z.number().int().min(1).max(100000).optional(),
+  })
+  .strict();
+const jobTarget = { modelId: Id, datasetId: Id, name: z.string().max(200).optional(), cluster: ClusterTarget.optional() };
 
 /** One entry per job kind: the spec schema is chosen by `kind`. */
 export const StartJob = z.discriminatedUnion('kind', [
@@ -41,6 +52,22 @@ const StageReadout = z.object({
 
 /** Which K/V probe cell a row is: probe, metric, LLM layer, key or value, and how many items it scored. */
 const kvProbeCell = { probe: KvProbe, metric: z.string(), layer: z.number().int(), kind: z.enum(['key', 'value']), items: z.number().int() };
+/** A K/V probe figure: value, 95% bootstrap interval (null when undefined on most resamples), shuffled-control mean, permutation p. */
+const kvFigure = { value: z.number(), low: z.number().nullable(), high: z.number().nullable(), control: z.number().nullable(), p: z.number(), permutations: z.number().int() };
+/** Whether a run encoded each image of a multi-image item alone (vlm-forward imagesAlone) or all in one prompt. */
+const KvEncoding = z.enum(['each image alone', 'one prompt']);
+/** Options shared by kv/probes and kv/compare (see experiments/inside-the-llm/index.ts). */
+const kvProbeParams = {
+  alpha: z.number().positive().max(1).optional(),
+  alphas: z.array(z.number().positive().max(1)).min(1).max(16).optional(),
+  k: z.number().int().min(1).max(64).default(5),
+  permutations: z.number().int().min(20).max(1000).default(20),
+  resamples: z.number().int().min(100).max(100000).default(1000),
+  layers: z.array(z.number().int().nonnegative()).min(1).optional(),
+  contextFrames: z.number().int().min(0).max(64).optional(),
+  neighbourhood: z.number().int().min(0).max(1000).optional(),
+  temperature: z.number().positive().max(100).optional(),
+};
 
 /** One run of a sweep: its label (`intact`, or the ablation's), progress, and why it has no readout when it failed. */
 const SweepRun = z.object({ id: Id, label: z.string(), status: RunStatus, done: z.number().int(), total: z.number().int(), failed: z.number().int(), error: z.string().nullable() });
@@ -146,6 +173,26 @@ export const methods = {
     result: RunInfo,
   },
   'jobs/cancel': { params: z.object({ runId: Id }).strict(), result: RunInfo },
+  /** Cluster queues this engine is connected to, and its runs on them with per-worker progress and ETA. */
+  'cluster/status': {
+    params: none,
+    result: z.object({
+      queues: z.array(z.object({ queue: z.string(), connected: z.boolean(), message: z.string() })),
+      runs: z.array(
+        z.object({
+          runId: Id,
+          queue: z.string(),
+          done: z.number().int(),
+          failed: z.number().int(),
+          total: z.number().int(),
+          etaMs: z.number().nullable(),
+          workers: z.array(z.object({ worker: z.string(), ep: z.string(), done: z.number().int(), itemsPerSec: z.number().nullable() })),
+        }),
+      ),
+    }),
+  },
+  /** Cancels a run sent to a cluster queue: waiting shards are removed, running ones stop before their next item. (`jobs/cancel` does the same for such runs.) */
+  'cluster/cancel': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'jobs/resume': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'runs/list': { params: z.object({ status: RunStatus.optional() }).strict().default({}), result: z.array(RunInfo) },
   /** A run, its results, and its failed items with their reasons (`failuresLimit` from `failuresOffset`; `failures.total` counts all). */
@@ -183,6 +230,8 @@ export const methods = {
         ablations: z.array(AblationSpec).min(1).max(32),
         /** One short name per ablation spec (run names, table columns); default `ablation i`. */
         labels: z.array(z.string().min(1).max(120)).max(32).optional(),
+        /** Run the sweep's runs on a cluster queue instead of this engine. */
+        cluster: ClusterTarget.optional(),
       })
       .strict(),
     result: z.object({ sweepId: Id, runIds: z.array(Id) }),
@@ -232,17 +281,18 @@ export const methods = {
     result: z.array(z.object({ layer: z.number().int(), kind: z.enum(['key', 'value']), items: z.number().int(), miou: z.number(), controlMiou: z.number() })),
   },
   /**
-   * K/V-token probes of a vlm-forward run, per LLM layer × key/value, each with a shuffled-position
-   * control: segmentation (mIoU), point correspondence (PCK@alpha), mask propagation (J, k-NN
-   * voting), referring expression → box (acc@IoU≥0.5 and mIoU; needs taps.promptKV), and few-shot
-   * segmentation (a linear token classifier trained on the first `shots` items, mIoU on the rest;
-   * control: training labels shuffled).
+   * K/V-token probes of a vlm-forward run, per LLM layer × key/value, with the benchmarks' metrics
+   * (experiments/inside-the-llm/probes.ts): segmentation and few-shot segmentation (class-wise
+   * mIoU on pixels), correspondence (PCK@α_bbox per keypoint and per image, SPair), propagation
+   * (DAVIS J, F, J&F-Mean by DIFT label propagation: k = topk, temperature, contextFrames,
+   * neighbourhood), referring (mIoU / cIoU on pixels, box acc@0.5 and mean box IoU; needs
+   * taps.promptKV). Every row: a 95% bootstrap interval (items resampled), the mean of
+   * `permutations` shuffled controls and the permutation p; `encoding` says whether the run
+   * encoded each image alone, `notes` what the figure leaves out.
    */
   'kv/probes': {
-    params: z.object({ runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5), shots: z.number().int().min(1).max(1024).default(8) }).strict(),
-    result: z.array(
-      z.object({ ...kvProbeCell, value: z.number(), control: z.number() }),
-    ),
+    params: z.object({ runId: Id, ...kvProbeParams, shots: z.number().int().min(1).max(1024).default(8) }).strict(),
+    result: z.array(z.object({ ...kvProbeCell, ...kvFigure, encoding: KvEncoding, notes: z.array(z.string()) })),
   },
   /**
    * Input-agnostic key tokens of a vlm-forward run with image K/V: per LLM layer and image-token
@@ -288,7 +338,7 @@ export const methods = {
    * metric per layer × key/value, with other − base deltas.
    */
   'kv/compare': {
-    params: z.object({ baseRunId: Id, runId: Id, alpha: z.number().positive().max(1).default(0.1), k: z.number().int().min(1).max(64).default(5) }).strict(),
+    params: z.object({ baseRunId: Id, runId: Id, ...kvProbeParams }).strict(),
     result: z.object({
       baseRunId: Id,
       runId: Id,
@@ -297,7 +347,13 @@ export const methods = {
         base: z.object({ n: z.number().int(), ...accuracyInterval }).nullable(),
         other: z.object({ n: z.number().int(), ...accuracyInterval }).nullable(),
         delta: z.number().nullable(),
+        /** 95% paired bootstrap interval of the accuracy change (items resampled). */
+        deltaLow: z.number().nullable(),
+        deltaHigh: z.number().nullable(),
+        /** McNemar on per-item correctness: b = right in base only, c = right in other only. */
+        mcnemar: z.object({ b: z.number().int(), c: z.number().int(), statistic: z.number(), pValue: z.number(), test: z.enum(['exact-binomial', 'chi-square-corrected']) }).nullable(),
       }),
+      encoding: z.object({ base: KvEncoding, other: KvEncoding }),
       pAnswer: z.object({ base: z.number().nullable(), other: z.number().nullable(), delta: z.number().nullable() }),
       probes: z.array(
         z.object({
@@ -305,6 +361,8 @@ export const methods = {
           base: z.number().nullable(),
           other: z.number().nullable(),
           delta: z.number().nullable(),
+          deltaLow: z.number().nullable(),
+          deltaHigh: z.number().nullable(),
           baseControl: z.number().nullable(),
           otherControl: z.number().nullable(),
           /** Why delta is null although both values exist: identical by construction. */

@@ -29,9 +29,12 @@ interface StoredSweep {
   labels?: string[];
 }
 
-/** Checks everything that would only fail later in a run, then creates the sweep and its runs in one transaction and queues them. */
-export function startSweep(engine: EngineContext, p: ParsedParamsOf<'sweeps/start'>): ResultOf<'sweeps/start'> {
-  const { store, queue } = engine;
+/**
+ * Checks everything that would only fail later in a run, then creates the sweep and its runs in one transaction and queues them
+ * (`enqueue`: this engine's queue, or nothing when a cluster queue takes them — src-main/cluster/coordinator.ts).
+ */
+export function startSweep(engine: EngineContext, p: ParsedParamsOf<'sweeps/start'>, enqueue: (runId: string) => void = (id) => void engine.queue.enqueue(id)): ResultOf<'sweeps/start'> {
+  const { store } = engine;
   const { modelId, datasetId, name, base, ablations, labels } = p;
   if (labels && labels.length !== ablations.length) throw new LoupeError('bad-input', `sweep has ${ablations.length} ablation spec(s) but ${labels.length} label(s)`);
   const model = store.models.get(modelId);
@@ -54,7 +57,7 @@ export function startSweep(engine: EngineContext, p: ParsedParamsOf<'sweeps/star
     );
     return { sweepId: id, runs: created };
   })();
-  for (const r of runs) queue.enqueue(r.id);
+  for (const r of runs) enqueue(r.id);
   return { sweepId, runIds: runs.map((r) => r.id) };
 }
 
