@@ -1,5 +1,7 @@
 /** A run row for a job, with the provenance that makes it reproducible. */
-import { relative, sep } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import type { ParsedParamsOf } from '../../src-shared/contract/methods.ts';
 import type { EngineContext } from './engine-context.ts';
@@ -14,6 +16,7 @@ export function createRun(engine: EngineContext, job: ParsedParamsOf<'jobs/start
   // The file each session will load: checks the variant now (a missing file is named before anything
   // is queued) and records what ran.
   const folder = openModelFolder(model.path, job.spec.variant);
+  if (job.kind === 'vlm-forward' && job.spec.textPrefix) refuseSpecialTokens(folder.path, job.spec.textPrefix);
   const sessionFiles = Object.fromEntries(SESSION_NAMES.map((n) => [n, relative(folder.path, folder.files[n]).split(sep).join('/')]));
   return store.runs.create(
     {
@@ -27,4 +30,17 @@ export function createRun(engine: EngineContext, job: ParsedParamsOf<'jobs/start
     ids,
     sweepId,
   );
+}
+
+/**
+ * A text prefix is words placed before the image; a special token in it (`<image>`, `<|vision_start|>`,
+ * `<s>` …) would add an image slot or a turn the model never sees in the papers' control. Refused
+ * when the run is started, naming the token, rather than failing every item later.
+ */
+function refuseSpecialTokens(modelPath: string, prefix: string): void {
+  const file = join(modelPath, 'tokenizer.json');
+  if (!existsSync(file)) return;
+  const added = (JSON.parse(readFileSync(file, 'utf8')) as { added_tokens?: { content: string; special?: boolean }[] }).added_tokens ?? [];
+  const hit = added.find((t) => t.special && t.content && prefix.includes(t.content));
+  if (hit) throw new LoupeError('bad-input', `textPrefix contains the model's special token ${hit.content} (the image placeholder or a chat marker); a text prefix must be plain words`);
 }

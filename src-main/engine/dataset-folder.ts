@@ -43,6 +43,7 @@ export function readDatasetFolder(path: string): DatasetFolder {
       // Images must stay inside the dataset folder: a manifest is data, not a licence to read anywhere.
       if (isAbsolute(img) || normalize(img).startsWith('..')) throw new LoupeError('bad-input', `dataset item ${item.id}: image path ${img} leaves the dataset folder`);
       if (!existsSync(join(root, img))) throw new LoupeError('bad-input', `dataset item ${item.id}: image ${img} is missing`);
+      if (!statSync(join(root, img)).isFile()) throw new LoupeError('bad-input', `dataset item ${item.id}: image ${img} is not a file`);
       assertInsideFolder(root, join(root, img), `dataset item ${item.id}: image`, roots);
     }
     checkLabels(root, item);
