@@ -5,11 +5,22 @@
 import type { MessagePortMain } from 'electron';
 import { dispatch } from '../engine/dispatcher.ts';
 import { Engine } from '../engine/engine.ts';
+import { toErrorPayload } from '../../src-shared/contract/errors.ts';
+import { ENGINE_FATAL_EXIT } from './engine-restart.ts';
 
 const [dataDir = '', resourcesDir = '', version = '0.0.0'] = process.argv.slice(2);
 const parent = process.parentPort;
 
-const engine = await Engine.start({ dataDir, resourcesDir, host: 'electron', version, workerUrl: new URL('./compute-worker.js', import.meta.url) });
+let engine: Engine;
+try {
+  engine = await Engine.start({ dataDir, resourcesDir, host: 'electron', version, workerUrl: new URL('./compute-worker.js', import.meta.url) });
+} catch (e) {
+  // A start that cannot succeed by retrying (another engine holds the data folder, the disk is
+  // full) is reported to the supervisor, which then stops restarting and shows the reason.
+  const error = toErrorPayload(e);
+  parent.postMessage({ type: 'fatal', code: error.code, message: error.message });
+  process.exit(ENGINE_FATAL_EXIT);
+}
 const ports = new Set<MessagePortMain>();
 
 engine.onEvent((name, payload) => {

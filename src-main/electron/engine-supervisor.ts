@@ -3,7 +3,8 @@
  * restarted (with backoff) and every window is told, so the UI can reconnect; runs that
  * were in flight resume from their ledger on the new engine's start.
  */
-import { MessageChannelMain, type UtilityProcess, type WebContents, utilityProcess } from 'electron';
+import { MessageChannelMain, type UtilityProcess, type WebContents, dialog, utilityProcess } from 'electron';
+import { afterEngineExit } from './engine-restart.ts';
 import { BRIDGE_CHANNELS } from '../../src-shared/bridge.ts';
 
 export class EngineSupervisor {
@@ -21,16 +22,26 @@ export class EngineSupervisor {
 
   start(): void {
     const child = utilityProcess.fork(this.entry, this.args, { serviceName: 'Loupe engine', stdio: 'inherit' });
+    let fatal: { code: string; message: string } | null = null;
+    child.on('message', (m: unknown) => {
+      const msg = m as { type?: string; code?: unknown; message?: unknown };
+      if (msg?.type === 'fatal' && typeof msg.code === 'string' && typeof msg.message === 'string') fatal = { code: msg.code, message: msg.message };
+    });
     child.on('exit', (code) => {
       this.child = null;
       if (this.stopping) return;
+      const decision = afterEngineExit(code, this.restarts + 1, fatal);
+      if (!decision.restart) {
+        // E.g. another Loupe (or `loupe serve`) holds this data folder: say so once and stay down.
+        dialog.showErrorBox('Loupe cannot start its engine', decision.reason);
+        for (const wc of this.windows) if (!wc.isDestroyed()) wc.send(BRIDGE_CHANNELS.restarted, { reason: decision.reason, restarts: this.restarts });
+        return;
+      }
       this.restarts++;
-      const reason = `engine exited with code ${code}`;
-      const delay = Math.min(30_000, 500 * 2 ** Math.min(this.restarts, 6));
       setTimeout(() => {
         this.start();
-        for (const wc of this.windows) if (!wc.isDestroyed()) wc.send(BRIDGE_CHANNELS.restarted, { reason, restarts: this.restarts });
-      }, delay);
+        for (const wc of this.windows) if (!wc.isDestroyed()) wc.send(BRIDGE_CHANNELS.restarted, { reason: decision.reason, restarts: this.restarts });
+      }, decision.delayMs);
     });
     this.child = child;
   }
