@@ -73,7 +73,7 @@ const kvProbeParams = {
 const SweepRun = z.object({ id: Id, label: z.string(), status: RunStatus, done: z.number().int(), total: z.number().int(), failed: z.number().int(), error: z.string().nullable() });
 
 /** One part × layer (or all parts × layer) of the object-part LogitLens (src-shared/metrics/logit-lens.ts). */
-const partRankCell = { n: z.number().int(), medianRank: z.number(), meanRank: z.number(), hits: z.number().int(), hitRate: z.number(), hitLow: z.number(), hitHigh: z.number() };
+const partRankCell = { n: z.number().int(), medianRank: z.number(), medianLow: z.number(), medianHigh: z.number(), meanRank: z.number(), hits: z.number().int(), hitRate: z.number(), hitLow: z.number(), hitHigh: z.number() };
 
 export const methods = {
   'app/info': {
@@ -432,8 +432,21 @@ export const methods = {
       recovery: z.array(
         z.object({
           runId: Id,
+          /** Part instances both the intact and this run ranked (the paired statistics' sample). */
+          pairs: z.number().int(),
           layers: z.array(
-            z.object({ layer: z.number().int(), intactHitRate: z.number().nullable(), ablatedHitRate: z.number(), recovery: z.number().nullable(), intactMedianRank: z.number().nullable(), ablatedMedianRank: z.number() }),
+            z.object({
+              layer: z.number().int(),
+              intactHitRate: z.number().nullable(),
+              ablatedHitRate: z.number(),
+              recovery: z.number().nullable(),
+              intactMedianRank: z.number().nullable(),
+              ablatedMedianRank: z.number(),
+              /** Ablated − intact hit rate over the paired instances, with a percentile-bootstrap 95 % interval. */
+              hitRateDiff: z.object({ estimate: z.number(), low: z.number(), high: z.number() }).nullable(),
+              /** McNemar's p for the paired hits (src-shared/metrics/mcnemar.ts). */
+              mcnemarP: z.number().nullable(),
+            }),
           ),
         }),
       ),

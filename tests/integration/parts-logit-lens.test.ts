@@ -100,6 +100,12 @@ async function reference(runId: string) {
   return out;
 }
 
+const binomial = (n: number, k: number): number => {
+  let r = 1;
+  for (let j = 1; j <= k; j++) r = (r * (n - k + j)) / j;
+  return r;
+};
+
 /** The micro model's WordLevel vocabulary in id order. */
 let VOCAB: string[] = [];
 
@@ -137,6 +143,7 @@ describe('object-part LogitLens on the micro model', () => {
       expect(row.meanRank).toBeCloseTo(ranks.reduce((a, b) => a + b, 0) / ranks.length, 12);
     }
     expect(lens.runs[0]!.overall.map((o) => o.n)).toEqual(Array(5).fill(instances.length));
+    for (const o of lens.runs[0]!.overall) expect(o.medianLow <= o.medianRank && o.medianRank <= o.medianHigh).toBe(true);
     console.log(lens.runs[0]!.overall.map((o) => `layer ${o.layer}: median ${o.medianRank} mean ${o.meanRank.toFixed(1)} top-5 ${(100 * o.hitRate).toFixed(0)} %`).join('\n'));
   }, 120_000);
 
@@ -144,7 +151,7 @@ describe('object-part LogitLens on the micro model', () => {
     const intact = await forward({});
     // Paper 1's "patch → all" in every vision layer: patches see neither each other nor CLS.
     const ablated = await forward({ ablation: { edits: [{ op: 'block', part: 'vision', queries: { kind: 'patches' }, keys: { kind: 'all' }, excludeSelf: true }] } });
-    const lens = await call<Lens>('parts/logit-lens', { runIds: [intact, ablated], topK: 5 });
+    const lens = await call<Lens>('parts/logit-lens', { runIds: [intact, ablated], topK: 5, perItem: true });
     expect(lens.sharedItems).toBe(ITEMS);
     expect(lens.runs.map((r) => r.runId)).toEqual([intact, ablated]);
     const [a, b] = lens.runs;
@@ -158,6 +165,20 @@ describe('object-part LogitLens on the micro model', () => {
       expect(l).toMatchObject({ intactHitRate: i.hitRate, ablatedHitRate: x.hitRate, intactMedianRank: i.medianRank, ablatedMedianRank: x.medianRank });
       const span = i.hitRate - lens.chance;
       expect(l.recovery).toBe(Math.abs(span) < 1e-12 ? null : (x.hitRate - lens.chance) / span);
+      // Paired statistics over the instances both runs ranked, from the definitions: the mean hit difference,
+      // and McNemar's exact p = min(1, 2·P(X ≤ min(nb, nc))), X ~ Bin(nb + nc, ½), on the discordant pairs (< 25 here).
+      const byKey = (runId: string) => new Map(lens.instances!.filter((q) => q.runId === runId).map((q) => [`${q.itemId} ${q.part}`, q.ranks[l.layer]! <= 5]));
+      const [hi, ha] = [byKey(intact), byKey(ablated)];
+      const keys = [...hi.keys()].filter((k) => ha.has(k));
+      expect(rec.pairs).toBe(keys.length);
+      const nb = keys.filter((k) => hi.get(k) && !ha.get(k)).length;
+      const nc = keys.filter((k) => !hi.get(k) && ha.get(k)).length;
+      expect(l.hitRateDiff!.estimate).toBeCloseTo((nc - nb) / keys.length, 12);
+      expect(l.hitRateDiff!.low).toBeLessThanOrEqual(l.hitRateDiff!.estimate);
+      expect(l.hitRateDiff!.high).toBeGreaterThanOrEqual(l.hitRateDiff!.estimate);
+      let tail = 0;
+      for (let j = 0; j <= Math.min(nb, nc); j++) tail += binomial(nb + nc, j) / 2 ** (nb + nc);
+      expect(l.mcnemarP!).toBeCloseTo(nb === nc ? 1 : Math.min(1, 2 * tail), 10);
     }
   }, 120_000);
 

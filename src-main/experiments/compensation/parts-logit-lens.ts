@@ -12,7 +12,8 @@
  * Several runs of one model on one dataset (the intact run first, then runs with vision
  * self-attention ablations) are ranked on the items all of them finished, and each ablated run
  * gets the LLM's recovery per layer: (ablated − chance) / (intact − chance) of the top-k hit rate
- * (src-shared/metrics/recovery.ts; chance = k / vocab).
+ * (src-shared/metrics/recovery.ts; chance = k / vocab), with the paired change in hit rate over the
+ * part instances both runs ranked: a percentile-bootstrap interval (bootstrap.ts) and McNemar's p.
  *
  * The lens reads the hidden states as stored: a run stored in float16 (the default storeDtype) is
  * ranked on float16-rounded states; use storeDtype float32 for exact ranks.
@@ -21,7 +22,9 @@ import { join } from 'node:path';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { ResultOf } from '../../../src-shared/contract/methods.ts';
 import { VlmForwardSpec } from '../../../src-shared/jobs/specs.ts';
-import { bestRank, chanceHitRate, summarizeRanks, tokenRank } from '../../../src-shared/metrics/logit-lens.ts';
+import { bootstrapPairedDifferenceCI } from '../../../src-shared/metrics/bootstrap.ts';
+import { LENS_RESAMPLES, bestRank, chanceHitRate, summarizeRanks, tokenRank } from '../../../src-shared/metrics/logit-lens.ts';
+import { mcnemar } from '../../../src-shared/metrics/mcnemar.ts';
 import { recovery } from '../../../src-shared/metrics/recovery.ts';
 import { type HostTensor, float32ToFloat16, toFloat32 } from '../../../src-shared/tensor/dtype.ts';
 import type { EngineContext } from '../../engine/engine-context.ts';
@@ -178,6 +181,20 @@ async function rankRun(engine: EngineContext, runId: string, o: PartsLensOptions
 
 const partOf = (key: string) => key.split('\u0000')[0]!;
 
+/** Per-layer ranks of the part instances two runs both ranked (same item, same part label), in a fixed order. */
+function pairedInstances(a: RunRanks, b: RunRanks): [number[], number[]][] {
+  const out: [number[], number[]][] = [];
+  for (const [itemId, parts] of a.ranks) {
+    const other = b.ranks.get(itemId);
+    if (!other) continue;
+    for (const [key, ranks] of parts) {
+      const r = other.get(key);
+      if (r) out.push([ranks, r]);
+    }
+  }
+  return out;
+}
+
 function summarise(r: RunRanks, topK: number): Result['runs'][number] {
   const rows: Result['runs'][number]['rows'] = [];
   const overall: Result['runs'][number]['overall'] = [];
@@ -236,13 +253,30 @@ export async function partsLogitLens(engine: EngineContext, runIds: readonly str
     sharedItems: shared ? shared.size : null,
     parts: [...ctx.parts.entries()].map(([part, p]) => ({ part, ...p })).sort((a, b) => a.part.localeCompare(b.part)),
     runs: summaries,
-    recovery: summaries.slice(1).map((s) => ({
-      runId: s.runId,
-      layers: s.overall.map((a, l) => {
-        const i = intact.overall[l];
-        return { layer: l, intactHitRate: i?.hitRate ?? null, ablatedHitRate: a.hitRate, recovery: i ? recovery(a.hitRate, i.hitRate, chance) : null, intactMedianRank: i?.medianRank ?? null, ablatedMedianRank: a.medianRank };
-      }),
-    })),
+    recovery: summaries.slice(1).map((s, r) => {
+      const pairs = pairedInstances(ranked[0]!, ranked[r + 1]!);
+      return {
+        runId: s.runId,
+        pairs: pairs.length,
+        layers: s.overall.map((a, l) => {
+          const i = intact.overall[l];
+          // Paired over the part instances both runs ranked: hits at this layer, intact vs ablated.
+          const hitI = pairs.map(([x]) => (x[l]! <= o.topK ? 1 : 0));
+          const hitA = pairs.map(([, y]) => (y[l]! <= o.topK ? 1 : 0));
+          const diff = pairs.length ? bootstrapPairedDifferenceCI(hitA, hitI, { resamples: LENS_RESAMPLES }) : null;
+          return {
+            layer: l,
+            intactHitRate: i?.hitRate ?? null,
+            ablatedHitRate: a.hitRate,
+            recovery: i ? recovery(a.hitRate, i.hitRate, chance) : null,
+            intactMedianRank: i?.medianRank ?? null,
+            ablatedMedianRank: a.medianRank,
+            hitRateDiff: diff && { estimate: diff.estimate, low: diff.low, high: diff.high },
+            mcnemarP: pairs.length ? mcnemar(hitI, hitA).pValue : null,
+          };
+        }),
+      };
+    }),
     skipped: ctx.skipped.slice(0, 200),
     skippedCount: ctx.skipped.length,
     ...(o.perItem && { instances: ranked.flatMap((r) => [...r.ranks].flatMap(([itemId, parts]) => [...parts].map(([key, ranks]) => ({ runId: r.runId, itemId, part: partOf(key), ranks })))) }),

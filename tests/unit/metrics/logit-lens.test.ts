@@ -1,6 +1,7 @@
 /** Object-part LogitLens ranks and their aggregation, on cases computed by hand. */
 import { describe, expect, it } from 'vitest';
-import { bestRank, chanceHitRate, median, summarizeRanks, tokenRank } from '../../../src-shared/metrics/logit-lens.ts';
+import { bootstrapDistribution, percentileInterval } from '../../../src-shared/metrics/bootstrap.ts';
+import { bestRank, bootstrapMedianCI, chanceHitRate, median, summarizeRanks, tokenRank } from '../../../src-shared/metrics/logit-lens.ts';
 import { parsePartName, partSelected } from '../../../src-main/experiments/compensation/part-masks.ts';
 
 describe('tokenRank', () => {
@@ -42,6 +43,21 @@ describe('aggregation', () => {
     // Wilson 95 % for 2 / 4: centre (0.5 + z²/8) / (1 + z²/4) = 0.5, half-width z·sqrt(1/16 + z²/64) / (1 + z²/4) = 0.3500.
     expect(s.hitLow).toBeCloseTo(0.1500, 4);
     expect(s.hitHigh).toBeCloseTo(0.8500, 4);
+  });
+
+  it('median interval: the percentile bootstrap of a sorted-resample median, draw for draw', () => {
+    const ranks = [1, 2, 2, 3, 7, 9, 15, 40, 41, 90, 3];
+    const o = { resamples: 500, seed: 7 };
+    // The same resampling stream, the median taken the obvious way (sort each resample).
+    const dist = bootstrapDistribution(ranks.length, (idx) => median(Array.from(idx, (i) => ranks[i]!)), o);
+    const want = percentileInterval(median(ranks), dist, 0.95);
+    expect(bootstrapMedianCI(ranks, o)).toEqual({ low: want.low, high: want.high });
+    const even = ranks.slice(1);
+    const distEven = bootstrapDistribution(even.length, (idx) => median(Array.from(idx, (i) => even[i]!)), o);
+    const wantEven = percentileInterval(median(even), distEven, 0.95);
+    expect(bootstrapMedianCI(even, o)).toEqual({ low: wantEven.low, high: wantEven.high });
+    // No spread, no interval.
+    expect(bootstrapMedianCI([4, 4, 4], o)).toEqual({ low: 4, high: 4 });
   });
 
   it('chance hit rate is k / vocab, capped at 1', () => {
