@@ -73,12 +73,13 @@ function gatherRows(t: HostTensor, rows: readonly number[]): Float32Array {
   return out;
 }
 
-/** lm_head(final_norm(x)) for `n` rows of width `d`, in chunks that keep the logits under MAX_LOGITS; returns one logits row per input row. */
+/** lm_head(final_norm(x)) for `n` rows of width `d`, in chunks that keep the logits under MAX_LOGITS; returns one logits row per input row. `vocabHint` 0 = not known yet. */
 async function lensLogits(engine: EngineContext, lens: Lens, x: Float32Array, n: number, d: number, vocabHint: number): Promise<{ logits: Float32Array; vocab: number }> {
-  const chunk = Math.max(1, Math.floor(MAX_LOGITS / Math.max(1, vocabHint)));
+  // Until the vocabulary size is known (the first call), one row finds it out.
+  const rowsPerCall = (v: number) => (v > 0 ? Math.max(1, Math.floor(MAX_LOGITS / v)) : 1);
   const parts: Float32Array[] = [];
   let vocab = vocabHint;
-  for (let start = 0; start < n; start += chunk) {
+  for (let start = 0, chunk = rowsPerCall(vocab); start < n; start += chunk, chunk = rowsPerCall(vocab)) {
     const m = Math.min(chunk, n - start);
     const slice = x.slice(start * d, (start + m) * d);
     const data = lens.dtype === 'float32' ? slice : Uint16Array.from(slice, (v) => float32ToFloat16(v));
@@ -163,7 +164,7 @@ async function rankRun(engine: EngineContext, runId: string, o: PartsLensOptions
     const d = hidden[0]!.t.shape[hidden[0]!.t.shape.length - 1]!;
     const x = new Float32Array(hidden.length * positions.length * d);
     hidden.forEach((h, l) => x.set(gatherRows(h.t, positions), l * positions.length * d));
-    const { logits, vocab } = await lensLogits(engine, lens, x, hidden.length * positions.length, d, ctx.vocab || 1);
+    const { logits, vocab } = await lensLogits(engine, lens, x, hidden.length * positions.length, d, ctx.vocab);
     ctx.vocab = vocab;
     const row = new Map(positions.map((pos, i) => [pos, i]));
     const byPart = new Map<string, number[]>();
