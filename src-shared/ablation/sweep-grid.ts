@@ -19,7 +19,7 @@
  */
 import { LoupeError } from '../contract/errors.ts';
 import { type AblationPart, type AblationSpec, type AttentionEdit, BLOCK_BIAS, isAttentionEdit } from './spec.ts';
-import { type TokenLayout, attentionBiases, llmLayout, visionLayout } from './mask.ts';
+import { type LayerBias, type TokenLayout, attentionBiases, llmLayout, visionLayout } from './mask.ts';
 
 export interface TowerShape {
   /** Layer indices the exported graph has, ascending. */
@@ -170,17 +170,35 @@ export function blockedEdges(spec: AblationSpec, shape: ModelShape): EdgeCount {
     for (const [key, layers] of groups) {
       const only = key.split(',').map((i) => ({ ...edits[Number(i)]!, layers: [layers[0]!] }));
       const bias = attentionBiases({ edits: only }, layouts[part], tower).get(layers[0]!)!;
-      // The LLM is causal: an edge to a later position is masked anyway and not counted.
-      const causal = part === 'llm';
-      let blocked = 0;
-      bias.data.forEach((v, at) => {
-        const j = at % bias.k;
-        const i = Math.floor(at / bias.k) % bias.q;
-        if (v <= BLOCK_BIAS / 2 && (!causal || j <= i)) blocked++;
-      });
       out.layers += layers.length;
-      out.blocked += layers.length * blocked * (bias.heads === 1 ? tower.heads : 1);
+      out.blocked += layers.length * usableBlockedEdges(bias, layouts[part], tower.heads);
     }
   }
   return out;
+}
+
+/**
+ * Blocked edges of one layer's bias that attention could otherwise use. In the causal LLM the
+ * query at position i only ever sees keys j ≤ i, so a "blocked" edge to a later position changes
+ * nothing and is not counted; the vision tower attends both ways and counts every edge. With
+ * `head` the count is that head's; without it, summed over `heads` (a bias shared by every head,
+ * `bias.heads === 1`, counts once per head). The one count the Ablation preview and the sweeps share.
+ */
+export function usableBlockedEdges(bias: LayerBias, layout: TokenLayout, heads: number, head?: number): number {
+  const causal = layout.part === 'llm';
+  const perHead = (h: number): number => {
+    let n = 0;
+    for (let qi = 0; qi < bias.q; qi++) {
+      const i = layout.past + qi;
+      const row = (h * bias.q + qi) * bias.k;
+      const last = causal ? Math.min(i, bias.k - 1) : bias.k - 1;
+      for (let j = 0; j <= last; j++) if (bias.data[row + j]! <= BLOCK_BIAS / 2) n++;
+    }
+    return n;
+  };
+  if (head !== undefined) return perHead(bias.heads > 1 ? Math.min(head, bias.heads - 1) : 0);
+  if (bias.heads === 1) return heads * perHead(0);
+  let n = 0;
+  for (let h = 0; h < bias.heads; h++) n += perHead(h);
+  return n;
 }
