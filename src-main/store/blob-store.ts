@@ -6,13 +6,16 @@
  * start-up check (`data-check.ts`) can find a blob that does not match cheaply (stat, not hash).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
-import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
-import { decodeSafetensors, encodeSafetensors } from '../../src-shared/tensor/safetensors.ts';
-import { type WriteFn, writeFileAtomicSync } from '../util/atomic-write.ts';
+import { type DType, type HostTensor, BYTES_PER_ELEMENT, elementCount, typedArrayFor } from '../../src-shared/tensor/dtype.ts';
+import { type TensorLayoutMeta, parseSafetensorsHeader, safetensorsLayout, safetensorsPieces } from '../../src-shared/tensor/safetensors.ts';
+import type { WriteFn } from '../util/atomic-write.ts';
+import { type Piece, chunkBytesSetting, readRangeSync, streamPieces, writePiecesSync } from './blob-io.ts';
 import { type Db, now } from './database.ts';
+import { type AxisSelection, sliceRuns } from './tensor-slice.ts';
 
 /**
  * TEST-ONLY fault injection (tests/integration/write-faults.test.ts): with
@@ -33,15 +36,34 @@ function faultInjectedWrite(): WriteFn | undefined {
   };
 }
 
+/** One tensor of a blob, as its header describes it: where its bytes lie in the file. */
+export interface BlobEntry {
+  dtype: DType;
+  shape: number[];
+  /** Absolute byte range in the file. */
+  begin: number;
+  end: number;
+}
+
+/** A tensor to stream into a blob: its header entry now, its bytes when `data()` is called (once, in file order). */
+export interface LazyTensor extends TensorLayoutMeta {
+  data: () => HostTensor['data'];
+}
+
 export class BlobStore {
   readonly root: string;
   private readonly db: Db | null;
   private readonly write: WriteFn | undefined = faultInjectedWrite();
+  /** Largest single read or write call (`LOUPE_BLOB_CHUNK_BYTES`, default 64 MiB). */
+  readonly chunkBytes: number;
+  /** Bytes read from blob files by this store since it opened (views and tests check what a slice read costs). */
+  bytesRead = 0;
 
   /** `db`: where blob sizes are recorded (the store's database); null keeps no records. */
-  constructor(root: string, db: Db | null = null) {
+  constructor(root: string, db: Db | null = null, options: { chunkBytes?: number } = {}) {
     this.root = root;
     this.db = db;
+    this.chunkBytes = chunkBytesSetting(options.chunkBytes);
     mkdirSync(root, { recursive: true });
   }
 
@@ -50,24 +72,30 @@ export class BlobStore {
     return join(this.root, sha.slice(0, 2), `${sha}.safetensors`);
   }
 
-  /** Stores tensors as one safetensors file; returns its sha256. */
+  /**
+   * Stores tensors as one safetensors file; returns its sha256. The file is hashed and written
+   * piece by piece from the tensors' own buffers (never joined into one buffer), in chunks.
+   */
   putTensors(tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}): string {
-    const bytes = encodeSafetensors(tensors, metadata);
-    const sha = createHash('sha256').update(bytes).digest('hex');
+    const { pieces, size } = safetensorsPieces(tensors, metadata);
+    const hash = createHash('sha256');
+    for (const p of pieces) for (let at = 0; at < p.byteLength; at += this.chunkBytes) hash.update(p.subarray(at, at + this.chunkBytes));
+    const sha = hash.digest('hex');
     const target = this.pathOf(sha);
     // Same name and same size: the same content (a truncated file from an older Loupe is rewritten).
-    if (existsSync(target) && statSync(target).size === bytes.byteLength) {
-      this.record(sha, bytes.byteLength);
+    if (existsSync(target) && statSync(target).size === size) {
+      this.record(sha, size);
       return sha;
     }
-    mkdirSync(join(this.root, sha.slice(0, 2)), { recursive: true });
+    const dir = join(this.root, sha.slice(0, 2));
+    mkdirSync(dir, { recursive: true });
     try {
-      writeFileAtomicSync(target, bytes, this.write ? { write: this.write } : {});
+      writePiecesSync(target, dir, pieces, { chunkBytes: this.chunkBytes, ...(this.write && { write: this.write }) });
     } catch (e) {
       const err = e as LoupeError;
       const details = err.details as { errno?: string; written?: number | null } | undefined;
       const errno = details?.errno;
-      const progress = typeof details?.written === 'number' ? `${details.written} of ${bytes.byteLength} bytes written, ` : '';
+      const progress = typeof details?.written === 'number' ? `${details.written} of ${size} bytes written, ` : '';
       throw new LoupeError(
         'storage',
         errno === 'ENOSPC'
@@ -76,8 +104,45 @@ export class BlobStore {
         { errno, blob: sha },
       );
     }
-    this.record(sha, bytes.byteLength);
+    this.record(sha, size);
     return sha;
+  }
+
+  /**
+   * Streams tensors into a blob without holding the file in memory: the header first, then each
+   * tensor's bytes as its `data()` produces them (e.g. converted to fp16 just then), hashed while
+   * the previous chunk is written. Same bytes, same sha as `putTensors` of the same tensors.
+   * `record: false` leaves the size record to the caller (a worker thread has no database).
+   */
+  async streamTensors(tensors: Record<string, LazyTensor>, metadata: Record<string, string> = {}, options: { record?: boolean } = {}): Promise<{ sha: string; size: number }> {
+    const layout = safetensorsLayout(tensors, metadata);
+    const pieces: Piece[] = [
+      layout.header,
+      ...layout.entries.map((e) => () => {
+        const t = tensors[e.name]!;
+        const data = t.data();
+        if (data.byteLength !== e.end - e.begin) throw new LoupeError('internal', `tensor ${e.name}: shape [${t.shape.join(', ')}] needs ${e.end - e.begin} bytes, its data has ${data.byteLength}`);
+        return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      }),
+    ];
+    const blob = await streamPieces(this.root, pieces, layout.size, { chunkBytes: this.chunkBytes, ...(this.write && { write: this.write }) });
+    const target = this.pathOf(blob.sha);
+    const existing = await stat(target).catch(() => null);
+    if (existing?.size === blob.size) await rm(blob.tmp, { force: true });
+    else {
+      await mkdir(join(this.root, blob.sha.slice(0, 2)), { recursive: true });
+      await rename(blob.tmp, target);
+    }
+    if (options.record !== false) this.record(blob.sha, blob.size);
+    return { sha: blob.sha, size: blob.size };
+  }
+
+  /** Records a blob another thread wrote (the compute worker's streamed captures), after checking it is there with that size. */
+  adopt(sha: string, size: number): void {
+    const path = this.pathOf(sha);
+    const actual = existsSync(path) ? statSync(path).size : -1;
+    if (actual !== size) throw new LoupeError('storage', `blob ${sha} written by the compute worker is ${actual < 0 ? 'missing' : `${actual} bytes`} under ${this.root}, expected ${size}`);
+    this.record(sha, size);
   }
 
   private record(sha: string, size: number): void {
@@ -104,18 +169,122 @@ export class BlobStore {
     const size = statSync(path).size;
     const known = this.db?.prepare('SELECT size FROM blob_files WHERE sha = ?').get(sha) as { size: number } | undefined;
     if (known) return size === known.size ? null : `${size} bytes on disk, the database recorded ${known.size}`;
-    const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
+    const actual = this.hashFile(path, size);
     if (actual !== sha) return `content hash ${actual} does not match its name (${size} bytes on disk)`;
     this.tryRecord(sha, size);
     return null;
   }
 
-  getTensors(sha: string): Record<string, HostTensor> {
+  /** sha256 of a file read in chunks (any size). */
+  private hashFile(path: string, size: number): string {
+    const hash = createHash('sha256');
+    const buf = new Uint8Array(Math.min(this.chunkBytes, Math.max(1, size)));
+    const fd = openSync(path, 'r');
+    try {
+      for (let at = 0; at < size; at += buf.byteLength) {
+        const n = readRangeSync(fd, buf, 0, Math.min(buf.byteLength, size - at), at, this.chunkBytes);
+        this.bytesRead += n;
+        hash.update(buf.subarray(0, n));
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return hash.digest('hex');
+  }
+
+  private openExisting(sha: string): number {
     const path = this.pathOf(sha);
     if (!existsSync(path)) throw new LoupeError('not-found', `tensor blob ${sha} is missing from ${this.root}`);
-    const bytes = readFileSync(path);
-    const actual = createHash('sha256').update(bytes).digest('hex');
-    if (actual !== sha) throw new LoupeError('storage', `tensor blob ${sha} is corrupt (content hash ${actual})`);
-    return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).tensors;
+    return openSync(path, 'r');
+  }
+
+  /** The blob's header: each tensor's dtype, shape and byte range (reads only the header's bytes). */
+  entries(sha: string): Record<string, BlobEntry> {
+    const fd = this.openExisting(sha);
+    try {
+      return this.readHeader(fd, sha).tensors;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private readHeader(fd: number, sha: string): { tensors: Record<string, BlobEntry>; size: number } {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw new LoupeError('storage', `tensor blob ${sha} is ${size} bytes, shorter than its 8-byte header length`);
+    const len = new Uint8Array(8);
+    this.bytesRead += readRangeSync(fd, len, 0, 8, 0, this.chunkBytes);
+    const headerLen = Number(new DataView(len.buffer).getBigUint64(0, true));
+    if (8 + headerLen > size) throw new LoupeError('storage', `tensor blob ${sha}: header of ${headerLen} bytes runs past the end of a ${size}-byte file (truncated?)`);
+    const json = new Uint8Array(headerLen);
+    this.bytesRead += readRangeSync(fd, json, 0, headerLen, 8, this.chunkBytes);
+    const { tensors } = parseSafetensorsHeader(json, 8 + headerLen);
+    for (const [name, e] of Object.entries(tensors)) if (e.end > size) throw new LoupeError('storage', `tensor blob ${sha}: tensor ${name} ends at byte ${e.end}, past the end of a ${size}-byte file (truncated?)`);
+    return { tensors, size };
+  }
+
+  /**
+   * Every tensor of a blob, read in chunks into one buffer per tensor (no whole-file buffer, so
+   * blobs over 2 GiB read back) and checked against the blob's content hash as it streams by.
+   */
+  getTensors(sha: string): Record<string, HostTensor> {
+    const fd = this.openExisting(sha);
+    try {
+      const { tensors: entries, size } = this.readHeader(fd, sha);
+      const hash = createHash('sha256');
+      // The header's bytes (read again, small) and every tensor's, in file order, feed the hash.
+      const payloadStart = Math.min(size, ...Object.values(entries).map((e) => e.begin));
+      const head = new Uint8Array(payloadStart);
+      this.bytesRead += readRangeSync(fd, head, 0, payloadStart, 0, this.chunkBytes);
+      hash.update(head);
+      const out: Record<string, HostTensor> = {};
+      let at = payloadStart;
+      for (const [name, e] of Object.entries(entries).sort((a, b) => a[1].begin - b[1].begin)) {
+        if (e.begin !== at) throw new LoupeError('storage', `tensor blob ${sha}: tensor ${name} starts at byte ${e.begin}, expected ${at} (not a Loupe blob?)`);
+        const buf = new ArrayBuffer(e.end - e.begin);
+        const bytes = new Uint8Array(buf);
+        for (let o = 0; o < bytes.byteLength; o += this.chunkBytes) {
+          const n = readRangeSync(fd, bytes, o, Math.min(this.chunkBytes, bytes.byteLength - o), e.begin + o, this.chunkBytes);
+          this.bytesRead += n;
+          hash.update(bytes.subarray(o, o + n));
+        }
+        out[name] = { dtype: e.dtype, shape: e.shape, data: typedArrayFor(e.dtype, buf, 0, elementCount(e.shape)) };
+        at = e.end;
+      }
+      if (at !== size) throw new LoupeError('storage', `tensor blob ${sha} has ${size - at} bytes after its last tensor`);
+      const actual = hash.digest('hex');
+      if (actual !== sha) throw new LoupeError('storage', `tensor blob ${sha} is corrupt (content hash ${actual})`);
+      return out;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * One tensor, or a slice of it, reading only the bytes the slice covers (plus the header):
+   * `select[axis]` is an index, a [start, end) range, or undefined for the whole axis. The file's
+   * size is checked against the database's record instead of its hash (hashing would read it all).
+   */
+  readTensor(sha: string, name: string, select: AxisSelection[] = []): HostTensor {
+    const fd = this.openExisting(sha);
+    try {
+      const { tensors, size } = this.readHeader(fd, sha);
+      const known = this.db?.prepare('SELECT size FROM blob_files WHERE sha = ?').get(sha) as { size: number } | undefined;
+      if (known && known.size !== size) throw new LoupeError('storage', `tensor blob ${sha} is ${size} bytes on disk, the database recorded ${known.size}`);
+      const e = tensors[name];
+      if (!e) throw new LoupeError('not-found', `tensor blob ${sha} has no tensor ${name} (it has ${Object.keys(tensors).join(', ')})`);
+      const el = BYTES_PER_ELEMENT[e.dtype];
+      const { shape, runs } = sliceRuns(e.shape, select, name);
+      const count = elementCount(shape);
+      const buf = new ArrayBuffer(count * el);
+      const bytes = new Uint8Array(buf);
+      let at = 0;
+      for (const r of runs) {
+        this.bytesRead += readRangeSync(fd, bytes, at, r.length * el, e.begin + r.start * el, this.chunkBytes);
+        at += r.length * el;
+      }
+      return { dtype: e.dtype, shape, data: typedArrayFor(e.dtype, buf, 0, count) };
+    } finally {
+      closeSync(fd);
+    }
   }
 }

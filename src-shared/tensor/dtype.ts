@@ -1,4 +1,6 @@
 /** Tensor element types Loupe stores and streams, and their typed-array constructors. */
+import { f16ToF32, halfOf } from './half.ts';
+
 export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
 export type TypedArray = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
@@ -50,42 +52,16 @@ export function float16ToFloat32(bits: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
-/** Single → half with round-to-nearest-even; overflow saturates to ±Infinity. */
+/** Single → half with round-to-nearest-even; overflow saturates to ±Infinity (arrays: `f32ToF16` in half.ts). */
 export function float32ToFloat16(value: number): number {
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  if ((half & 0x7c00) === 0x7c00 && e >= 0x1f) return sign | 0x7c00;
-  e = 0;
-  return sign | half;
+  return halfOf(value);
 }
 
 export function toFloat32(t: HostTensor): Float32Array {
   if (t.dtype === 'float32') return t.data as Float32Array;
   const out = new Float32Array(t.data.length);
   if (t.dtype === 'float16') {
-    const src = t.data as Uint16Array;
-    for (let i = 0; i < src.length; i++) out[i] = float16ToFloat32(src[i]!);
+    f16ToF32(t.data as Uint16Array, out);
   } else if (t.dtype === 'int64') {
     const src = t.data as BigInt64Array;
     for (let i = 0; i < src.length; i++) out[i] = Number(src[i]!);

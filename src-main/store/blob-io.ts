@@ -1,0 +1,148 @@
+/**
+ * Chunked blob file I/O: no whole-file buffers, so blobs may exceed 2 GiB (Node's
+ * `readFileSync` limit, and the one-buffer encode's). Every write and read call moves at most
+ * `chunkBytes`; writes loop over short writes (a filling disk writes fewer bytes before it
+ * answers ENOSPC). Bytes go to a temp file named like `atomic-write.ts`'s (`…tmp-<pid>-<hex>`,
+ * so the start-up check removes a dead process's leftovers), are fsynced, then renamed.
+ *
+ * Two writers:
+ *  - `writePiecesSync`: the sha is known first (the caller hashed the pieces), as the blob
+ *    store's synchronous `putTensors` needs for its messages;
+ *  - `streamPieces`: async, hashes as it writes — chunk k is hashed on this thread while chunk
+ *    k−1 is written by libuv's thread pool, so a store runs at disk speed, not disk + hash.
+ *    Tensors are produced lazily (converted to fp16 just before their bytes are written).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LoupeError } from '../../src-shared/contract/errors.ts';
+import { type WriteFn, writeFailure } from '../util/atomic-write.ts';
+
+/** Default largest single read/write: 64 MiB. `LOUPE_BLOB_CHUNK_BYTES` or the store option changes it. */
+export const DEFAULT_CHUNK_BYTES = 64 << 20;
+
+export const tempPath = (dir: string, base: string) => join(dir, `${base}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+
+/** Chunk size from the environment (tests set a small one to exercise chunking), else the default. */
+export function chunkBytesSetting(explicit?: number): number {
+  const raw = explicit ?? (process.env.LOUPE_BLOB_CHUNK_BYTES ? Number(process.env.LOUPE_BLOB_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES);
+  if (!Number.isInteger(raw) || raw < 1) throw new LoupeError('bad-input', `blob chunk size must be a positive byte count, not ${raw} (LOUPE_BLOB_CHUNK_BYTES)`);
+  return raw;
+}
+
+/** Writes `bytes` fully at the file position, at most `chunk` per call; returns bytes written. */
+function writeAllSync(fd: number, bytes: Uint8Array, chunk: number, write: WriteFn, onProgress: (n: number) => void): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const n = write(fd, bytes, done, Math.min(chunk, bytes.byteLength - done), null);
+    // A write that makes no progress would loop forever; the kernel answers ENOSPC/EIO instead, so treat it as one.
+    if (!(n > 0)) throw Object.assign(new Error(`write returned ${n} bytes`), { code: 'EIO' });
+    done += n;
+    onProgress(n);
+  }
+}
+
+/**
+ * Writes `pieces` in order to a temp file beside `target`, fsyncs, renames. On failure the temp
+ * file is removed and a `storage` LoupeError carries `details.written` and `details.errno`.
+ */
+export function writePiecesSync(target: string, dir: string, pieces: Uint8Array[], options: { chunkBytes: number; write?: WriteFn }): void {
+  const write = options.write ?? writeSync;
+  const total = pieces.reduce((s, p) => s + p.byteLength, 0);
+  const tmp = tempPath(dir, 'blob');
+  let written = 0;
+  try {
+    const fd = openSync(tmp, 'wx');
+    try {
+      for (const p of pieces) writeAllSync(fd, p, options.chunkBytes, write, (n) => (written += n));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw writeFailure(target, written, total, e);
+  }
+}
+
+/** A piece of a streamed blob: bytes now, or a function producing them just before they are written. */
+export type Piece = Uint8Array | (() => Uint8Array);
+
+export interface StreamedBlob {
+  sha: string;
+  size: number;
+  /** The temp file holding the bytes; the caller renames it to the sha's path (or removes it when a copy exists). */
+  tmp: string;
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, position + done);
+    if (!(bytesWritten > 0)) throw Object.assign(new Error(`write returned ${bytesWritten} bytes`), { code: 'EIO' });
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Streams pieces into a temp file under `dir`, hashing while the previous chunk is written;
+ * fsyncs and returns the content's sha256. With `write` (the test-only fault hook) the writes
+ * are that synchronous function, so injected short writes and ENOSPC behave as on the sync path.
+ */
+export async function streamPieces(dir: string, pieces: Piece[], total: number, options: { chunkBytes: number; write?: WriteFn }): Promise<StreamedBlob> {
+  const hash = createHash('sha256');
+  const tmp = tempPath(dir, 'incoming');
+  let written = 0;
+  let position = 0;
+  let fh: FileHandle | null = null;
+  try {
+    fh = await open(tmp, 'wx');
+    const fd = fh.fd;
+    let inflight: Promise<void> = Promise.resolve();
+    for (const piece of pieces) {
+      const bytes = typeof piece === 'function' ? piece() : piece;
+      for (let at = 0; at < bytes.byteLength; at += options.chunkBytes) {
+        const chunk = bytes.subarray(at, Math.min(bytes.byteLength, at + options.chunkBytes));
+        hash.update(chunk);
+        await inflight; // the previous chunk is on its way while this one was hashed
+        if (options.write) {
+          writeAllSync(fd, chunk, options.chunkBytes, options.write, (n) => (written += n));
+        } else {
+          const at0 = position;
+          inflight = writeAll(fh, chunk, at0).then(() => void (written += chunk.byteLength));
+        }
+        position += chunk.byteLength;
+      }
+    }
+    await inflight;
+    if (position !== total) throw new LoupeError('internal', `streamed blob has ${position} bytes, its layout says ${total}`);
+    await fh.sync();
+    await fh.close();
+    fh = null;
+    return { sha: hash.digest('hex'), size: total, tmp };
+  } catch (e) {
+    if (fh) await fh.close().catch(() => {});
+    await rm(tmp, { force: true });
+    const err = writeFailure(`a tensor blob under ${dir}`, written, total, e);
+    const errno = (err.details as { errno?: string } | undefined)?.errno;
+    throw new LoupeError(
+      'storage',
+      errno === 'ENOSPC' ? `disk full writing a tensor blob under ${dir} (${written} of ${total} bytes written, no file was saved); free space, then retry the failed items` : err.message,
+      { errno, written, total },
+    );
+  }
+}
+
+
+/** Reads `length` bytes at `position` into `out` (at `outOffset`), at most `chunk` per call; returns bytes read. */
+export function readRangeSync(fd: number, out: Uint8Array, outOffset: number, length: number, position: number, chunk: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, outOffset + done, Math.min(chunk, length - done), position + done);
+    if (n <= 0) throw new LoupeError('storage', `unexpected end of file reading ${length} bytes at offset ${position} (got ${done})`);
+    done += n;
+  }
+  return done;
+}
