@@ -17,6 +17,7 @@ import { readoutSummary } from '../experiments/hidden-in-plain-sight/readout-sum
 import { listSweeps, startSweep, sweepSummary } from '../experiments/compensation/sweeps.ts';
 import { partsLogitLens } from '../experiments/compensation/parts-logit-lens.ts';
 import { clusterOf } from '../cluster/coordinator.ts';
+import { createRunHandlers } from './run-handlers.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -107,5 +108,6 @@ export function createHandlers(engine: EngineContext): Handlers {
       if (!tensor) throw new Error(`blob ${meta.blob} lacks tensor ${meta.name}`);
       return { result: meta, tensor };
     },
+    ...createRunHandlers(engine),
   };
 }

@@ -170,6 +170,19 @@ export const migrations: Migration[] = [
       }
     },
   },
+  {
+    version: 5,
+    name: 'run management: tags, notes, and soft delete (deleted_at) so a deleted run can be restored until it is purged',
+    up(db) {
+      db.exec(`
+        ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN deleted_at TEXT;
+        CREATE INDEX runs_deleted ON runs(deleted_at);
+        CREATE INDEX tensors_by_blob ON tensors(blob);
+      `);
+    },
+  },
 ];
 
 export class MigrationError extends Error {}

@@ -10,6 +10,7 @@ import { ModelDtype, SessionName } from '../jobs/variant.ts';
 import { AblationSpec } from '../ablation/spec.ts';
 import { Label } from '../dataset/format.ts';
 import { DatasetInfo, ExecutionProvider, Id, ModelInfo, RunFailure, RunInfo, RunResult, RunStatus, TensorMeta } from './domain.ts';
+import { runMethods } from './run-methods.ts';
 
 export const StoredLabel = z.object({ id: z.number().int().positive(), datasetId: Id, itemId: z.string(), label: Label, updatedAt: z.string() });
 export type StoredLabel = z.infer<typeof StoredLabel>;
@@ -48,6 +49,9 @@ const StageReadout = z.object({
   method: z.enum(['probe', 'cosine', 'gram', 'cls']),
   ...accuracyInterval,
   shuffledAccuracy: z.number().nullable(),
+  /** Permutation test of the predictions vs the truth (100 permutations): p, and the null mean accuracy. */
+  permutationP: z.number(),
+  nullAccuracy: z.number(),
 });
 
 /** Which K/V probe cell a row is: probe, metric, LLM layer, key or value, and how many items it scored. */
@@ -461,6 +465,8 @@ export const methods = {
   'runs/export-tensors': { params: z.object({ runId: Id }).strict(), result: z.object({ path: z.string(), bytes: z.number().int(), tensors: z.number().int() }) },
   /** Result is streamed as one binary tensor frame with the same request id; the JSON result is its metadata. */
   'tensors/get': { params: z.object({ tensorId: Id }).strict(), result: TensorMeta },
+  /** Item drill-down, run management, paired comparison (run-methods.ts). */
+  ...runMethods,
 } as const;
 
 export type Methods = typeof methods;

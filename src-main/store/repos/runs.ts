@@ -94,7 +94,10 @@ export class RunsRepo {
   }
 
   list(status?: RunStatus): RunInfo[] {
-    const rows = status ? this.db.prepare(`${SELECT} WHERE r.status = ? ORDER BY r.created_at DESC`).all(status) : this.db.prepare(`${SELECT} ORDER BY r.created_at DESC`).all();
+    // Soft-deleted runs (run-catalog.ts) leave every list at once; get() still finds them until purged.
+    const rows = status
+      ? this.db.prepare(`${SELECT} WHERE r.status = ? AND r.deleted_at IS NULL ORDER BY r.created_at DESC`).all(status)
+      : this.db.prepare(`${SELECT} WHERE r.deleted_at IS NULL ORDER BY r.created_at DESC`).all();
     return (rows as Row[]).map(toInfo);
   }
 
