@@ -16,6 +16,8 @@ export interface ConnectionState {
 export class ConnectionWatch {
   readonly client: Redis;
   private state: ConnectionState;
+  /** The server's or socket's last word (WRONGPASS, ECONNREFUSED): ioredis's own rejection is often just "Connection is closed". */
+  private lastError: string | null = null;
   private readonly onChange: (s: ConnectionState) => void;
 
   constructor(conn: QueueConnection, onChange: (s: ConnectionState) => void) {
@@ -23,7 +25,10 @@ export class ConnectionWatch {
     this.state = { queue: conn.display, connected: false, message: `connecting to ${conn.display}` };
     this.client = new Redis({ ...ioredisOptions(conn), lazyConnect: true, connectionName: 'loupe-watch' });
     this.client.on('ready', () => this.set(true, `queue ${conn.display} reachable`));
-    this.client.on('error', (e: Error) => this.set(false, `queue ${conn.display} unreachable (${describe(e)}); retrying every 2 s`));
+    this.client.on('error', (e: Error) => {
+      this.lastError = describe(e);
+      this.set(false, `queue ${conn.display} unreachable (${this.lastError}); retrying every 2 s`);
+    });
     this.client.on('end', () => this.set(false, `queue ${conn.display} connection closed`));
   }
 
@@ -36,7 +41,7 @@ export class ConnectionWatch {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(this.state.connected ? 'timed out' : this.state.message)), timeoutMs)));
     try {
-      await Promise.race([this.client.connect().catch((e: Error) => Promise.reject(new Error(`${describe(e)}`))), timeout]);
+      await Promise.race([this.client.connect().catch((e: Error) => Promise.reject(new Error(this.lastError ?? describe(e)))), timeout]);
       await Promise.race([this.client.ping(), timeout]);
     } finally {
       clearTimeout(timer);
