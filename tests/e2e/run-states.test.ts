@@ -24,7 +24,7 @@ const folder = makeLongDataset(4);
 
 beforeAll(async () => {
   const dataDir = tempDir();
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--data-dir', dataDir, '--provider', 'cpu'], { encoding: 'utf8', timeout: 240_000 });
+  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--json', '--data-dir', dataDir, '--provider', 'cpu'], { encoding: 'utf8', timeout: 240_000 });
   const datasetId = (JSON.parse(cli('import-dataset', folder).stdout.trim().split('\n').at(-1)!) as { id: string }).id;
   renameSync(join(folder, 'images/img-2.png'), join(folder, 'images/img-2.away'));
   const run = cli('run', '--model', MODEL_ID, '--dataset', datasetId);

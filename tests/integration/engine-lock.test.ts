@@ -54,7 +54,7 @@ describe('data folder lock', () => {
     expect((await exited(holder)).signal).toBe('SIGKILL');
 
     // The kernel dropped the killed holder's lock: the next engine starts, and says whose it took over.
-    const after = cli(dataDir, 'runs');
+    const after = cli(dataDir, 'runs', '--json');
     expect(after.status).toBe(0);
     expect(after.stdout.trim()).toBe('[]');
     expect(after.stderr).toContain(`loupe: took over ${dataDir} from an engine that did not release it (pid ${holder.pid} on ${hostname()}`);
@@ -68,7 +68,7 @@ describe('data folder lock', () => {
     holder.kill('SIGTERM');
     expect((await exited(holder)).code).toBe(0);
     expect(existsSync(join(dataDir, 'engine.lock.json'))).toBe(false);
-    const after = cli(dataDir, 'runs');
+    const after = cli(dataDir, 'runs', '--json');
     expect(after.status).toBe(0);
     expect(after.stderr).not.toContain('took over');
   });

@@ -8,7 +8,7 @@ import { REPO_ROOT } from '../../src-main/paths.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 
 const CLI = join(REPO_ROOT, 'src-main/cli/loupe.ts');
-const ARGS = ['sweep', '--model', 'micro-llava', '--dataset', 'relation', '--limit', '16', '--provider', 'cpu'];
+const ARGS = ['sweep', '--json', '--model', 'micro-llava', '--dataset', 'relation', '--limit', '16', '--provider', 'cpu'];
 
 /** Per run (in sweep order) and item: metrics, values and the stored feature blobs. */
 function sweepResults(dataDir: string) {

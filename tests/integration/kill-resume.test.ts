@@ -44,7 +44,7 @@ describe('kill -9 mid-run, then resume', () => {
     expect(ref.results).toHaveLength(N);
 
     const dataDir = tempDir();
-    const child = spawn(process.execPath, [CLI, 'run', '--model', MODEL_ID, '--dataset', dataset, '--data-dir', dataDir, '--provider', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'run', '--json', '--model', MODEL_ID, '--dataset', dataset, '--data-dir', dataDir, '--provider', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_c, sig) => r(sig)));
     for await (const line of createInterface({ input: child.stdout! })) {
       const msg = JSON.parse(line) as { event?: string; done?: number };

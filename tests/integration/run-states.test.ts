@@ -82,7 +82,7 @@ describe('run states', () => {
   it('the CLI prints the failed items with their reasons and exits 1; resume --retry-failed exits 0 once fixed', () => {
     const dataDir = tempDir();
     const folder = makeLongDataset(4);
-    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--data-dir', dataDir, '--provider', 'cpu'], { encoding: 'utf8', timeout: 240_000 });
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--json', '--data-dir', dataDir, '--provider', 'cpu'], { encoding: 'utf8', timeout: 240_000 });
     const imported = cli('import-dataset', folder);
     expect(imported.status).toBe(0);
     const datasetId = (JSON.parse(imported.stdout.trim().split('\n').at(-1)!) as { id: string }).id;

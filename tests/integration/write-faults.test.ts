@@ -148,7 +148,7 @@ describe('a full disk mid-run', () => {
       `(dd if=/dev/zero of="${dataDir}/ballast" bs=4k 2>/dev/null || true)`,
       'wait $P',
       `df -k "${dataDir}" > "${out}/df.txt"`,
-      loupe('runs', 'full'),
+      loupe('runs --json', 'full'),
       `rm "${dataDir}/ballast"`,
       loupe('resume --retry-failed', 'resume'),
       `mkdir "${out}/db" && cp "${dataDir}"/loupe.sqlite* "${out}/db/"`,
