@@ -115,10 +115,9 @@ export class DatasetWriter {
     const png = new PNG(opts);
     if (bitDepth === 8) png.data = Buffer.from(Uint8Array.from(ids));
     else {
-      // pngjs takes 16-bit samples big-endian, two bytes each.
-      const buf = Buffer.alloc(ids.length * 2);
-      ids.forEach((v, i) => buf.writeUInt16BE(v, i * 2));
-      png.data = buf;
+      // pngjs takes 16-bit input samples in the machine's byte order (a Uint16Array's bytes) and
+      // writes them big-endian as PNG requires; handing it big-endian bytes swapped ids > 255.
+      png.data = Buffer.from(Uint16Array.from(ids).buffer);
     }
     const rel = this.fresh('masks', preferredName, '.png');
     writeFileAtomicSync(join(this.staging, rel), PNG.sync.write(png, opts));

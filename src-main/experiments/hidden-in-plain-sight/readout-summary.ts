@@ -15,6 +15,7 @@ import { presentNotSurfaced } from '../../../src-shared/metrics/present-not-surf
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { optionLetter } from '../../../src-shared/metrics/answer-matching.ts';
 import { bootstrapTotalVariationCI } from '../../../src-shared/metrics/bootstrap.ts';
+import { permutationTest } from '../../../src-shared/metrics/permutation.ts';
 import { toFloat32 } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
 
@@ -24,7 +25,11 @@ export interface StageReadout {
   accuracy: number;
   low: number;
   high: number;
+  /** Shuffled-label control: the readout refit once on permuted labels (probe capacity; null for readouts with nothing to fit). */
   shuffledAccuracy: number | null;
+  /** Permutation test of the readout's predictions against the truth (100 permutations): p and the null mean accuracy. */
+  permutationP: number;
+  nullAccuracy: number;
 }
 
 export interface ReadoutSummary {
@@ -64,6 +69,17 @@ function generatedSummary(
   if (!results.every((r) => 'generated' in r.values)) return null;
   const unmatched = (key: string) => results.filter((r, i) => indexIn(i, r.values[key]) < 0).length;
   return { answer: rate('generatedCorrect'), blind: rate('blindGeneratedCorrect'), unmatched: unmatched('generatedChoice'), blindUnmatched: unmatched('blindGeneratedChoice') };
+}
+
+/**
+ * Is a stage's readout better than its predictions' association with the truth by chance? The
+ * truth is permuted across items 100 times (metrics/permutation.ts, seeded by the stage): p and the
+ * null mean accuracy. Cheap (no refitting), so every stage and alternative readout gets one.
+ */
+function permuted(seed: string, predictions: readonly number[], truth: readonly number[]): { permutationP: number; nullAccuracy: number } {
+  const accuracy = (t: readonly number[]) => predictions.filter((p, i) => p === t[i]).length / Math.max(1, t.length);
+  const r = permutationTest(truth, accuracy, { permutations: 100, seed });
+  return { permutationP: r.pValue, nullAccuracy: r.nullMean };
 }
 
 /** Sort key: vision layers, projector, then LLM layers, by index. */
@@ -148,7 +164,7 @@ export function readoutAnalysis(store: Store, runId: string): { summary: Readout
     stagePredictions.set(stage, predictions);
     const right = predictions.filter((p, i) => p === truth[i]).length;
     const [low, high] = wilson(right, predictions.length);
-    stages.push({ stage, method: geometry === 'style' ? 'gram' : geometry === 'match' || wholeImages ? 'cosine' : 'probe', accuracy: right / predictions.length, low, high, shuffledAccuracy });
+    stages.push({ stage, method: geometry === 'style' ? 'gram' : geometry === 'match' || wholeImages ? 'cosine' : 'probe', accuracy: right / predictions.length, low, high, shuffledAccuracy, ...permuted(stage, predictions, truth) });
   }
 
   const alternatives: StageReadout[] = [];
@@ -156,7 +172,7 @@ export function readoutAnalysis(store: Store, runId: string): { summary: Readout
     stagePredictions.set(`${method}:${stage}`, predictions);
     const right = predictions.filter((p, i) => p === truth[i]).length;
     const [low, high] = wilson(right, predictions.length);
-    alternatives.push({ stage, method, accuracy: right / predictions.length, low, high, shuffledAccuracy });
+    alternatives.push({ stage, method, accuracy: right / predictions.length, low, high, shuffledAccuracy, ...permuted(`${method}:${stage}`, predictions, truth) });
   };
   for (const [stage, mats] of byStage(families.get('gram') ?? new Map<string, Float32Array[]>())) {
     const grams = mats.map((m) => gramVector(m, dims.get(`gram.${stage}`)!));
