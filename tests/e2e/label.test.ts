@@ -1,7 +1,8 @@
 /**
  * Labelling in the browser: import images, label a point pair and a box, undo/redo, reload and
- * find them; paint a brush mask and a polygon mask, edit the item's question, reload and find
- * the mask pixels on the overlay canvases and the question.
+ * find them (a name typed for one tool stays with it); paint a brush mask and a polygon mask,
+ * edit the item's question, reload and find the mask pixels on the overlay canvases (outlines by
+ * default, so the objects keep their colours; filled at an adjustable opacity) and the question.
  */
 import type { Browser, Page } from 'playwright-core';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
@@ -35,6 +36,15 @@ function imageFolder(): string {
   return dir;
 }
 
+/** Edge pixels of a 0/1 mask (a 4-neighbour outside the mask or the image), written out here as the test's reference. */
+function ring(mask: Uint8Array, w: number, h: number): number[] {
+  const on = (x: number, y: number) => x >= 0 && y >= 0 && x < w && y < h && mask[y * w + x] === 1;
+  return Array.from(mask, (v, i) => {
+    const x = i % w, y = Math.floor(i / w);
+    return v === 1 && !(on(x - 1, y) && on(x + 1, y) && on(x, y - 1) && on(x, y + 1)) ? 1 : 0;
+  });
+}
+
 /** Clicks at image pixel (x, y) of a 64×64 image on the label surface. */
 async function at(page: Page, x: number, y: number) {
   const box = (await page.getByTestId('label-surface-0').boundingBox())!;
@@ -53,14 +63,16 @@ describe('dataset labelling', () => {
     await page.getByText('added 3 images').waitFor();
     await page.getByTestId('label-surface-0').waitFor();
 
-    // Point pair: two clicks with the pair tool.
+    // Point pair: two clicks with the pair tool, named.
     await page.getByTestId('tool-pair').click();
+    await page.getByTestId('label-text').fill('corner');
     let p = await at(page, 10, 12);
     await page.mouse.click(p.x, p.y);
     p = await at(page, 40, 44);
     await page.mouse.click(p.x, p.y);
-    // Box: a drag with the box tool.
+    // Box: a drag with the box tool. The pair's name does not come along.
     await page.getByTestId('tool-box').click();
+    expect(await page.getByTestId('label-text').inputValue()).toBe('');
     const a = await at(page, 20, 20);
     const b = await at(page, 50, 36);
     await page.mouse.move(a.x, a.y);
@@ -84,6 +96,15 @@ describe('dataset labelling', () => {
     const labels = await list.evaluateAll((lis) => lis.map((li) => ({ kind: li.getAttribute('data-kind'), json: li.querySelector('.mono')?.textContent ?? '' })));
     const byKind = Object.fromEntries(labels.map((l) => [l.kind, JSON.parse(l.json)]));
     expect(byKind.pointPair.a.at).toEqual([10.5, 12.5]);
+    expect(byKind.pointPair.name).toBe('corner');
+    expect(byKind.box.text).toBeUndefined();
+    // Each tool keeps its own field: back on the pair tool, its name is still there.
+    await page.getByTestId('tool-box').click();
+    await page.getByTestId('label-text').fill('a box caption');
+    await page.getByTestId('tool-pair').click();
+    expect(await page.getByTestId('label-text').inputValue()).toBe('');
+    await page.getByTestId('tool-box').click();
+    expect(await page.getByTestId('label-text').inputValue()).toBe('a box caption');
     expect(byKind.pointPair.b.at).toEqual([40.5, 44.5]);
     expect(byKind.box.box).toEqual([20.5, 20.5, 50.5, 36.5]);
   });
@@ -103,9 +124,8 @@ describe('dataset labelling', () => {
     await expect(page.getByTestId('label-shortcuts').textContent()).resolves.toMatch(/mask brush/);
 
     // Brush: radius 1.7 (well away from the grid distances 1.41 and 2), drag along row 10 from x = 10 to 20.
-    await page.getByTestId('label-text').fill('blob');
-    await page.keyboard.press('Tab');
     await page.keyboard.press('m');
+    await page.getByTestId('label-text').fill('blob');
     await page.getByTestId('brush-radius').fill('1.7');
     await page.getByTestId('tool-brush').click();
     let p = await at(page, 10, 10);
@@ -164,19 +184,29 @@ describe('dataset labelling', () => {
     expect(byName.blob.label.polygons).toBeUndefined();
     expect(byName.square.label.polygons).toEqual([[[40.5, 40.5], [55.5, 40.5], [55.5, 55.5], [40.5, 55.5]]]);
 
-    // The overlay canvases hold exactly the mask pixels (opaque inside, transparent outside).
+    // By default the overlays are outlines: exactly the masks' edge pixels, opaque; the inside shows the image untouched.
     const overlayMask = (id: string) =>
       page.locator(`[data-testid="mask-overlay"][data-label="${id}"]`).evaluate((el) => {
-        const c = el as unknown as Canvas;
+        const c = el as unknown as Canvas & { style: { opacity: string }; getAttribute(a: string): string | null };
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        return { w: c.width, h: c.height, alpha: Array.from({ length: c.width * c.height }, (_, i) => (d[i * 4 + 3]! > 0 ? 1 : 0)) };
+        return { w: c.width, h: c.height, mode: c.getAttribute('data-mode'), opacity: c.style.opacity, alpha: Array.from({ length: c.width * c.height }, (_, i) => (d[i * 4 + 3]! > 0 ? 1 : 0)) };
       });
     const blob = await overlayMask(byName.blob.id!);
-    expect([blob.w, blob.h]).toEqual([64, 64]);
-    expect(blob.alpha).toEqual(Array.from(brushed));
+    expect([blob.w, blob.h, blob.mode, blob.opacity]).toEqual([64, 64, 'outline', '1']);
+    expect(blob.alpha).toEqual(ring(brushed, 64, 64));
+    expect(blob.alpha.reduce((n, v) => n + v, 0)).toBe(39 - 11); // the 11 inner pixels of row 10 stay clear
+    expect((await overlayMask(byName.square.id!)).alpha).toEqual(ring(square, 64, 64));
+    await page.screenshot({ path: join(import.meta.dirname, 'screenshots', 'label-outline.png') });
+
+    // Fill mode: the whole mask, see-through by the opacity slider.
+    await page.getByTestId('overlay-mode').selectOption('fill');
+    await page.getByTestId('overlay-alpha').fill('0.6');
+    await expect.poll(async () => (await overlayMask(byName.square.id!)).opacity).toBe('0.6');
+    expect((await overlayMask(byName.blob.id!)).alpha).toEqual(Array.from(brushed));
     expect((await overlayMask(byName.square.id!)).alpha).toEqual(Array.from(square));
 
-    // Selecting a mask highlights it (the heatmap overlay's top colour); erasing part of it and undoing.
+    // Selecting a mask highlights it in yellow: its outline in outline mode, the whole mask (heatmap top colour) in fill mode.
+    await page.getByTestId('overlay-mode').selectOption('outline');
     await page.getByTestId('label-list').locator(`li[data-id="${byName.blob.id}"] button`).first().click();
     const selectedMask = () =>
       page.getByTestId('mask-selected').evaluate((el) => {
@@ -186,8 +216,13 @@ describe('dataset labelling', () => {
         const k = on.indexOf(1);
         return { on, rgb: Array.from(d.slice(k * 4, k * 4 + 3)) };
       });
+    await expect.poll(async () => (await selectedMask()).on).toEqual(ring(brushed, 64, 64));
+    expect((await selectedMask()).rgb).toEqual([253, 231, 37]);
+    await page.getByTestId('overlay-mode').selectOption('fill');
     await expect.poll(async () => (await selectedMask()).on).toEqual(Array.from(brushed));
     expect((await selectedMask()).rgb).toEqual([253, 231, 37]);
+    // Keys go to the view, not the overlay select that has the focus.
+    await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { blur(): void } | null } }).document.activeElement?.blur());
     await page.keyboard.press('m');
     await page.keyboard.press('e');
     await page.getByTestId('brush-radius').fill('1.7');

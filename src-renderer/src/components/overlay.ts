@@ -38,6 +38,30 @@ export function maskRgba(ids: ArrayLike<number>, colour: (id: number) => Rgb | n
 }
 
 /**
+ * Which pixels of an instance-id map lie on an instance's edge: non-zero pixels with a
+ * 4-neighbour of another id (background included) or on the image's border, so every outline is
+ * closed. Drawing only these leaves the object's own pixels, and so its colours, untouched.
+ */
+export function outlineOf(ids: ArrayLike<number>, width: number, height: number): Uint8Array {
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      const id = ids[i]!;
+      if (id === 0) continue;
+      const edge = x === 0 || y === 0 || x === width - 1 || y === height - 1 || ids[i - 1] !== id || ids[i + 1] !== id || ids[i - width] !== id || ids[i + width] !== id;
+      if (edge) out[i] = 1;
+    }
+  return out;
+}
+
+/** RGBA of the instances' outlines only (outlineOf), each in its colour; transparent elsewhere. */
+export function outlineRgba(ids: ArrayLike<number>, width: number, height: number, colour: (id: number) => Rgb | null = instanceColour): Uint8ClampedArray<ArrayBuffer> {
+  const edge = outlineOf(ids, width, height);
+  return maskRgba(Array.from(ids, (id, i) => (edge[i] ? id : 0)), colour);
+}
+
+/**
  * RGBA of a heatmap: each value mapped linearly from [lo, hi] (default: the values' min and
  * max; all at the bottom of the ramp when constant) through the colour map (viridis). Values
  * below `clearBelow` (after normalising) are left transparent.

@@ -120,3 +120,9 @@ export const SHORTCUTS: readonly (readonly [string, string])[] = [
   ['←  →', 'previous / next item'],
   ['Ctrl+Z · Ctrl+Shift+Z', 'undo / redo (also Ctrl+Y)'],
 ];
+
+/** Which name field a tool uses: the mask tools share one (a polygon may continue a brushed object), the others each their own. */
+export type NameField = 'point' | 'pair' | 'box' | 'class' | 'mask';
+export function nameField(tool: 'point' | 'pair' | 'box' | 'class' | 'brush' | 'polygon'): NameField {
+  return tool === 'brush' || tool === 'polygon' ? 'mask' : tool;
+}
