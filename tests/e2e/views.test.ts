@@ -22,6 +22,8 @@ let browser: Browser;
 let server: ServerProcess;
 let client: EngineClient;
 let runId: string;
+/** A finished run that stored no attention: switching to it must clear the flow view. */
+let plainRunId: string;
 let result: RunResult;
 
 // Runs in the page; typed structurally because this file is type-checked without DOM types.
@@ -43,6 +45,11 @@ beforeAll(async () => {
     await new Promise((r) => setTimeout(r, 300));
   }
   result = (await client.call('runs/get', { runId })).results[0]!;
+  plainRunId = (await client.call('jobs/start', { kind: 'vlm-forward', modelId: MODEL_ID, datasetId: 'correspondence', name: 'no attention', spec: { limit: 1 } })).id;
+  for (let t0 = Date.now(); (await client.call('runs/get', { runId: plainRunId })).run.status !== 'done'; ) {
+    if (Date.now() - t0 > 120_000) throw new Error('the plain vlm-forward run did not finish in 120 s');
+    await new Promise((r) => setTimeout(r, 300));
+  }
 });
 afterAll(async () => {
   client?.close();
@@ -210,6 +217,46 @@ describe('attention flow view', () => {
     await page.getByTestId('flow-threshold').fill('0.5');
     const fewer = selectEdges(src, { layerFrom: 0, layerTo: src.layers - 1, head: 'mean', threshold: 0.5, maxEdges: 60000 }).count;
     await expect.poll(async () => Number(await view.getAttribute('data-edges'))).toBe(fewer);
+    await page.close();
+  });
+
+  it('labels layers and token kinds, shows a legend with the colour scale, and clears on a run without attention', async () => {
+    const page = await open(`#/flow?run=${runId}&item=${result.itemId}`);
+    const view = page.getByTestId('flow-view');
+    await expect.poll(async () => Number(await view.getAttribute('data-edges')), { timeout: 30_000 }).toBeGreaterThan(0);
+    const atts = await Promise.all(result.tensors.filter((t) => t.name.startsWith('text.attentions.')).map((t) => client.tensor(t.id)));
+    const src = tensorAttention(atts);
+    const edges = selectEdges(src, { layerFrom: 0, layerTo: src.layers - 1, head: 'mean', threshold: 0.1, maxEdges: 60000 });
+    // One label per plane: the inputs of layers 0 … L−1, then the last layer's output.
+    const planes = page.getByTestId('flow-plane-label');
+    await expect.poll(() => planes.count()).toBe(src.layers + 1);
+    expect(await planes.allTextContents()).toEqual([...Array.from({ length: src.layers }, (_, l) => `L${l}`), `L${src.layers - 1} out`]);
+    // Some are shown (the rest hidden only where they would overlap), each placed inside the stage.
+    const shown = await planes.evaluateAll((els) => els.filter((e) => !(e as unknown as { hidden: boolean }).hidden).length);
+    expect(shown).toBeGreaterThan(0);
+    const kinds = page.getByTestId('flow-kind-label');
+    const tokens = parseTokenMap(await client.tensor(result.tensors.find((x) => x.name === 'image_token_map')!.id));
+    expect(await kinds.allTextContents()).toEqual([`image tokens (${tokens.length})`, `text tokens (${src.seq - tokens.length})`]);
+    // Legend: the colour scale runs from the threshold to the strongest edge drawn.
+    const scale = page.getByTestId('flow-scale');
+    await expect.poll(() => scale.getAttribute('data-hi')).toBe(String(Math.max(...edges.weight)));
+    expect(await scale.getAttribute('data-lo')).toBe('0.1');
+    expect(await page.getByTestId('flow-legend').textContent()).toContain('image token');
+    await page.screenshot({ path: join(SHOTS, 'flow-labels.png') });
+
+    // Another run, without attention: nothing of the previous graph stays.
+    await page.getByTestId('flow-run').selectOption(plainRunId);
+    await expect.poll(() => page.getByTestId('flow-problem').textContent()).toContain('stored no LLM attention');
+    expect(Number(await view.getAttribute('data-edges'))).toBe(0);
+    expect(Number(await view.getAttribute('data-drawn-tokens'))).toBe(0);
+    expect(await planes.count()).toBe(0);
+    expect(await page.getByTestId('flow-legend').count()).toBe(0);
+    expect(await page.getByTestId('flow-att-panel').count()).toBe(0);
+    await page.screenshot({ path: join(SHOTS, 'flow-cleared.png') });
+    // And back: the graph returns.
+    await page.getByTestId('flow-run').selectOption(runId);
+    await expect.poll(async () => Number(await view.getAttribute('data-edges')), { timeout: 30_000 }).toBe(edges.count);
+    await expect.poll(() => planes.count()).toBe(src.layers + 1);
     await page.close();
   });
 

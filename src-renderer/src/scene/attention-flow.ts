@@ -7,7 +7,12 @@
  * Renders on demand: nothing is drawn unless the camera moved or something changed
  * (`invalidate()` schedules one frame); camera moves only re-render (no buffer is rebuilt or
  * allocated per frame, the scene's matrices are static). `dispose()` frees geometries,
- * materials, controls and the WebGL context.
+ * materials, controls, the label layer and the WebGL context; `clear()` empties the scene when
+ * the view moves to a run with nothing to show.
+ *
+ * Labels (layer per plane, "image tokens" / "text tokens") are HTML over the canvas, moved to
+ * their projected anchors after each drawn frame; overlapping plane labels are hidden
+ * (`flow-labels.ts`), so a 32-layer stack seen edge-on stays legible.
  *
  * Level of detail while the camera moves (`flow-lod.ts`, mode off / auto / fixed): moving frames
  * draw only the strongest N edges and a coarse lattice of the tokens (draw ranges over buffers
@@ -22,6 +27,8 @@ import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { type AttentionSource, type EdgeFilter, type EdgeSet, type FlowLayout, type Trace, type TraceDirection, selectEdges, traceFlow } from './flow-data.ts';
 import { FlowGraph } from './flow-graph.ts';
+import { outerCorner, planeLabel, tokenKindAnchors, visibleLabels } from './flow-labels.ts';
+import { IMAGE_COLOUR, TEXT_COLOUR, cssRgb } from './flow-colours.ts';
 import type { BenchResult } from './flow-bench.ts';
 import { DEFAULT_LOD, type Detail, LEVEL_STRIDES, LodController, type LodMode, type LodSettings, TOKEN_COST, splitBudget } from './flow-lod.ts';
 
@@ -54,6 +61,11 @@ export interface FlowStats {
   renders: number;
   /** Milliseconds the last edge selection took. */
   selectMs: number;
+  /** Edge weights the colour scale spans (threshold → strongest drawn edge); 0, 0 when empty. */
+  weightLo: number;
+  weightHi: number;
+  /** Plane labels shown after the last frame (the rest would overlap). */
+  labelsShown: number;
   lod: LodStats;
 }
 
@@ -69,6 +81,13 @@ export interface BenchOptions {
 
 /** How often the moving frames may report stats (the UI note), in ms. */
 const MOVING_STATS_MS = 250;
+/** Box a plane label takes on screen, for hiding overlapping ones (px; labels are ≤ 6 characters of 11 px text). */
+const LABEL_BOX = { width: 46, height: 15 } as const;
+
+const emptyStats = (mode: LodMode): FlowStats => ({
+  edges: 0, candidates: 0, truncated: false, traced: 0, tracedNodes: 0, selected: null, renders: 0, selectMs: 0, weightLo: 0, weightHi: 0, labelsShown: 0,
+  lod: { mode, moving: false, drawnEdges: 0, drawnTokens: 0, tokens: 0, pixelRatio: 1, scale: 1, movingEdges: 0, movingTokens: 0 },
+});
 
 export class AttentionFlowScene {
   private readonly renderer: THREE.WebGLRenderer;
@@ -102,10 +121,11 @@ export class AttentionFlowScene {
   private lastStatsAt = 0;
   private animation: { step: () => boolean; done: () => void } | null = null;
   private frameHook: ((moving: boolean, renderMs: number) => void) | null = null;
-  stats: FlowStats = {
-    edges: 0, candidates: 0, truncated: false, traced: 0, tracedNodes: 0, selected: null, renders: 0, selectMs: 0,
-    lod: { mode: DEFAULT_LOD.mode, moving: false, drawnEdges: 0, drawnTokens: 0, tokens: 0, pixelRatio: 1, scale: 1, movingEdges: 0, movingTokens: 0 },
-  };
+  stats: FlowStats = emptyStats(DEFAULT_LOD.mode);
+  /** HTML labels over the canvas: one per shown plane, one per token kind (on the front plane). */
+  private readonly labelLayer: HTMLDivElement;
+  private planeLabels: HTMLDivElement[] = [];
+  private kindLabels: { el: HTMLDivElement; x: number; y: number }[] = [];
   /** Called after anything in `stats` changed (not per frame: moving frames report at most every 250 ms). */
   onStats: (s: FlowStats) => void = () => {};
 
@@ -117,6 +137,12 @@ export class AttentionFlowScene {
     this.renderer.setPixelRatio(this.pixelRatio);
     this.renderer.setClearColor(0x111318);
     container.appendChild(this.renderer.domElement);
+    this.labelLayer = document.createElement('div');
+    this.labelLayer.className = 'flow-labels';
+    this.labelLayer.dataset.testid = 'flow-labels';
+    // Over the canvas, never in the way of clicks and drags.
+    Object.assign(this.labelLayer.style, { position: 'absolute', inset: '0', zIndex: '1', pointerEvents: 'none', overflow: 'hidden', font: '11px ui-monospace, monospace' });
+    container.appendChild(this.labelLayer);
     this.scene.add(this.graph.group);
     this.scene.matrixAutoUpdate = false;
     this.scene.matrixWorldAutoUpdate = false; // the graph is static; only the camera moves
@@ -147,6 +173,20 @@ export class AttentionFlowScene {
     this.frameCamera();
   }
 
+  /** Shows nothing: the run or item changed and its data is not (or never will be) there. */
+  clear(): void {
+    this.layout = null;
+    this.source = null;
+    this.filter = null;
+    this.edges = null;
+    this.trace = null;
+    this.graph.clear();
+    this.buildLabels();
+    this.stats = { ...emptyStats(this.lod.mode), renders: this.stats.renders };
+    this.onStats(this.stats);
+    this.invalidate();
+  }
+
   /** Re-selects the edges (layer range, head, threshold, cap) and re-traces the selection. */
   setFilter(filter: EdgeFilter): void {
     if (!this.layout || !this.source) return;
@@ -158,6 +198,9 @@ export class AttentionFlowScene {
     this.stats.selectMs = performance.now() - t0;
     const planes: [number, number] = [Math.max(0, filter.layerFrom), Math.min(this.source.layers, filter.layerTo + 1)];
     this.graph.build(this.layout, planes, this.edges, filter.threshold);
+    this.stats.weightLo = this.graph.weightRange.lo;
+    this.stats.weightHi = this.graph.weightRange.hi;
+    this.buildLabels();
     const sel = this.stats.selected;
     if (sel && (sel.plane < planes[0] || sel.plane > planes[1])) this.stats.selected = null;
     this.retrace();
@@ -341,6 +384,80 @@ export class AttentionFlowScene {
     this.renderer.dispose();
     this.renderer.forceContextLoss();
     this.canvas.remove();
+    this.labelLayer.remove();
+    this.planeLabels = [];
+    this.kindLabels = [];
+  }
+
+  /** One label element per shown plane and per token kind; positions are set per drawn frame. */
+  private buildLabels(): void {
+    this.labelLayer.replaceChildren();
+    this.planeLabels = [];
+    this.kindLabels = [];
+    if (!this.layout || !this.source) return;
+    const [p0, p1] = this.graph.planes;
+    for (let p = p0; p <= p1; p++) {
+      const el = this.label(planeLabel(p, this.source.layers), 'plane');
+      el.dataset.plane = String(p);
+      this.planeLabels.push(el);
+    }
+    for (const a of tokenKindAnchors(this.layout)) {
+      const el = this.label(`${a.kind} tokens (${a.count})`, a.kind);
+      this.kindLabels.push({ el, x: a.x, y: a.y });
+    }
+  }
+
+  private label(text: string, kind: 'plane' | 'image' | 'text'): HTMLDivElement {
+    const el = document.createElement('div');
+    el.textContent = text;
+    el.dataset.testid = kind === 'plane' ? 'flow-plane-label' : 'flow-kind-label';
+    el.dataset.kind = kind;
+    const colour = kind === 'plane' ? '#8d95a5' : cssRgb(kind === 'image' ? IMAGE_COLOUR : TEXT_COLOUR);
+    // Anchored at the projected point: plane labels end at the frame's corner, kind labels start at their region.
+    // A dark pill behind the text: readable over the brightest edges.
+    Object.assign(el.style, { position: 'absolute', left: '0', top: '0', whiteSpace: 'nowrap', color: colour, background: 'rgb(17 19 24 / 0.8)', padding: '0 3px', borderRadius: '3px' });
+    this.labelLayer.appendChild(el);
+    return el;
+  }
+
+  /** Moves the labels to where this frame drew their anchors; hides plane labels that would overlap. */
+  private placeLabels(): void {
+    if (!this.planeLabels.length && !this.kindLabels.length) {
+      this.stats.labelsShown = 0;
+      return;
+    }
+    const w = this.container.clientWidth, h = this.container.clientHeight;
+    const v = new THREE.Vector3();
+    const screen = (): { x: number; y: number } | null => {
+      v.project(this.camera);
+      if (v.z < -1 || v.z > 1) return null;
+      const x = ((v.x + 1) / 2) * w, y = ((1 - v.y) / 2) * h;
+      return x < -LABEL_BOX.width || x > w + LABEL_BOX.width || y < 0 || y > h ? null : { x, y };
+    };
+    const p0 = this.graph.planes[0];
+    // The corner outside the cloud from this camera; labels extend away from the stack's centre.
+    const corners = [0, 1, 2, 3].map((c) => this.planeLabels.map((_, i) => (this.graph.planeCorner(p0 + i, c, v), screen())));
+    const centre = (v.copy(this.controls.target), screen()) ?? { x: w / 2, y: h / 2 };
+    const points = corners[outerCorner(corners, centre)]!;
+    const show = visibleLabels(points, LABEL_BOX.width, LABEL_BOX.height);
+    let shown = 0;
+    this.planeLabels.forEach((el, i) => {
+      const p = points[i];
+      el.hidden = !show[i];
+      if (show[i] && p) {
+        shown++;
+        const left = p.x < centre.x;
+        el.style.transform = `translate(${Math.round(p.x + (left ? -4 : 4))}px, ${Math.round(p.y)}px) translate(${left ? '-100%' : '0'}, -50%)`;
+      }
+    });
+    this.stats.labelsShown = shown;
+    const s = this.graph.spacing;
+    for (const k of this.kindLabels) {
+      v.set(k.x * s.cell, k.y * s.cell, -p0 * s.planeGap);
+      const p = screen();
+      k.el.hidden = !p;
+      if (p) k.el.style.transform = `translate(${Math.round(p.x)}px, ${Math.round(p.y)}px) translate(0, -100%)`;
+    }
   }
 
   private schedule(): void {
@@ -416,10 +533,12 @@ export class AttentionFlowScene {
     const r0 = performance.now();
     this.renderer.render(this.scene, this.camera);
     const renderMs = performance.now() - r0;
+    const labelsBefore = this.stats.labelsShown;
+    this.placeLabels();
     this.stats.renders++;
     const s = this.stats.lod;
     const started = reduced && !s.moving;
-    const changed = s.moving !== reduced || s.drawnEdges !== g.drawnEdges || s.drawnTokens !== g.drawnTokens || s.tokens !== g.tokenCount || s.pixelRatio !== ratio;
+    const changed = labelsBefore !== this.stats.labelsShown || s.moving !== reduced || s.drawnEdges !== g.drawnEdges || s.drawnTokens !== g.drawnTokens || s.tokens !== g.tokenCount || s.pixelRatio !== ratio;
     Object.assign(s, { moving: reduced, drawnEdges: g.drawnEdges, drawnTokens: g.drawnTokens, tokens: g.tokenCount, pixelRatio: ratio, scale: ratio / this.pixelRatio });
     if (reduced) Object.assign(s, { movingEdges: g.drawnEdges, movingTokens: g.drawnTokens });
     this.frameHook?.(reduced, renderMs);

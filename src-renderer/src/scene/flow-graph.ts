@@ -9,13 +9,11 @@
  * not a rebuild. Every object is static: matrices are computed once, never per frame.
  */
 import * as THREE from 'three';
-import { viridis } from './colormap.ts';
+import { IMAGE_COLOUR, TEXT_COLOUR, TRACE_RGB, edgeColourAt } from './flow-colours.ts';
 import type { EdgeSet, FlowLayout, Trace } from './flow-data.ts';
 import { type TokenOrder, tokenOrder } from './flow-lod.ts';
 
-const IMAGE_COLOUR = [0.36, 0.56, 0.85] as const;
-const TEXT_COLOUR = [0.92, 0.7, 0.3] as const;
-const TRACE_COLOUR = new THREE.Color(1, 0.42, 0.25);
+const TRACE_COLOUR = new THREE.Color(...TRACE_RGB);
 
 export interface GraphSpacing {
   /** World units per layout cell. */
@@ -40,6 +38,8 @@ export class FlowGraph {
   spacing: GraphSpacing = { cell: 1, planeGap: 6 };
   /** Planes drawn: [first, last] inclusive. */
   planes: [number, number] = [0, 0];
+  /** Weights the edge colours span: the threshold → the strongest edge drawn. */
+  weightRange: { lo: number; hi: number } = { lo: 0, hi: 0 };
 
   constructor() {
     this.tokens = new THREE.Points(new THREE.BufferGeometry(), new THREE.PointsMaterial({ size: 4, sizeAttenuation: false, vertexColors: true }));
@@ -63,6 +63,17 @@ export class FlowGraph {
   position(plane: number, token: number, out = new THREE.Vector3()): THREE.Vector3 {
     const xy = this.layout!.xy;
     return out.set(xy[token * 2]! * this.spacing.cell, xy[token * 2 + 1]! * this.spacing.cell, -plane * this.spacing.planeGap);
+  }
+
+  /** World position of a corner of a plane's frame (0 top-left, 1 top-right, 2 bottom-right, 3 bottom-left), where its layer label may go. */
+  planeCorner(plane: number, corner = 0, out = new THREE.Vector3()): THREE.Vector3 {
+    const l = this.layout;
+    const hw = l ? l.width / 2 + 1 : 0, hh = l ? l.height / 2 + 1 : 0;
+    return out.set(corner === 1 || corner === 2 ? hw : -hw, corner < 2 ? hh : -hh, -plane * this.spacing.planeGap);
+  }
+
+  get hasData(): boolean {
+    return this.layout !== null;
   }
 
   get seq(): number {
@@ -148,17 +159,17 @@ export class FlowGraph {
     const ep = new Float32Array(edges.count * 6);
     const ec = new Float32Array(edges.count * 6);
     const span = maxW - threshold;
+    this.weightRange = { lo: threshold, hi: maxW };
     for (let i = 0; i < edges.count; i++) {
       const e = this.edgeOrder[i]!;
       const l = edges.layer[e]!;
       this.position(l, edges.from[e]!, v).toArray(ep, i * 6);
       this.position(l + 1, edges.to[e]!, v).toArray(ep, i * 6 + 3);
       const t = span > 0 ? (w[e]! - threshold) / span : 1;
-      const [r, g, b] = viridis(0.2 + 0.8 * t);
-      const k = (0.3 + 0.7 * t) / 255; // additive blending: strength as brightness
-      ec[i * 6] = ec[i * 6 + 3] = r * k;
-      ec[i * 6 + 1] = ec[i * 6 + 4] = g * k;
-      ec[i * 6 + 2] = ec[i * 6 + 5] = b * k;
+      const [r, g, b] = edgeColourAt(t); // additive blending: strength as brightness too
+      ec[i * 6] = ec[i * 6 + 3] = r;
+      ec[i * 6 + 1] = ec[i * 6 + 4] = g;
+      ec[i * 6 + 2] = ec[i * 6 + 5] = b;
     }
     setAttributes(this.edges, ep, ec);
     this.setTrace(null);
@@ -186,6 +197,18 @@ export class FlowGraph {
     for (const n of trace.nodes) this.position(Math.floor(n / this.seq), n % this.seq, v).toArray(np, 3 * i++);
     setAttributes(this.traceNodes, np);
     this.edges.material.opacity = 0.25;
+  }
+
+  /** Empties every object (no run shown): nothing is drawn until the next build. */
+  clear(): void {
+    this.layout = null;
+    this.edgeSet = null;
+    this.edgeOrder = new Uint32Array(0);
+    this.tokenOrder = { order: new Uint32Array(0), levelEnd: [0] };
+    this.planes = [0, -1];
+    this.weightRange = { lo: 0, hi: 0 };
+    for (const o of [this.tokens, this.edges, this.frames, this.traceEdges, this.traceNodes]) setAttributes(o, new Float32Array(0));
+    this.edges.material.opacity = 0.85;
   }
 
   /** Radius of a sphere around every drawn token (for framing the camera). */
