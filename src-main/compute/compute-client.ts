@@ -95,7 +95,7 @@ export class ComputeClient {
       if (!p) return;
       this.pending.delete(m.id);
       if (m.ok) p.resolve(m.result);
-      else p.reject(new LoupeError('internal', m.error.message));
+      else p.reject(new LoupeError(m.error.code === 'storage' || m.error.code === 'bad-input' ? m.error.code : 'internal', m.error.message));
     });
     worker.on('error', (e) => this.failAll(`compute worker crashed: ${e.message}`));
     worker.on('exit', (code) => {

@@ -100,6 +100,12 @@ port.on('message', (req: ComputeRequest) => {
     (result) => {
       port.postMessage({ id: req.id, ok: true, result } satisfies ComputeResponse, transferables(result));
     },
-    (e: Error) => port.postMessage({ id: req.id, ok: false, error: { code: 'compute', message: e.message } } satisfies ComputeResponse),
+    // A storage failure (disk full writing a streamed capture) keeps its code: the queue stops the run on it.
+    (e: Error) => port.postMessage({ id: req.id, ok: false, error: { code: passedOn((e as { code?: string }).code), message: e.message } } satisfies ComputeResponse),
   );
 });
+
+/** Error codes that keep their meaning across the worker boundary (a full disk, an input the graph refuses); the rest are compute failures. */
+function passedOn(code: string | undefined): string {
+  return code === 'storage' || code === 'bad-input' ? code : 'compute';
+}

@@ -4,6 +4,7 @@
  * embed_tokens → vision_encoder → scatter image features into the image-token rows
  * (as transformers.js does) → decoder prefill (zero-length past) → greedy decode with KV cache.
  */
+import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import * as ort from 'onnxruntime-node';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import { visionInputName } from './vision-inputs.ts';
@@ -60,7 +61,32 @@ export async function openVlm(open: VlmOpenRequest, options: ort.InferenceSessio
     ort.InferenceSession.create(open.files.embed, options),
     ort.InferenceSession.create(open.files.decoder, options),
   ]);
+  checkDecoderAgainstConfig(open, decoder);
   return { open, vision, embed, decoder };
+}
+
+/**
+ * config.json is only a description; the decoder graph is what runs. Its KV cache inputs
+ * (`past_key_values.N.key/value`) say how many layers and what KV width it really has — a config
+ * that disagrees (an edited or mismatched file) would mislabel every tap and K/V tensor, so it is
+ * refused here, naming both numbers, before any item runs.
+ */
+function checkDecoderAgainstConfig(open: VlmOpenRequest, decoder: ort.InferenceSession): void {
+  const keys = decoder.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n));
+  if (!keys.length) return; // no cache inputs (a decoder without past): nothing to compare
+  const where = `decoder ${open.files.decoder}`;
+  if (open.numLayers !== undefined && keys.length !== open.numLayers) {
+    throw new LoupeError('bad-input', `config.json says the language model has ${open.numLayers} layers (num_hidden_layers) but ${where} has ${keys.length} (past_key_values.N.key inputs); the config does not describe this export`);
+  }
+  const m = meta(decoder, keys[0]!);
+  const kvHeads = m.shape[1];
+  const headDim = m.shape[3];
+  if (typeof kvHeads === 'number' && kvHeads !== open.numKeyValueHeads) {
+    throw new LoupeError('bad-input', `config.json gives ${open.numKeyValueHeads} key/value heads (num_key_value_heads or num_attention_heads) but ${where} caches ${kvHeads} (${keys[0]} shape)`);
+  }
+  if (typeof headDim === 'number' && headDim !== open.headDim) {
+    throw new LoupeError('bad-input', `config.json gives a head size of ${open.headDim} (head_dim or hidden_size / num_attention_heads) but ${where} caches ${headDim} (${keys[0]} shape)`);
+  }
 }
 
 function emptyPast(vlm: OpenVlm): Record<string, ort.Tensor> {

@@ -16,6 +16,8 @@ export interface VlmOpenRequest {
   /** Used when the decoder declares symbolic KV dims (fallback to config). */
   numKeyValueHeads: number;
   headDim: number;
+  /** config.json's LLM layer count, checked against the decoder's past/present KV pairs when the sessions open. */
+  numLayers?: number;
   /** The first position id (default 0). PaliGemma's decoder counts from 1: HF's `cache_position + 1`, as transformers.js feeds it. */
   positionIdStart?: number;
 }

@@ -81,13 +81,14 @@ export class Vlm {
   static async open(folder: ModelFolder, compute: ComputeClient, key: string, files: VlmSessionFiles = { vision: folder.files.vision_encoder, embed: folder.files.embed_tokens, decoder: folder.files.decoder_model_merged }): Promise<Vlm> {
     const processing = await VlmProcessing.load(folder.path, folder.preprocessor, folder.family);
     const vlm = new Vlm(folder, processing, compute, key);
-    const text = textConfigOf(folder.config) as { num_key_value_heads?: number; num_attention_heads: number; head_dim?: number; hidden_size: number };
+    const text = textConfigOf(folder.config) as { num_key_value_heads?: number; num_attention_heads: number; head_dim?: number; hidden_size: number; num_hidden_layers?: number };
     await compute.openVlm({
       key,
       files,
       imageTokenId: vlm.imageTokenId,
       numKeyValueHeads: text.num_key_value_heads ?? text.num_attention_heads,
       headDim: text.head_dim ?? text.hidden_size / text.num_attention_heads,
+      ...(typeof text.num_hidden_layers === 'number' && { numLayers: text.num_hidden_layers }),
       ...(vlm.family.positionIdStart !== undefined && { positionIdStart: vlm.family.positionIdStart }),
     });
     return vlm;
