@@ -23,3 +23,25 @@ describe('geometryOf', () => {
     expect(geometryOf(item(3, [point(0, [1, 2], 'point'), point(1, [3, 4], 'a'), point(2, [5, 6], 'b')])).kind).toBe('points');
   });
 });
+
+describe('geometryOf on CV-Bench 3D items (objects marked by boxes in meta.bbox)', () => {
+  const cv = (bbox: unknown, choices = ['lamp', 'sofa']): DatasetItem => ({ id: 'c', images: ['i.jpg'], prompt: 'which is closer?', choices, answer: 'lamp', labels: [], meta: { task: 'Depth', bbox } }) as DatasetItem;
+
+  it('Depth: one spot per choice at its box centre', () => {
+    expect(geometryOf(cv([[2.5, 3, 10.25, 12], [12, 4.5, 26, 18.75]]))).toEqual({
+      kind: 'points',
+      spots: [{ image: 0, at: [6.375, 7.5], name: 'lamp' }, { image: 0, at: [19, 11.625], name: 'sofa' }],
+    });
+  });
+
+  it('Distance: the third box is the reference object', () => {
+    const g = geometryOf(cv([[1, 1, 8, 9], [9.5, 2, 20, 16], [21, 3, 27, 10]], ['table', 'bed']));
+    expect(g.kind === 'points' && g.spots.map((s) => [s.name, ...s.at])).toEqual([['table', 4.5, 5], ['bed', 14.75, 9], ['reference', 24, 6.5]]);
+  });
+
+  it('no usable boxes (2D items: bbox null; degenerate boxes): the whole image', () => {
+    expect(geometryOf(cv(null)).kind).toBe('pooled');
+    expect(geometryOf(cv([[5, 5, 5, 9], [1, 1, 2, 2]])).kind).toBe('pooled');
+    expect(geometryOf(cv([[1, 1, 2, 2]])).kind).toBe('pooled');
+  });
+});

@@ -8,6 +8,9 @@
  *    Gram matrix is most similar wins — BLINK Art_Style), `similarity` (the same with pooled
  *    features by cosine — BLINK Visual_Similarity), `odd-one-out` (k images, one per choice; the
  *    image least similar to the others wins). Chosen by `meta.readout`, or BLINK's `meta.sub_task`;
+ *  - CV-Bench's 3D items (Depth, Distance) mark their objects with boxes, kept in `meta.bbox` as
+ *    [x0, y0, x1, y1] per object in the order of the choices (Distance adds the reference object
+ *    third): read at each box's centre, like marked points;
  *  - otherwise the whole image (mean over its patches), e.g. counting.
  */
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
@@ -33,6 +36,8 @@ export interface Spot {
 export function geometryOf(item: DatasetItem): Geometry {
   const whole = wholeImageGeometry(item);
   if (whole) return whole;
+  const boxed = boxSpots(item);
+  if (boxed) return boxed;
   const points = item.labels.flatMap((l) => (l.kind === 'point' ? [{ image: l.image, at: l.at, name: l.name ?? '' }] : []));
   const choices = item.choices ?? [];
   const reference = points.find((p) => p.image === 0 && !choices.includes(p.name));
@@ -58,4 +63,15 @@ function wholeImageGeometry(item: DatasetItem): Geometry | null {
   }
   if (k < 2 || n !== k + 1) throw new LoupeError('bad-input', `item ${item.id}: a ${asked} readout needs a reference image and one image per choice (it has ${n} images, ${k} choices)`);
   return { kind: asked, reference: 0, options: Array.from({ length: k }, (_, i) => i + 1) };
+}
+
+/** Box centres from CV-Bench's `meta.bbox` (one box per choice, then an optional reference), as named spots in image 0. */
+function boxSpots(item: DatasetItem): Geometry | null {
+  const boxes = item.meta?.bbox;
+  const choices = item.choices ?? [];
+  if (item.labels.some((l) => l.kind === 'point') || !Array.isArray(boxes) || choices.length < 2) return null;
+  const valid = boxes.every((b) => Array.isArray(b) && b.length === 4 && b.every((v) => typeof v === 'number' && Number.isFinite(v)) && b[2] > b[0] && b[3] > b[1]);
+  if (!valid || (boxes.length !== choices.length && boxes.length !== choices.length + 1)) return null;
+  const spots = (boxes as [number, number, number, number][]).map(([x0, y0, x1, y1], k) => ({ image: 0, at: [(x0 + x1) / 2, (y0 + y1) / 2] as [number, number], name: choices[k] ?? 'reference' }));
+  return { kind: 'points', spots };
 }
