@@ -61,6 +61,7 @@ interface Tracked {
 const JOB_OPTS = { attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } } as const;
 const MERGE_EVERY_MS = 500;
 const RECONCILE_EVERY_MS = 5000;
+const COMPLETED_GRACE_MS = 60_000;
 
 export class ClusterCoordinator {
   private readonly engine: EngineContext;
@@ -221,8 +222,10 @@ export class ClusterCoordinator {
     let reason: string | null = null;
     if (state === 'failed') reason = `shard ${jobId} failed on the cluster: ${job.failedReason ?? 'no reason given'}`;
     else if (state === 'completed' && !(job.returnvalue as { cancelled?: boolean } | null)?.cancelled) {
+      // A shared folder may show another client's new files late (NFS attribute caching, up to a minute): wait before calling it a mismatch.
+      if (Date.now() - (job.finishedOn ?? Date.now()) < COMPLETED_GRACE_MS) return;
       const w = (job.returnvalue as { worker?: string } | null)?.worker ?? 'a worker';
-      reason = `shard ${jobId} completed on ${w} but its items are not in result store ${t.store.location}: do the worker's --store and this machine's store name the same shared folder?`;
+      reason = `shard ${jobId} completed on ${w} ${Math.round(COMPLETED_GRACE_MS / 1000)} s ago but its items are not in result store ${t.store.location}: do the worker's --store and this machine's store name the same shared folder?`;
     }
     if (!reason) return;
     for (const itemId of missing) this.engine.store.runs.failItem(t.runId, itemId, reason);
