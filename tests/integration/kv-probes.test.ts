@@ -1,7 +1,9 @@
 /**
  * "Visual representations inside the LLM" probes from image (and question) K/V tokens of real
- * vlm-forward runs on the micro model: segmentation, point correspondence, mask propagation and
- * referring boxes, each against a shuffled-position control or an independent recomputation.
+ * vlm-forward runs on the micro model: segmentation (class-wise mIoU on pixels), point
+ * correspondence (PCK), DAVIS mask propagation (J&F) and referring boxes, each against its
+ * shuffled controls (≥ 20 permutations, null mean and p) with a bootstrap interval, or an
+ * independent recomputation. The benchmark-format fixtures are in kv-benchmarks.test.ts.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +29,13 @@ interface Row {
   kind: 'key' | 'value';
   items: number;
   value: number;
+  low: number | null;
+  high: number | null;
   control: number;
+  p: number;
+  permutations: number;
+  encoding: string;
+  notes: string[];
 }
 
 async function forward(datasetId: string, limit: number, taps: object): Promise<string> {
@@ -58,19 +66,20 @@ describe('KV-token segmentation', () => {
 
   it('few-shot: a linear token classifier trained on 8 items segments the other 40 far better than one trained on shuffled labels', async () => {
     const runId = await forward('colour-at-point', 48, { imageKV: true });
-    const rows = (await call<Row[]>('kv/probes', { runId })).filter((r) => r.probe === 'segmentation-few-shot');
+    // Two layers: 20 shuffled-label classifiers per tensor make every extra layer cost.
+    const rows = (await call<Row[]>('kv/probes', { runId, layers: [0, 1] })).filter((r) => r.probe === 'segmentation-few-shot');
     show(rows);
-    expect(rows.map((r) => `${r.layer}.${r.kind}`)).toEqual(['0.key', '0.value', '1.key', '1.value', '2.key', '2.value', '3.key', '3.value']);
+    expect(rows.map((r) => `${r.layer}.${r.kind}`)).toEqual(['0.key', '0.value', '1.key', '1.value']);
     for (const r of rows) {
-      expect(r).toMatchObject({ metric: 'object IoU on the token grid (8-shot)', items: 40 });
+      expect(r).toMatchObject({ metric: 'class-wise mIoU (pixels, 8-shot)', items: 40, permutations: 20 });
       for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
     }
     const v0 = pick(rows, 'segmentation-few-shot', 0, 'value');
     expect(v0.value).toBeGreaterThan(v0.control + 0.2);
     expect(v0.value).toBeGreaterThan(2 * v0.control);
     // shots is a parameter: 4 training items leave 44 to evaluate.
-    const four = pick(await call<Row[]>('kv/probes', { runId, shots: 4 }), 'segmentation-few-shot', 0, 'value');
-    expect(four).toMatchObject({ metric: 'object IoU on the token grid (4-shot)', items: 44 });
+    const four = pick(await call<Row[]>('kv/probes', { runId, shots: 4, layers: [0] }), 'segmentation-few-shot', 0, 'value');
+    expect(four).toMatchObject({ metric: 'class-wise mIoU (pixels, 4-shot)', items: 44 });
   });
 
   it('explains what is missing when the run has no K/V captures', async () => {
@@ -85,30 +94,42 @@ describe('KV-token correspondence and propagation', () => {
     const runId = await forward('correspondence', 32, { imageKV: true });
     // The default capture is unchanged: no question K/V unless asked for.
     for (const r of engine.store.runs.results(runId)) expect(r.tensors.some((t) => t.name.startsWith('prompt_'))).toBe(false);
-    const rows = await call<Row[]>('kv/probes', { runId });
+    const rows = await call<Row[]>('kv/probes', { runId, layers: [0, 1] });
     show(rows);
-    expect([...new Set(rows.map((r) => r.probe))]).toEqual(['segmentation', 'segmentation-few-shot', 'correspondence', 'propagation']);
-    const v0 = pick(rows, 'correspondence', 0, 'value');
-    expect(v0).toMatchObject({ metric: 'PCK@0.1 (image size, 1 point)', items: 32 });
+    // Two frames are no DAVIS sequence (it scores frames between the first and the last): no propagation rows.
+    expect([...new Set(rows.map((r) => r.probe))]).toEqual(['segmentation', 'segmentation-few-shot', 'correspondence']);
+    const v0 = pick(rows, 'correspondence', 0, 'value', 'PCK@0.1 (image size, per keypoint)');
+    // The world's items have one keypoint and no object box: per keypoint = per image, normalised by the image size.
+    expect(pick(rows, 'correspondence', 0, 'value', 'PCK@0.1 (image size, per image)').value).toBe(v0.value);
+    expect(v0).toMatchObject({ items: 32, permutations: 20, encoding: 'one prompt' });
+    expect(v0.notes.join(' ')).toMatch(/joint encoding.*imagesAlone/);
     expect(v0.value).toBeGreaterThan(v0.control + 0.25);
     expect(v0.value).toBeGreaterThan(3 * v0.control);
+    expect(v0.p).toBeCloseTo(1 / 21, 12); // no permutation reached the observed PCK
+    expect(v0.low! <= v0.value && v0.value <= v0.high!).toBe(true);
     for (const r of rows) for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
+    // The default α list, per keypoint and per image.
+    expect(rows.filter((r) => r.probe === 'correspondence' && r.layer === 0 && r.kind === 'value').map((r) => r.metric)).toEqual(
+      [0.05, 0.1, 0.15].flatMap((a) => [`PCK@${a} (image size, per image)`, `PCK@${a} (image size, per keypoint)`]).sort((x, y) => x.localeCompare(y)),
+    );
     // α is a parameter: a looser threshold can only admit more matches.
-    const loose = pick(await call<Row[]>('kv/probes', { runId, alpha: 0.3 }), 'correspondence', 0, 'value');
-    expect(loose.metric).toBe('PCK@0.3 (image size, 1 point)');
+    const loose = pick(await call<Row[]>('kv/probes', { runId, alpha: 0.3, layers: [0] }), 'correspondence', 0, 'value', 'PCK@0.3 (image size, per keypoint)');
     expect(loose.value).toBeGreaterThanOrEqual(v0.value);
   });
 
   it('propagates the tracked object from the first to the last frame (J ≫ shuffled control)', async () => {
     const runId = await forward('temporal-correspondence', 32, { imageKV: true });
-    const rows = await call<Row[]>('kv/probes', { runId, k: 5 });
+    const rows = await call<Row[]>('kv/probes', { runId, k: 5, layers: [0] });
     show(rows.filter((r) => r.probe !== 'segmentation'));
-    const j = pick(rows, 'propagation', 0, 'value');
-    expect(j.metric).toBe('J region, 1 hop (k=5)');
-    expect(j.items).toBeGreaterThanOrEqual(16); // items whose object covers a whole patch in both frames
-    expect(j.value).toBeGreaterThan(j.control + 0.1);
-    expect(j.value).toBeGreaterThan(3 * j.control);
-    const pck = pick(rows, 'correspondence', 0, 'value');
+    const jf = pick(rows, 'propagation', 0, 'value', 'J&F-Mean (DAVIS)');
+    const j = pick(rows, 'propagation', 0, 'value', 'J-Mean (DAVIS)');
+    const f = pick(rows, 'propagation', 0, 'value', 'F-Mean (DAVIS)');
+    expect(jf.items).toBe(32); // 4 frames with masks on each: every item is a sequence
+    expect(jf.value).toBeCloseTo((j.value + f.value) / 2, 12);
+    expect(jf.value).toBeGreaterThan(jf.control + 0.1);
+    expect(jf.value).toBeGreaterThan(3 * jf.control);
+    expect(jf.p).toBeCloseTo(1 / 21, 12);
+    const pck = pick(rows, 'correspondence', 0, 'value', 'PCK@0.1 (image size, per keypoint)');
     expect(pck.value).toBeGreaterThan(pck.control + 0.25);
   });
 });
@@ -185,7 +206,8 @@ describe('KV-token referring expressions', () => {
 
     const rows = (await call<Row[]>('kv/probes', { runId })).filter((r) => r.probe === 'referring');
     show(rows);
-    expect(rows).toHaveLength(4 * 2 * 2); // layers × key/value × (acc@IoU≥0.5, mIoU)
+    // layers × key/value × (acc@IoU≥0.5, mean box IoU, mask mIoU, mask cIoU)
+    expect(rows).toHaveLength(4 * 2 * 4);
     for (const r of rows) {
       expect(r.items).toBe(12);
       for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
