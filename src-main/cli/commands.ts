@@ -7,10 +7,19 @@ import { BENCHMARK_FORMATS, BENCHMARK_SOURCES } from '../../src-shared/dataset/b
 import { ExecutionProvider, JobKind } from '../../src-shared/contract/domain.ts';
 import { parseVariantFlag } from '../../src-shared/jobs/variant.ts';
 import { defaultDataDir } from '../paths.ts';
-import { kvCompareCommand, kvKeyTokensCommand, kvProbesCommand, kvSegmentationCommand, partsLogitLensCommand, readoutSummaryCommand } from './analysis-commands.ts';
 import type { CommandSpec, FlagSpec, Flags } from './command-spec.ts';
-import { datasetsCommand, importBenchmarkCommand, importDatasetCommand, importModelCommand, infoCommand, modelsCommand, runsCommand, variantsCommand } from './library-commands.ts';
-import { cancelCommand, resumeCommand, runCommand, serveCommand, sweepCommand, workerCommand } from './run-commands.ts';
+import type { CliContext } from './context.ts';
+
+// Handlers load on use, so `--help` and a typo answer without loading the engine and ONNX Runtime.
+type Handlers<M> = { [K in keyof M as M[K] extends (ctx: CliContext) => Promise<void> ? K : never]: M[K] };
+const lazyHandlers =
+  <M>(load: () => Promise<M>) =>
+  (name: keyof Handlers<M>) =>
+  async (ctx: CliContext): Promise<void> =>
+    ((await load())[name] as (ctx: CliContext) => Promise<void>)(ctx);
+const runs = lazyHandlers(() => import('./run-commands.ts'));
+const analysis = lazyHandlers(() => import('./analysis-commands.ts'));
+const library = lazyHandlers(() => import('./library-commands.ts'));
 
 const checked = (f: (raw: string) => unknown) => (raw: string) => {
   try {
@@ -96,7 +105,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'shard-items': shardItems,
     },
     details: ['Progress goes to stderr (a bar on a terminal); failed items are listed with their reasons, and the exit status is 1 if the run ends partial or failed.', 'example: loupe run --kind readout --model micro-llava --dataset relative-depth --limit 24'],
-    handler: runCommand,
+    handler: runs('runCommand'),
   },
   {
     name: 'resume',
@@ -106,9 +115,9 @@ export const COMMANDS: readonly CommandSpec[] = [
       run: { ...run, description: 'only this run (default: every interrupted run)' },
       'retry-failed': { type: 'boolean', description: 'also re-run the failed items of partial/failed runs (of --run, or all)' },
     },
-    handler: resumeCommand,
+    handler: runs('resumeCommand'),
   },
-  { name: 'cancel', group: 'Run', summary: 'cancel a queued or running run', flags: { run: { ...run, required: true } }, handler: cancelCommand },
+  { name: 'cancel', group: 'Run', summary: 'cancel a queued or running run', flags: { run: { ...run, required: true } }, handler: runs('cancelCommand') },
   {
     name: 'sweep',
     group: 'Run',
@@ -118,16 +127,16 @@ export const COMMANDS: readonly CommandSpec[] = [
       'Default: patch→other-patch attention blocked in the last k vision layers, k = 1…L. Prints the sweep id on its own line, then accuracy per stage and recovery = (ablated − floor) / (intact − floor) with 95% intervals; "n/d" where the intact readout is within noise of the floor.',
       'examples:\n  loupe sweep --model micro-llava --dataset count\n  loupe sweep --model micro-llava --dataset count --keys all --from first\n  loupe sweep --model micro-llava --dataset count --family vision-single --keys all',
     ],
-    handler: sweepCommand,
+    handler: runs('sweepCommand'),
   },
-  { name: 'readout-summary', group: 'Analyse', summary: 'stage-wise readout vs answer vs blind of a readout run, with 95% intervals', flags: { run: { ...run, required: true } }, handler: readoutSummaryCommand },
-  { name: 'kv-segmentation', group: 'Analyse', summary: 'zero-shot segmentation from the image K/V tokens of a vlm-forward run (taps.imageKV)', flags: { run: { ...run, required: true } }, handler: kvSegmentationCommand },
+  { name: 'readout-summary', group: 'Analyse', summary: 'stage-wise readout vs answer vs blind of a readout run, with 95% intervals', flags: { run: { ...run, required: true } }, handler: analysis('readoutSummaryCommand') },
+  { name: 'kv-segmentation', group: 'Analyse', summary: 'zero-shot segmentation from the image K/V tokens of a vlm-forward run (taps.imageKV)', flags: { run: { ...run, required: true } }, handler: analysis('kvSegmentationCommand') },
   {
     name: 'kv-probes',
     group: 'Analyse',
     summary: 'K/V-token probes per LLM layer: segmentation (zero/few-shot), correspondence PCK, mask propagation, referring boxes',
     flags: { run: { ...run, required: true }, alpha, k, shots: { type: 'integer', placeholder: 'N', min: 1, max: 1024, description: 'items the few-shot classifier trains on (contract default 8)' } },
-    handler: kvProbesCommand,
+    handler: analysis('kvProbesCommand'),
   },
   {
     name: 'kv-key-tokens',
@@ -140,14 +149,14 @@ export const COMMANDS: readonly CommandSpec[] = [
       'input-floor': { type: 'number', placeholder: 'F', min: 0, max: 10, description: "also require the token's input to vary (normalised input variance ≥ F; 0 = off)" },
       block: { type: 'boolean', description: 'run the vlm-forward with text → the flagged tokens blocked, then kv-compare it with the run' },
     },
-    handler: kvKeyTokensCommand,
+    handler: analysis('kvKeyTokensCommand'),
   },
   {
     name: 'kv-compare',
     group: 'Analyse',
     summary: 'two vlm-forward runs side by side: answer accuracy and K/V probes, with other − base deltas',
     flags: { base: { ...run, required: true, description: 'the baseline run id' }, run: { ...run, required: true, description: 'the run compared with it' }, alpha, k },
-    handler: kvCompareCommand,
+    handler: analysis('kvCompareCommand'),
   },
   {
     name: 'parts-logit-lens',
@@ -169,14 +178,14 @@ export const COMMANDS: readonly CommandSpec[] = [
       variant,
     },
     details: ['Without --run the intact run and one per sweep ablation are run first (float32 hidden states), their ids printed one per line.'],
-    handler: partsLogitLensCommand,
+    handler: analysis('partsLogitLensCommand'),
   },
-  { name: 'runs', group: 'Library', summary: 'the runs in the data folder, newest first', flags: { status: { type: 'string', choices: ['queued', 'running', 'paused', 'cancelled', 'failed', 'partial', 'done'], description: 'only runs in this state' } }, handler: runsCommand },
-  { name: 'models', group: 'Library', summary: 'the registered models (bundled and imported)', flags: {}, handler: modelsCommand },
-  { name: 'variants', group: 'Library', summary: 'the dtype exports each ONNX session of a model has', args: [{ name: 'MODEL', description: 'model id (or --model ID)' }], flags: { model }, handler: variantsCommand },
-  { name: 'datasets', group: 'Library', summary: 'the datasets (bundled and imported)', flags: {}, handler: datasetsCommand },
-  { name: 'import-dataset', group: 'Library', summary: 'import a Loupe dataset folder (dataset.json + images)', args: [{ name: 'PATH', description: 'the dataset folder', required: true }], flags: {}, handler: importDatasetCommand },
-  { name: 'import-model', group: 'Library', summary: 'register a model folder (transformers.js / onnx-community layout)', args: [{ name: 'PATH', description: 'the model folder (config.json, onnx/…)', required: true }], flags: {}, handler: importModelCommand },
+  { name: 'runs', group: 'Library', summary: 'the runs in the data folder, newest first', flags: { status: { type: 'string', choices: ['queued', 'running', 'paused', 'cancelled', 'failed', 'partial', 'done'], description: 'only runs in this state' } }, handler: library('runsCommand') },
+  { name: 'models', group: 'Library', summary: 'the registered models (bundled and imported)', flags: {}, handler: library('modelsCommand') },
+  { name: 'variants', group: 'Library', summary: 'the dtype exports each ONNX session of a model has', args: [{ name: 'MODEL', description: 'model id (or --model ID)' }], flags: { model }, handler: library('variantsCommand') },
+  { name: 'datasets', group: 'Library', summary: 'the datasets (bundled and imported)', flags: {}, handler: library('datasetsCommand') },
+  { name: 'import-dataset', group: 'Library', summary: 'import a Loupe dataset folder (dataset.json + images)', args: [{ name: 'PATH', description: 'the dataset folder', required: true }], flags: {}, handler: library('importDatasetCommand') },
+  { name: 'import-model', group: 'Library', summary: 'register a model folder (transformers.js / onnx-community layout)', args: [{ name: 'PATH', description: 'the model folder (config.json, onnx/…)', required: true }], flags: {}, handler: library('importModelCommand') },
   {
     name: 'import-benchmark',
     group: 'Library',
@@ -189,9 +198,9 @@ export const COMMANDS: readonly CommandSpec[] = [
       limit: { ...limit, description: 'keep at most N items (0 = all)' },
     },
     details: [`formats (PATH is …; what --split and --subset select):\n${BENCHMARK_FORMATS.map((f) => `  ${f}: ${BENCHMARK_SOURCES[f]}; ${FORMAT_NOTES[f]}`).join('\n')}`, 'Nothing is downloaded; a failed import leaves no dataset behind.'],
-    handler: importBenchmarkCommand,
+    handler: library('importBenchmarkCommand'),
   },
-  { name: 'info', group: 'Library', summary: 'version, execution providers and the data folder', flags: {}, handler: infoCommand },
+  { name: 'info', group: 'Library', summary: 'version, execution providers and the data folder', flags: {}, handler: library('infoCommand') },
   {
     name: 'serve',
     group: 'Serve',
@@ -202,7 +211,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       'allow-host': { type: 'string', placeholder: 'NAME,…', description: 'Host header names accepted beyond loopback' },
       token: { type: 'string', placeholder: 'T', description: 'the access token (at least 128 bits); default a fresh random one' },
     },
-    handler: serveCommand,
+    handler: runs('serveCommand'),
   },
   {
     name: 'worker',
@@ -218,6 +227,6 @@ export const COMMANDS: readonly CommandSpec[] = [
       'lock-ms': { type: 'integer', placeholder: 'MS', min: 1, default: 30000, description: 'how long a shard stays locked without a heartbeat before another worker takes it over' },
     },
     details: ['Runs until SIGINT/SIGTERM; a stopped worker’s shard is taken over by another, which skips the items already stored.'],
-    handler: workerCommand,
+    handler: runs('workerCommand'),
   },
 ];

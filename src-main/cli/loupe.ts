@@ -8,8 +8,6 @@
  */
 import { toErrorPayload } from '../../src-shared/contract/errors.ts';
 import { ExecutionProvider } from '../../src-shared/contract/domain.ts';
-import { closeCluster } from '../cluster/cluster-commands.ts';
-import { Engine } from '../engine/engine.ts';
 import { RESOURCES_DIR, appVersion, defaultDataDir } from '../paths.ts';
 import { UsageError } from './command-spec.ts';
 import { COMMANDS, GLOBAL_FLAGS } from './commands.ts';
@@ -17,7 +15,7 @@ import { makeContext } from './context.ts';
 import { commandHelp, generalHelp } from './help.ts';
 import { parseCommandLine } from './parse-args.ts';
 import { ProgressReporter } from './progress.ts';
-import { checkServeOptions } from './run-commands.ts';
+import { resolveServeOptions } from '../server/serve-options.ts';
 
 const width = Math.min(110, process.stdout.columns ?? 100);
 
@@ -33,8 +31,10 @@ async function main(): Promise<void> {
   const progress = new ProgressReporter(process.stderr);
   if (spec.engine === false) return spec.handler(makeContext(undefined, args, json, progress));
   // A weak --token or a bad port is refused before the engine (and the data folder's lock) is taken.
-  if (spec.name === 'serve') checkServeOptions(args);
+  if (spec.name === 'serve') resolveServeOptions(args.raw(), process.env);
 
+  // Loaded here, not at the top: help and usage errors answer without loading the engine.
+  const [{ Engine }, { closeCluster }] = await Promise.all([import('../engine/engine.ts'), import('../cluster/cluster-commands.ts')]);
   const provider = args.str('provider');
   const engine = await Engine.start({ dataDir: args.str('data-dir') ?? defaultDataDir(), resourcesDir: RESOURCES_DIR, host: 'server', version: appVersion(), ...(provider && { provider: ExecutionProvider.parse(provider) }) });
   // --json: every event as a JSON line on stdout, so scripts (and the kill-and-resume tests) can follow a run; otherwise progress for people on stderr.

@@ -104,17 +104,12 @@ export async function sweepCommand(ctx: CliContext): Promise<void> {
 
 /** `loupe serve`: returns only when the process is told to stop (the server keeps it alive). */
 export async function serveCommand(ctx: CliContext): Promise<void> {
-  // A weak --token or a bad port was refused before the engine started (loupe.ts `before`).
+  // A weak --token or a bad port was already refused before the engine started (loupe.ts).
   const options = resolveServeOptions(ctx.args.raw(), process.env);
   if (!existsSync(RENDERER_DIST)) throw new LoupeError('not-found', `the renderer is not built (${RENDERER_DIST}); run \`npm run build:renderer\` or \`npm start\``);
   const s = await serve(ctx.engine, { ...options, staticRoot: RENDERER_DIST });
   process.stdout.write(`Loupe workbench: ${s.url}\n(execution provider: ${ctx.engine.compute.provider}; data: ${ctx.engine.options.dataDir})\n`);
   await new Promise<never>(() => {});
-}
-
-/** Checks serve's settings before an engine starts (a weak --token must not take the data folder's lock). */
-export function checkServeOptions(a: ParsedArgs): void {
-  resolveServeOptions(a.raw(), process.env);
 }
 
 export async function workerCommand(ctx: CliContext): Promise<void> {
