@@ -7,6 +7,8 @@ export interface ItemOutput {
   values: Record<string, unknown>;
   /** Captured tensors to persist (already in the dtype the spec asked for). */
   tensors: Record<string, HostTensor>;
+  /** Captures the compute worker already wrote to a blob (streamed; recorded with BlobStore.adopt). */
+  stored?: { sha: string; size: number; tensors: { name: string; dtype: HostTensor['dtype']; shape: number[] }[] };
 }
 
 export interface PreparedRun {

@@ -171,6 +171,11 @@ export class JobQueue {
       const blob = this.store.blobs.putTensors(out.tensors);
       for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
     }
+    if (out.stored) {
+      // Written and fsynced by the compute worker; checked (size) and recorded here, then committed with the item.
+      this.store.blobs.adopt(out.stored.sha, out.stored.size);
+      for (const t of out.stored.tensors) tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, blob: out.stored.sha });
+    }
     try {
       this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
     } catch (e) {

@@ -20,6 +20,7 @@ import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
 import { toStoreDtype } from './encode-images.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
+import { planCapture } from './capture-plan.ts';
 
 export class VlmForwardRunner implements JobRunner {
   private readonly store: Store;
@@ -52,9 +53,26 @@ export class VlmForwardRunner implements JobRunner {
         if (!prompt) throw new LoupeError('bad-input', `item ${itemId} has no prompt to ask the model (spec.prompt gives one to items without)`);
         const image: ImageInput =
           spec.image === 'image' ? { kind: 'files', paths: item.images.map((p) => join(dataset.path, p)) } : spec.image === 'blank' ? { kind: 'blank', count: Math.max(1, item.images.length) } : { kind: 'none' };
+        // Captures are sliced, converted and written by the compute worker (streamed, bounded memory),
+        // except each-image-alone K/V, which concatenates several passes here.
+        const alonePasses = spec.taps.imageKV && spec.imagesAlone && spec.image === 'image' && item.images.length > 1;
+        const piece = (id: number) => vlm.processing.tokenizer.decode([id], { skip_special_tokens: false });
+        const question = (ids: number[]) => locateQuestion(ids, vlm.processing.tokenIdsOf(prompt), piece, prompt);
+        const needsQuestion = spec.taps.promptKV || spec.taps.tokens === 'question';
+        const capture = alonePasses
+          ? undefined
+          : ({ inputIds, imageTokens }: { inputIds: number[]; imageTokens: { position: number; image: number; tile: number; row: number; col: number }[] }) => {
+              const q = needsQuestion ? question(inputIds) : undefined;
+              const plan = planCapture(spec, taps, { textLayers, textHeads, visionHeads }, { imagePositions: imageTokens.map((t) => t.position), ...(q && { questionPositions: q.map((t) => t.position) }) }, inputIds.length);
+              const extra: Record<string, HostTensor> = {};
+              if (imageTokens.length) extra.image_token_map = { dtype: 'int32', shape: [imageTokens.length, 5], data: Int32Array.from(imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) };
+              if (spec.taps.promptKV && q) extra.prompt_token_map = { dtype: 'int32', shape: [q.length, 3], data: Int32Array.from(q.flatMap((t) => [t.position, t.tokenId, t.word])) };
+              if (!plan.ops.length && !Object.keys(extra).length) return undefined; // nothing to store: no blob, as before
+              const request = { blobRoot: this.store.blobs.root, chunkBytes: this.store.blobs.chunkBytes, dtype: spec.storeDtype, ops: plan.ops, extra };
+              return { request, visionFetches: plan.visionFetches, decoderFetches: plan.decoderFetches };
+            };
         const res = await vlm.forward(prompt, image, {
-          visionTaps: taps.vision.map((t) => t.tensor),
-          decoderTaps: [...kvNames, ...taps.decoder.map((t) => t.tensor)],
+          ...(alonePasses ? { visionTaps: taps.vision.map((t) => t.tensor), decoderTaps: [...kvNames, ...taps.decoder.map((t) => t.tensor)] } : { capture: capture! }),
           ...(spec.maxNewTokens > 0 && { maxNewTokens: spec.maxNewTokens }),
           ...(item.choices && { choices: item.choices }),
           ...(spec.ablation && { ablation: spec.ablation }),
@@ -75,6 +93,7 @@ export class VlmForwardRunner implements JobRunner {
         if (res.generatedText !== undefined) values.generated = res.generatedText;
 
         const tensors: Record<string, HostTensor> = {};
+        if (res.stored) return { metrics, values, tensors, stored: res.stored };
         const keep = (name: string, t: HostTensor) => (tensors[name] = toStoreDtype(t, spec.storeDtype));
         if (res.imageTokens.length) {
           // Every image-token tensor carries its coordinates: (position, image, tile, row, col).
@@ -93,10 +112,9 @@ export class VlmForwardRunner implements JobRunner {
         } else if (spec.taps.imageKV) for (const n of kvNames) if (positions.length) keep(`image_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, positions));
         if (spec.taps.promptKV) {
           // The question's own tokens (not the chat template), with the word each belongs to.
-          const piece = (id: number) => vlm.processing.tokenizer.decode([id], { skip_special_tokens: false });
-          const question = locateQuestion(res.inputIds, vlm.processing.tokenIdsOf(prompt), piece, prompt);
-          tensors.prompt_token_map = { dtype: 'int32', shape: [question.length, 3], data: Int32Array.from(question.flatMap((t) => [t.position, t.tokenId, t.word])) };
-          for (const n of kvNames) keep(`prompt_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, question.map((t) => t.position)));
+          const q = question(res.inputIds);
+          tensors.prompt_token_map = { dtype: 'int32', shape: [q.length, 3], data: Int32Array.from(q.flatMap((t) => [t.position, t.tokenId, t.word])) };
+          for (const n of kvNames) keep(`prompt_${n.replace('present.', 'kv.')}`, gatherSequence(res.taps[n]!, q.map((t) => t.position)));
         }
         for (const t of [...taps.vision, ...taps.decoder]) {
           const raw = res.taps[t.tensor]!;

@@ -49,6 +49,25 @@ export const TapSelection = z
     llmLayers: z.boolean().default(false),
     /** Attention probabilities, every layer of both towers where the graph computes them. */
     attention: z.boolean().default(false),
+    /**
+     * Selective capture (all optional; absent = everything, as before). LLM layers to keep for
+     * K/V, hidden states and attention (`hidden_states.N` counts the embeddings as 0, as HF does;
+     * K/V and attention count layers from 0).
+     */
+    layers: z.array(z.number().int().nonnegative()).max(1024).optional(),
+    /** Vision-tower layers to keep (hidden states and attention), same numbering. */
+    visionLayerSet: z.array(z.number().int().nonnegative()).max(1024).optional(),
+    /** Keep every n-th layer (0, n, 2n, …) of those selected; 1 = all. */
+    layerStride: z.number().int().min(1).max(1024).optional(),
+    /** Heads to keep: key/value heads of K/V, query heads of attention. */
+    heads: z.array(z.number().int().nonnegative()).max(1024).optional(),
+    /** LLM token rows to keep in hidden states and attention (query rows): all, the image tokens, the question's tokens, or explicit positions. */
+    tokens: z.union([z.enum(['all', 'image', 'question']), z.object({ positions: z.array(z.number().int().nonnegative()).max(100_000) }).strict()]).optional(),
+    /** Keep every n-th of the selected token rows. */
+    tokenStride: z.number().int().min(1).max(4096).optional(),
+    /** Attention as stored: every key (`full`), the k largest per row (`topk`, with attentionTopK), or summed over the kept heads (`headsum`). */
+    attentionMode: z.enum(['full', 'topk', 'headsum']).optional(),
+    attentionTopK: z.number().int().min(1).max(4096).optional(),
   })
   .strict();
 export type TapSelection = z.infer<typeof TapSelection>;

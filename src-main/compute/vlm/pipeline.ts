@@ -11,6 +11,7 @@ import { visionInputName } from './vision-inputs.ts';
 import { float16ToFloat32, float32ToFloat16 } from '../../../src-shared/tensor/dtype.ts';
 import { biasFeeds, llmStepLayout } from './ablation-feeds.ts';
 import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './types.ts';
+import { captureSources, storeCapture } from '../capture/store-capture.ts';
 
 type Session = ort.InferenceSession;
 
@@ -152,6 +153,9 @@ function logSoftmaxAt(x: Float32Array, ids: number[]): number[] {
 
 export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunResult> {
   const taps: Record<string, HostTensor> = {};
+  // Outputs a capture request stores are kept here, not returned: they go to the blob from this thread.
+  const captured = req.capture ? captureSources(req.capture) : new Set<string>();
+  const held = new Map<string, ort.Tensor>();
   const ids = req.inputIds.data as BigInt64Array;
   const seq = ids.length;
 
@@ -186,7 +190,9 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
     const feats = out.image_features!;
     imageFeatures = toHost(feats);
     scatterImageFeatures(embeds, ids, hidden, floats(feats), vlm.open.imageTokenId);
-    for (const n of req.visionFetches) taps[n] = toHost(out[n]!);
+    for (const n of req.visionFetches) if (captured.has(n)) held.set(n, out[n]!);
+    else taps[n] = toHost(out[n]!);
+    if (captured.has('image_features')) held.set('image_features', feats);
   } else if (ids.includes(BigInt(vlm.open.imageTokenId))) {
     throw new Error('prompt contains image tokens but no image was given');
   }
@@ -201,10 +207,18 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const prefillBias = biasFeeds(vlm.decoder, llmStepLayout(req.ablation, seq, seq, 0), llmEdit, 'decoder');
   const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm), ...prefillBias }, fetch);
   const t2 = performance.now();
-  for (const n of req.decoderFetches) taps[n] = toHost(prefill[n]!);
+  for (const n of req.decoderFetches) if (captured.has(n)) held.set(n, prefill[n]!);
+  else taps[n] = toHost(prefill[n]!);
   const lastLogits = lastRow(prefill.logits!);
 
   const result: VlmRunResult = { lastLogits, taps, timings: { visionMs: t1 - t0, prefillMs: t2 - t1, decodeMs: 0 } };
+  if (req.capture) {
+    const t3 = performance.now();
+    // Only when no greedy step reuses the K/V below may a source be dropped as soon as its ops ran.
+    result.stored = await storeCapture(req.capture, (n) => (held.has(n) ? toHost(held.get(n)!) : undefined), (n) => void (!generating && held.delete(n)));
+    held.clear();
+    result.timings.storeMs = performance.now() - t3;
+  }
   if (imageFeatures) result.imageFeatures = imageFeatures;
   if (req.fullLogits) result.fullLogits = toHost(prefill.logits!);
   if (req.scoreTokenIds) result.scoreLogProbs = logSoftmaxAt(lastLogits, req.scoreTokenIds);

@@ -2,6 +2,7 @@
 import type { TokenLayout } from '../../../src-shared/ablation/mask.ts';
 import type { AblationSpec } from '../../../src-shared/ablation/spec.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
+import type { CaptureRequest, StoredCapture } from '../capture/store-capture.ts';
 
 export interface VlmSessionFiles {
   vision: string;
@@ -48,6 +49,12 @@ export interface VlmRunRequest {
    * Sessions with bias inputs and no `ablation` here get all-zero biases (= no edit).
    */
   ablation?: VlmAblation;
+  /**
+   * Selective capture written by the worker itself: the ops' sources (listed in vision/decoder
+   * fetches) are sliced, converted and streamed into a blob under `blobRoot`; they are not
+   * returned in `taps`. The result's `stored` names the blob.
+   */
+  capture?: CaptureRequest;
 }
 
 export interface VlmAblation {
@@ -68,5 +75,7 @@ export interface VlmRunResult {
   generated?: number[];
   /** log-softmax over the whole vocabulary, at the requested ids. */
   scoreLogProbs?: number[];
-  timings: { visionMs: number; prefillMs: number; decodeMs: number };
+  timings: { visionMs: number; prefillMs: number; decodeMs: number; storeMs?: number };
+  /** The blob a capture request wrote (the engine records it with BlobStore.adopt). */
+  stored?: StoredCapture;
 }

@@ -8,6 +8,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { ComputeClient } from '../../compute/compute-client.ts';
 import type { VlmRunResult, VlmSessionFiles } from '../../compute/vlm/types.ts';
+import type { CaptureRequest } from '../../compute/capture/store-capture.ts';
 import { type ModelFolder, textConfigOf } from '../model-folder.ts';
 import { type ImageInput, VlmProcessing } from './processing.ts';
 import { type Family, type FamilyInputs, familyFor } from './families.ts';
@@ -24,6 +25,12 @@ export interface ForwardOptions {
   ablation?: AblationSpec;
   /** Text-prefix control: words in the user turn before the first image (VlmProcessing.prompt). */
   textPrefix?: string;
+  /**
+   * Selective capture written by the compute worker (no tensors come back): built from the
+   * encoded prompt, it names the outputs to fetch and what to keep of them. Its fetches are
+   * added to visionTaps/decoderTaps.
+   */
+  capture?: (encoded: { inputIds: number[]; imageTokens: ImageTokenPosition[] }) => { request: CaptureRequest; visionFetches: string[]; decoderFetches: string[] } | undefined;
 }
 
 export interface ForwardResult extends VlmRunResult {
@@ -112,6 +119,7 @@ export class Vlm {
       if (t.length === 0) throw new LoupeError('bad-input', `choice "${c}" tokenizes to nothing`);
       return t[0]!;
     });
+    const capture = options.capture?.({ inputIds: ids, imageTokens });
     if (choiceIds && new Set(choiceIds).size !== choiceIds.length) throw new LoupeError('bad-input', `choices ${JSON.stringify(options.choices)} share a first token; first-token scoring cannot tell them apart (score the option letters instead: readout spec "scoreBy": "letter", with the letters listed in the prompt)`);
     const res = await this.compute.runVlm({
       key: this.key,
@@ -119,8 +127,9 @@ export class Vlm {
       ...(pixelValues && { pixelValues: { dtype: 'float32', shape: pixelValues.shape, data: Float32Array.from(pixelValues.data as Float32Array) } }),
       ...(inputs.visionExtras && { visionExtras: inputs.visionExtras }),
       ...(inputs.mrope && { mrope: inputs.mrope }),
-      visionFetches: options.visionTaps ?? [],
-      decoderFetches: options.decoderTaps ?? [],
+      visionFetches: [...new Set([...(options.visionTaps ?? []), ...(capture?.visionFetches ?? [])])],
+      decoderFetches: [...new Set([...(options.decoderTaps ?? []), ...(capture?.decoderFetches ?? [])])],
+      ...(capture && { capture: capture.request }),
       fullLogits: options.fullLogits ?? false,
       ...(options.maxNewTokens && { generate: { maxNewTokens: options.maxNewTokens, eosTokenIds: this.eosTokenIds } }),
       ...(choiceIds && { scoreTokenIds: choiceIds }),

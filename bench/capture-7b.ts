@@ -1,0 +1,321 @@
+/**
+ * Capture at 7B scale (`node bench/capture-7b.ts [options]`; `npm run bench:7b`). On a generated
+ * LLaVA-1.5-7B-shaped model (tools/bench/build_7b_shaped.py: CLIP-L 577×1024 / 16 heads, Llama
+ * 4096 wide / 32 heads, ~600-token prompt; few layers, low-rank weights; built on first use
+ * under .cache/bench-7b/), every figure next to a baseline from the same run:
+ *
+ *  1. fp16 conversion: elements/s of f32ToF16 (and bf16) on one core; `--exhaustive` also checks
+ *     all 2^32 patterns against PyTorch's hash (tests/fixtures/fp16/reference.json).
+ *  2. capture forward ÷ plain forward: image K/V + hidden states at 8 LLM layers, fp16, sliced
+ *     and converted in the compute worker (forward only, and forward + store);
+ *  3. store throughput ÷ raw fs write (writeSync + fsync of the same byte count, same folder);
+ *  4. peak RSS of a vlm-forward run of `--items` items ÷ one of `--few` items (child processes);
+ *  5. an fp32 all-taps item on the 32-layer model (`--no-big` skips): stored (> 2 GiB), read back
+ *     whole and hash-checked, then one layer's K/V read as a slice (bytes read counted);
+ *  6. size estimate (capture-plan.ts, from config shapes) ÷ bytes written.
+ * Results: printed, and written to bench/results/capture-7b-<time>.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PNG } from 'pngjs';
+import { f32ToBf16, f32ToF16 } from '../src-shared/tensor/half.ts';
+import { ComputeClient } from '../src-main/compute/compute-client.ts';
+import { openModelFolder } from '../src-main/engine/model-folder.ts';
+import { resolveTaps } from '../src-main/engine/vlm/tap-sets.ts';
+import { Vlm } from '../src-main/engine/vlm/vlm.ts';
+import { BlobStore } from '../src-main/store/blob-store.ts';
+import { type ModelDims, estimateItemBytes, planCapture } from '../src-main/jobs/capture-plan.ts';
+import { REPO_ROOT } from '../src-main/paths.ts';
+import { TapSelection } from '../src-shared/jobs/specs.ts';
+
+const { values: opt } = parseArgs({
+  options: {
+    items: { type: 'string', default: '200' },
+    few: { type: 'string', default: '10' },
+    reps: { type: 'string', default: '5' },
+    exhaustive: { type: 'boolean', default: false },
+    'no-big': { type: 'boolean', default: false },
+    'no-rss': { type: 'boolean', default: false },
+    child: { type: 'string' },
+    data: { type: 'string' },
+  },
+});
+const CACHE = join(REPO_ROOT, '.cache', 'bench-7b');
+const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const PROMPT = 'what colour is the object at the marker';
+const SELECTION = TapSelection.parse({ imageKV: true, llmLayers: true, layers: [0, 1, 2, 3, 4, 5, 6, 7] });
+
+function model(layers: number): string {
+  const dir = join(CACHE, layers === 8 ? 'model' : `model-${layers}`);
+  if (!existsSync(join(dir, 'onnx', 'decoder_model_merged.onnx'))) {
+    console.error(`building the 7B-shaped model (${layers} LLM layers) in ${dir} …`);
+    const r = spawnSync(PY, [join(REPO_ROOT, 'tools/bench/build_7b_shaped.py'), dir, '--text-layers', String(layers)], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`tools/bench/build_7b_shaped.py failed (needs torch: Debian's python3)`);
+  }
+  return dir;
+}
+
+/** A dataset of `n` distinct noise images (distinct, so no two items' captures dedupe). */
+function dataset(root: string, n: number): string {
+  const dir = join(root, `items-${n}`);
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  const items = [];
+  for (let i = 0; i < n; i++) {
+    const png = new PNG({ width: 64, height: 64 });
+    for (let p = 0; p < png.data.length; p++) png.data[p] = p % 4 === 3 ? 255 : rnd();
+    const file = `images/item-${i}.png`;
+    writeFileSync(join(dir, file), PNG.sync.write(png));
+    items.push({ id: `item-${String(i).padStart(4, '0')}`, images: [file], prompt: PROMPT });
+  }
+  writeFileSync(join(dir, 'dataset.json'), JSON.stringify({ format: 'loupe-dataset', version: 1, name: `bench-7b-${n}`, items }));
+  return dir;
+}
+
+function dimsOf(folder: ReturnType<typeof openModelFolder>): ModelDims & { hidden: number; kvHeads: number; headDim: number; visionHidden: number; visionTokens: number } {
+  const t = folder.config.text_config as Record<string, number>;
+  const v = folder.config.vision_config as Record<string, number>;
+  return {
+    textLayers: t.num_hidden_layers!,
+    textHeads: t.num_attention_heads!,
+    visionHeads: v.num_attention_heads!,
+    hidden: t.hidden_size!,
+    kvHeads: t.num_key_value_heads ?? t.num_attention_heads!,
+    headDim: t.head_dim ?? t.hidden_size! / t.num_attention_heads!,
+    visionHidden: v.hidden_size!,
+    visionTokens: (v.image_size! / v.patch_size!) ** 2 + 1,
+  };
+}
+
+/** Source shapes from config.json alone (LLaVA-style, one image, batch 1) — what the estimate knows before a run. */
+function configShapes(d: ReturnType<typeof dimsOf>, seq: number, taps: { vision: { name: string; tensor: string }[]; decoder: { name: string; tensor: string }[] }) {
+  const byTensor = new Map<string, number[]>();
+  for (const t of taps.vision) byTensor.set(t.tensor, t.name.includes('.attentions.') ? [1, d.visionHeads, d.visionTokens, d.visionTokens] : [1, d.visionTokens, d.visionHidden]);
+  for (const t of taps.decoder) byTensor.set(t.tensor, t.name.includes('.attentions.') ? [1, d.textHeads, seq, seq] : [1, seq, d.hidden]);
+  return {
+    shapeOf(source: string): number[] | undefined {
+      if (source === 'image_features') return [1, d.visionTokens - 1, d.hidden];
+      if (source.startsWith('present.')) return [1, d.kvHeads, seq, d.headDim];
+      return byTensor.get(source);
+    },
+  };
+}
+
+function rawWrite(dir: string, bytes: number): number {
+  const buf = Buffer.alloc(Math.min(bytes, 64 << 20), 0x5a);
+  const path = join(dir, 'raw-baseline.bin');
+  const t0 = performance.now();
+  const fd = openSync(path, 'w');
+  for (let at = 0; at < bytes; at += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, bytes - at));
+  fsyncSync(fd);
+  closeSync(fd);
+  const ms = performance.now() - t0;
+  rmSync(path);
+  return ms;
+}
+
+function conversion() {
+  const n = 1 << 24;
+  const src = new Float32Array(n);
+  for (let i = 0; i < n; i++) src[i] = (Math.sin(i) * 1e3) / (1 + (i % 97));
+  const out = new Uint16Array(n);
+  const rate = (fn: () => void) => {
+    fn();
+    const t: number[] = [];
+    for (let r = 0; r < 7; r++) {
+      const t0 = performance.now();
+      fn();
+      t.push(performance.now() - t0);
+    }
+    return n / (median(t) / 1000) / 1e6;
+  };
+  const result: Record<string, unknown> = { f16MElPerS: rate(() => f32ToF16(src, out)), bf16MElPerS: rate(() => f32ToBf16(src, out)) };
+  if (opt.exhaustive) {
+    const ref = JSON.parse(readFileSync(join(REPO_ROOT, 'tests/fixtures/fp16/reference.json'), 'utf8')) as { all32: { float16Sha256: string; bfloat16Sha256: string } };
+    const chunk = 1 << 24;
+    const x = new Uint32Array(chunk);
+    const f = new Float32Array(x.buffer);
+    const h = new Uint16Array(chunk);
+    const b = new Uint16Array(chunk);
+    const hh = createHash('sha256');
+    const hb = createHash('sha256');
+    const t0 = performance.now();
+    for (let start = 0; start < 2 ** 32; start += chunk) {
+      for (let i = 0; i < chunk; i++) x[i] = start + i;
+      hh.update(f32ToF16(f, h));
+      hb.update(f32ToBf16(f, b));
+    }
+    result.exhaustive = { seconds: (performance.now() - t0) / 1000, float16BitExact: hh.digest('hex') === ref.all32.float16Sha256, bfloat16BitExact: hb.digest('hex') === ref.all32.bfloat16Sha256 };
+  }
+  return result;
+}
+
+async function forwardAndStore(work: string) {
+  const folder = openModelFolder(model(8));
+  const d = dimsOf(folder);
+  const compute = new ComputeClient();
+  await compute.init('cpu');
+  const ds = dataset(work, 8);
+  const images = Array.from({ length: 8 }, (_, i) => join(ds, `images/item-${i}.png`));
+  const taps = await resolveTaps(folder, SELECTION, { cacheRoot: join(work, 'graphs'), modelHash: 'bench-7b' });
+  const plain = await Vlm.open(folder, compute, 'plain');
+  const tapped = await Vlm.open(folder, compute, 'tapped', taps.files);
+  const blobs = new BlobStore(join(work, 'blobs'));
+  const reps = Number(opt.reps);
+  const plainMs: number[] = [];
+  const captureMs: number[] = [];
+  const captureForwardMs: number[] = [];
+  const storeMs: number[] = [];
+  const rawMs: number[] = [];
+  const sizes: number[] = [];
+  let estimate = 0;
+  let seqLen = 0;
+  for (let r = 0; r < reps + 1; r++) {
+    const img = { kind: 'files' as const, paths: [images[r % images.length]!] };
+    let t0 = performance.now();
+    await plain.forward(PROMPT, img, {});
+    const p = performance.now() - t0;
+    t0 = performance.now();
+    const res = await tapped.forward(PROMPT, img, {
+      capture: ({ inputIds, imageTokens }) => {
+        seqLen = inputIds.length;
+        const plan = planCapture({ taps: SELECTION }, taps, d, { imagePositions: imageTokens.map((t) => t.position) }, inputIds.length);
+        const extra = { image_token_map: { dtype: 'int32' as const, shape: [imageTokens.length, 5], data: Int32Array.from(imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) } };
+        estimate = estimateItemBytes(plan, configShapes(d, inputIds.length, taps), 'float16', extra).bytes;
+        return { request: { blobRoot: blobs.root, chunkBytes: blobs.chunkBytes, dtype: 'float16', ops: plan.ops, extra }, visionFetches: plan.visionFetches, decoderFetches: plan.decoderFetches };
+      },
+    });
+    const c = performance.now() - t0;
+    if (r === 0) continue; // warm-up
+    plainMs.push(p);
+    captureMs.push(c);
+    storeMs.push(res.timings.storeMs!);
+    captureForwardMs.push(c - res.timings.storeMs!);
+    sizes.push(res.stored!.size);
+    rawMs.push(rawWrite(blobs.root, res.stored!.size));
+  }
+  await compute.close();
+  const bytes = median(sizes);
+  return {
+    promptTokens: seqLen,
+    blobBytes: bytes,
+    plainForwardMs: median(plainMs),
+    captureForwardMs: median(captureForwardMs),
+    captureForwardRatio: median(captureForwardMs) / median(plainMs),
+    captureEndToEndMs: median(captureMs),
+    captureEndToEndRatio: median(captureMs) / median(plainMs),
+    storeMs: median(storeMs),
+    storeMBps: bytes / 1e6 / (median(storeMs) / 1000),
+    rawWriteMBps: bytes / 1e6 / (median(rawMs) / 1000),
+    storeVsRawWrite: median(rawMs) / median(storeMs),
+    estimateBytes: estimate,
+    estimateError: Math.abs(estimate - bytes) / bytes,
+  };
+}
+
+/** Child process: one vlm-forward run of `n` items through the engine; prints its peak RSS. */
+async function rssChild(n: number, data: string) {
+  const { Engine } = await import('../src-main/engine/engine.ts');
+  const res = join(data, 'resources');
+  mkdirSync(join(res, 'models'), { recursive: true });
+  mkdirSync(join(res, 'datasets'), { recursive: true });
+  const { symlinkSync } = await import('node:fs');
+  symlinkSync(model(8), join(res, 'models', 'bench-7b'));
+  symlinkSync(dataset(data, n), join(res, 'datasets', `bench-7b-${n}`));
+  const engine = await Engine.start({ dataDir: join(data, 'data'), resourcesDir: res, host: 'server', version: 'bench', provider: 'cpu' });
+  const { dispatch } = await import('../src-main/engine/dispatcher.ts');
+  const spec = { taps: SELECTION, storeDtype: 'float16' };
+  const models = (await dispatch(engine.handlers, { t: 'req', id: 1, method: 'models/list', params: {} })).response as { ok: boolean; result: { id: string }[] };
+  const datasets = (await dispatch(engine.handlers, { t: 'req', id: 2, method: 'datasets/list', params: {} })).response as { ok: boolean; result: { id: string }[] };
+  const t0 = performance.now();
+  const { response } = await dispatch(engine.handlers, { t: 'req', id: 3, method: 'jobs/start', params: { kind: 'vlm-forward', modelId: models.result[0]!.id, datasetId: datasets.result[0]!.id, spec } });
+  if (!response.ok) throw new Error(JSON.stringify(response));
+  await engine.queue.drained();
+  const run = engine.store.runs.get((response.result as { id: string }).id);
+  const ms = performance.now() - t0;
+  await engine.close();
+  console.log(JSON.stringify({ items: n, status: run.status, done: run.done, error: run.error, msPerItem: ms / n, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+}
+
+function rss(work: string) {
+  const one = (n: number) => {
+    const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--child', 'rss', '--items', String(n), '--data', mkdtempSync(join(work, `rss-${n}-`))], { encoding: 'utf8', timeout: 3_600_000 });
+    const line = r.stdout.trim().split('\n').at(-1) ?? '';
+    if (r.status !== 0) throw new Error(`rss child (${n} items) failed: ${r.stderr.slice(-2000)}`);
+    return JSON.parse(line) as { items: number; status: string; maxRssMB: number; msPerItem: number };
+  };
+  const few = one(Number(opt.few));
+  const many = one(Number(opt.items));
+  return { few, many, ratio: many.maxRssMB / few.maxRssMB };
+}
+
+/** fp32, every tap, 32 LLM layers: a > 2 GiB blob stored, read back whole (hash-checked), and one layer's K/V read as a slice. */
+async function bigItem(work: string) {
+  const folder = openModelFolder(model(32));
+  const d = dimsOf(folder);
+  const compute = new ComputeClient();
+  await compute.init('cpu');
+  const all = TapSelection.parse({ projector: true, imageKV: true, visionLayers: true, llmLayers: true, attention: true });
+  const taps = await resolveTaps(folder, all, { cacheRoot: join(work, 'graphs32'), modelHash: 'bench-7b-32' });
+  const vlm = await Vlm.open(folder, compute, 'all', taps.files);
+  const blobs = new BlobStore(join(work, 'blobs-big'));
+  const ds = dataset(work, 1);
+  const t0 = performance.now();
+  const res = await vlm.forward(PROMPT, { kind: 'files', paths: [join(ds, 'images/item-0.png')] }, {
+    capture: ({ inputIds, imageTokens }) => {
+      const plan = planCapture({ taps: all }, taps, d, { imagePositions: imageTokens.map((t) => t.position) }, inputIds.length);
+      return { request: { blobRoot: blobs.root, dtype: 'float32', ops: plan.ops }, visionFetches: plan.visionFetches, decoderFetches: plan.decoderFetches };
+    },
+  });
+  const forwardAndStoreMs = performance.now() - t0;
+  await compute.close();
+  const sha = res.stored!.sha;
+  const size = statSync(blobs.pathOf(sha)).size;
+  let t1 = performance.now();
+  const back = blobs.getTensors(sha); // streams, hash-checked
+  const readAllMs = performance.now() - t1;
+  const tensorsBack = Object.keys(back).length;
+  const readAllBytes = blobs.bytesRead;
+  for (const k of Object.keys(back)) delete back[k];
+  const before = blobs.bytesRead;
+  t1 = performance.now();
+  const key = blobs.readTensor(sha, 'image_kv.5.key');
+  const value = blobs.readTensor(sha, 'image_kv.5.value');
+  const sliceMs = performance.now() - t1;
+  const layerBytes = key.data.byteLength + value.data.byteLength;
+  const sliceRead = blobs.bytesRead - before;
+  rmSync(blobs.root, { recursive: true, force: true });
+  return { blobBytes: size, over2GiB: size > 2 ** 31, tensors: res.stored!.tensors.length, tensorsReadBack: tensorsBack, forwardAndStoreMs, readAllMs, readAllBytes, oneLayerKV: { bytes: layerBytes, bytesRead: sliceRead, ms: sliceMs, fractionOfBlob: sliceRead / size } };
+}
+
+if (opt.child === 'rss') {
+  await rssChild(Number(opt.items), opt.data!);
+} else {
+  const work = mkdtempSync(join(process.env.LOUPE_BENCH_DIR ?? join(REPO_ROOT, '.cache', 'bench-7b'), 'run-'));
+  const report: Record<string, unknown> = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, gpu: 'none (CPU execution provider)' } };
+  report.conversion = conversion();
+  console.log(JSON.stringify({ conversion: report.conversion }));
+  report.forward = await forwardAndStore(work);
+  console.log(JSON.stringify({ forward: report.forward }));
+  if (!opt['no-rss']) {
+    report.rss = rss(work);
+    console.log(JSON.stringify({ rss: report.rss }));
+  }
+  if (!opt['no-big']) {
+    report.bigItem = await bigItem(work);
+    console.log(JSON.stringify({ bigItem: report.bigItem }));
+  }
+  rmSync(work, { recursive: true, force: true });
+  report.targets = 'fp16 ≥ 100 M el/s; captureForwardRatio ≤ 1.25; storeVsRawWrite ≥ 0.8; rss.ratio ≤ 1.5; estimateError ≤ 0.05; bigItem over2GiB read back';
+  console.log(JSON.stringify(report, null, 2));
+  const dir = join(REPO_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `capture-7b-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(report, null, 2));
+  void tmpdir;
+}

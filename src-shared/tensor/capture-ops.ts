@@ -1,0 +1,186 @@
+/**
+ * Selective capture: what one stored tensor keeps of one runtime output — token rows, heads,
+ * attention as top-k per row or summed over heads — and in which dtype. Pure code, shared by
+ * the compute worker (which applies the ops to ORT outputs and streams the results to a blob)
+ * and the size estimate (which applies `captureShape` to shapes from config.json): one
+ * definition of every stored shape.
+ *
+ * Source layouts (batch 1):
+ *  - `kv`:        [1, kvHeads, seq, headDim]          → [heads', rows', headDim]
+ *  - `hidden`:    [batch, seq, width]                 → [batch, rows', width]
+ *  - `attention`: [1, heads, q, k] (or an exporter's
+ *                 [heads, q, k] / [1, kv, group, q, k]) → [1, heads', rows', k];
+ *                 `headsum` → [1, 1, rows', k]; `topk` → two tensors [1, heads', rows', k']
+ *                 (`<name>.topk_index` int32 and `<name>.topk_value`)
+ *  - `raw`:       stored as it is.
+ */
+import { type DType, type HostTensor, type TypedArray, elementCount, toFloat32 } from './dtype.ts';
+import { f32ToF16 } from './half.ts';
+
+export type CaptureLayout = 'kv' | 'hidden' | 'attention' | 'raw';
+
+export interface CaptureOp {
+  /** Name stored in the blob (`<name>.topk_index`/`.topk_value` for top-k attention). */
+  name: string;
+  /** Runtime output it reads (`present.3.key`, a tap tensor, `image_features`). */
+  source: string;
+  layout: CaptureLayout;
+  /** Token rows to keep (sequence positions; attention: query rows), in order. Absent = all. */
+  rows?: number[];
+  /** Heads to keep (kv: key/value heads; attention: query heads). Absent = all. */
+  heads?: number[];
+  /** Attention only: query heads in the model (to read [heads·b, q, k] exports). */
+  attentionHeads?: number;
+  /** Attention only: keep every key (`full`), the k largest per row, or the sum over the kept heads. */
+  attention?: { mode: 'full' } | { mode: 'topk'; k: number } | { mode: 'headsum' };
+}
+
+/** Stored dtype of float captures. */
+export type StoreFloat = 'float32' | 'float16';
+
+/** Attention shapes as [b, heads, q, k] whatever the exporter wrote (same bytes, same order). */
+export function attentionShape(shape: readonly number[], heads: number): number[] {
+  if (shape.length === 4) return [...shape];
+  if (shape.length === 3) return [shape[0]! / heads, heads, shape[1]!, shape[2]!];
+  if (shape.length === 5) return [shape[0]!, shape[1]! * shape[2]!, shape[3]!, shape[4]!];
+  throw new Error(`attention tensor of shape [${shape.join(', ')}] has no [batch, heads, q, k] reading`);
+}
+
+export interface CapturedShape {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** The tensors an op stores, from its source's shape alone (no data needed). */
+export function captureShape(op: CaptureOp, source: readonly number[], dtype: StoreFloat): CapturedShape[] {
+  const pick = (n: number, sel?: number[]) => (sel ? sel.length : n);
+  switch (op.layout) {
+    case 'raw':
+      return [{ name: op.name, dtype, shape: [...source] }];
+    case 'kv': {
+      const [, h = 0, s = 0, d = 0] = source;
+      return [{ name: op.name, dtype, shape: [pick(h, op.heads), pick(s, op.rows), d] }];
+    }
+    case 'hidden': {
+      const [b = 1, s = 0, w = 0] = source;
+      return [{ name: op.name, dtype, shape: [b, pick(s, op.rows), w] }];
+    }
+    case 'attention': {
+      const [b = 1, h = 0, q = 0, k = 0] = attentionShape(source, op.attentionHeads ?? source[1] ?? 1);
+      const rows = pick(q, op.rows);
+      const heads = pick(h, op.heads);
+      const mode = op.attention ?? { mode: 'full' };
+      if (mode.mode === 'headsum') return [{ name: op.name, dtype, shape: [b, 1, rows, k] }];
+      if (mode.mode === 'topk') {
+        const kk = Math.min(mode.k, k);
+        return [
+          { name: `${op.name}.topk_index`, dtype: 'int32', shape: [b, heads, rows, kk] },
+          { name: `${op.name}.topk_value`, dtype, shape: [b, heads, rows, kk] },
+        ];
+      }
+      return [{ name: op.name, dtype, shape: [b, heads, rows, k] }];
+    }
+  }
+}
+
+function checkIndex(what: string, i: number, n: number, op: CaptureOp): void {
+  if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`capture ${op.name}: ${what} ${i} is outside 0..${n - 1} of ${op.source}`);
+}
+
+/** Copies rows of [outer, inner-blocks] data: out[o][j] = src[o][sel[j]], each a `block`-float run. */
+function gatherBlocks(src: Float32Array, outerSel: number[], outerN: number, rowSel: number[], rowN: number, block: number): Float32Array {
+  const out = new Float32Array(outerSel.length * rowSel.length * block);
+  let at = 0;
+  for (const o of outerSel) {
+    for (const r of rowSel) {
+      const from = (o * rowN + r) * block;
+      out.set(src.subarray(from, from + block), at);
+      at += block;
+    }
+  }
+  void outerN;
+  return out;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** The float32 values an op keeps (before the store dtype), and int32 indices for top-k. */
+function captureFloats(op: CaptureOp, t: HostTensor): { values: Float32Array; index?: Int32Array } {
+  const src = toFloat32(t);
+  switch (op.layout) {
+    case 'raw':
+      return { values: src };
+    case 'kv': {
+      const [, h = 0, s = 0, d = 0] = t.shape;
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      if (!op.heads && !op.rows) return { values: src };
+      return { values: gatherBlocks(src, op.heads ?? range(h), h, op.rows ?? range(s), s, d) };
+    }
+    case 'hidden': {
+      const [b = 1, s = 0, w = 0] = t.shape;
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      if (!op.rows) return { values: src };
+      return { values: gatherBlocks(src, range(b), b, op.rows, s, w) };
+    }
+    case 'attention': {
+      const [b = 1, h = 0, q = 0, k = 0] = attentionShape(t.shape, op.attentionHeads ?? t.shape[1] ?? 1);
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('query row', i, q, op));
+      const heads = op.heads ?? range(h);
+      const rows = op.rows ?? range(q);
+      const mode = op.attention ?? { mode: 'full' };
+      const outer = range(b).flatMap((bi) => heads.map((hi) => bi * h + hi));
+      if (mode.mode === 'full') return { values: op.heads || op.rows ? gatherBlocks(src, outer, b * h, rows, q, k) : src };
+      if (mode.mode === 'headsum') {
+        const out = new Float32Array(b * rows.length * k);
+        for (let bi = 0; bi < b; bi++)
+          for (const hi of heads)
+            rows.forEach((r, j) => {
+              const from = ((bi * h + hi) * q + r) * k;
+              const to = (bi * rows.length + j) * k;
+              for (let x = 0; x < k; x++) out[to + x]! += src[from + x]!;
+            });
+        return { values: out };
+      }
+      // Top-k per row: largest first, ties to the lower key index (a stable order anyone can recompute).
+      const kk = Math.min(mode.k, k);
+      const values = new Float32Array(outer.length * rows.length * kk);
+      const index = new Int32Array(values.length);
+      const order = new Int32Array(k);
+      let at = 0;
+      for (const o of outer) {
+        for (const r of rows) {
+          const from = (o * q + r) * k;
+          for (let x = 0; x < k; x++) order[x] = x;
+          const row = src.subarray(from, from + k);
+          const sorted = Array.from(order).sort((x, y) => row[y]! - row[x]! || x - y);
+          for (let j = 0; j < kk; j++) {
+            index[at + j] = sorted[j]!;
+            values[at + j] = row[sorted[j]!]!;
+          }
+          at += kk;
+        }
+      }
+      return { values, index };
+    }
+  }
+}
+
+/**
+ * Applies an op to a runtime output: the stored tensors, in the store dtype (fp16 through the
+ * fast converter). Callers producing one op at a time keep one op's data alive at a time.
+ */
+export function applyCapture(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Record<string, HostTensor> {
+  const shapes = captureShape(op, t.shape, dtype);
+  const { values, index } = captureFloats(op, t);
+  const toStore = (v: Float32Array): TypedArray => (dtype === 'float16' ? f32ToF16(v) : v);
+  const out: Record<string, HostTensor> = {};
+  for (const s of shapes) {
+    const data = s.dtype === 'int32' ? index! : toStore(values);
+    if (data.length !== elementCount(s.shape)) throw new Error(`capture ${s.name}: ${data.length} values for shape [${s.shape.join(', ')}]`);
+    out[s.name] = { dtype: s.dtype, shape: s.shape, data };
+  }
+  return out;
+}
