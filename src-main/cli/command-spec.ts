@@ -22,7 +22,7 @@ export interface FlagSpec {
   max?: number;
   /** Missing → usage error naming it. */
   required?: boolean;
-  /** Extra check of a string value: null if fine, else why not (the parser names the flag). */
+  /** Extra check of a `string` or `list` flag's raw value: null if fine, else why not (the parser names the flag). */
   check?: (raw: string) => string | null;
 }
 

@@ -46,6 +46,8 @@ function convert(command: string, name: string, spec: FlagSpec, raw: string): Fl
       const items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
       if (items.length === 0) throw bad();
       if (spec.choices) for (const it of items) if (!spec.choices.includes(it)) throw new UsageError(`--${name}: "${it}" is not ${describeValue(spec)}${didYouMean(it, spec.choices)}`, command);
+      const why = spec.check?.(raw);
+      if (why) throw new UsageError(`--${name}: ${why}`, command);
       return items;
     }
     case 'boolean':
