@@ -60,7 +60,8 @@ interface Tracked {
 /** Job options: BullMQ retries a failed shard with backoff; finished jobs are kept a while for `cluster/status`. */
 const JOB_OPTS = { attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } } as const;
 const MERGE_EVERY_MS = 500;
-const RECONCILE_EVERY_MS = 5000;
+/** A full pass over the shards with items outstanding (one Redis read each); also at once after the queue comes back. */
+const RECONCILE_EVERY_MS = 15_000;
 const COMPLETED_GRACE_MS = 60_000;
 
 export class ClusterCoordinator {
@@ -205,18 +206,18 @@ export class ClusterCoordinator {
     const t = [...this.runs.values()].find((x) => x.shards.has(jobId));
     if (!t) return;
     this.mergeRun(t);
-    await this.checkShard(t, jobId, await Job.fromId(link.queue, jobId).catch(() => undefined));
+    if (link.watch.current.connected) await this.checkShard(t, jobId).catch(() => undefined);
   }
 
   /**
    * A shard whose job is gone is re-added; one BullMQ failed for good fails its items that have no
    * result; one that completed without putting its items in our result store is a mismatched `--store`.
    */
-  private async checkShard(t: Tracked, jobId: string, job: Job<ShardData> | undefined): Promise<void> {
+  private async checkShard(t: Tracked, jobId: string, pending = new Set(this.engine.store.runs.pendingItems(t.runId))): Promise<void> {
     if (!this.runs.has(t.runId)) return;
-    const pending = new Set(this.engine.store.runs.pendingItems(t.runId));
     const missing = t.shards.get(jobId)!.items.filter((i) => pending.has(i) && !t.store.has(t.runId, i));
     if (!missing.length) return;
+    const job = await Job.fromId<ShardData>(t.link.queue, jobId);
     if (!job) return this.addShards(t, [jobId]);
     const state = await job.getState();
     let reason: string | null = null;
@@ -272,7 +273,8 @@ export class ClusterCoordinator {
     try {
       for (const t of [...this.runs.values()]) {
         if (!t.link.watch.current.connected) continue;
-        for (const jobId of t.shards.keys()) await this.checkShard(t, jobId, await Job.fromId(t.link.queue, jobId));
+        const pending = new Set(this.engine.store.runs.pendingItems(t.runId));
+        for (const jobId of t.shards.keys()) await this.checkShard(t, jobId, pending);
       }
       this.lastReconcile = Date.now();
     } catch {
