@@ -1,7 +1,7 @@
 /**
  * The CLI's cluster commands, kept out of loupe.ts:
  *
- *   loupe worker --queue redis://HOST:PORT [--store DIR] [--ep cpu|cuda|webgpu|…] [--concurrency N] [--name NAME] [--lock-ms 30000]
+ *   loupe worker --queue redis://HOST:PORT (or $LOUPE_QUEUE) [--store DIR] [--ep cpu|cuda|webgpu|…] [--concurrency N] [--name NAME] [--lock-ms 30000]
  *   loupe run|sweep … --queue URL [--store DIR] [--shard-items N]
  *
  * `worker` runs until SIGINT/SIGTERM (it finishes nothing half: a stopped worker's shard is
@@ -52,8 +52,10 @@ const say = (m: string) => process.stderr.write(`${m}\n`);
 
 /** `loupe worker`: runs until signalled. */
 export async function runWorkerCommand(flags: ClusterFlags): Promise<void> {
-  if (!flags.queue) throw new LoupeError('bad-input', 'loupe worker needs --queue redis://HOST:PORT (see docs/scale-out.md)');
-  const conn = parseQueueUrl(flags.queue);
+  // $LOUPE_QUEUE keeps a password out of the process list (`ps` shows every argument).
+  const queue = flags.queue ?? process.env.LOUPE_QUEUE;
+  if (!queue) throw new LoupeError('bad-input', 'loupe worker needs --queue redis://HOST:PORT or $LOUPE_QUEUE (see docs/scale-out.md)');
+  const conn = parseQueueUrl(queue);
   if (!conn.loopback && !conn.tls) say(`loupe worker: warning: ${conn.display} is not loopback and not TLS; use rediss:// or an ssh tunnel (docs/scale-out.md)`);
   const ep = flags.ep ?? flags.provider;
   const provider = ep ? ExecutionProvider.parse(ep) : undefined;
