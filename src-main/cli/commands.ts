@@ -219,7 +219,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'take shards of runs from a Redis queue and compute them (docs/scale-out.md)',
     engine: false,
     flags: {
-      queue: { ...queue, required: true, description: 'the queue: redis://HOST:PORT (rediss:// for TLS)' },
+      queue: { ...queue, description: 'the queue: redis://HOST:PORT (rediss:// for TLS); default $LOUPE_QUEUE, which keeps a password out of `ps`' },
       store: { ...store, description: 'the result store as this machine sees it, if mounted elsewhere than the coordinator says' },
       ep: { type: 'string', placeholder: 'EP', choices: ExecutionProvider.options, description: 'execution provider of this worker (default --provider, else the best available)' },
       concurrency: { type: 'integer', placeholder: 'N', min: 1, default: 1, description: 'shards computed at once' },

@@ -97,11 +97,12 @@ export class ProgressReporter {
   }
 
   private draw(s: State): void {
-    const width = Math.max(10, Math.min(40, (this.stream.columns ?? 80) - 60));
+    const cols = this.stream.columns || 100; // a pty without a size reports 0
+    const width = Math.max(10, Math.min(40, cols - 60));
     const frac = s.total ? Math.min(1, (s.done + s.failed) / s.total) : 0;
     const filled = Math.round(frac * width);
     const bar = s.total === null ? '' : `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] `;
     const line = `${bar}${this.text(s)}`;
-    this.stream.write(`\r\x1b[2K${line.slice(0, Math.max(20, (this.stream.columns ?? 120) - 1))}`);
+    this.stream.write(`\r\x1b[2K${line.slice(0, Math.max(20, cols - 1))}`);
   }
 }

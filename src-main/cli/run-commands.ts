@@ -5,6 +5,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { ParamsOf } from '../../src-shared/contract/methods.ts';
 import { parseVariantFlag } from '../../src-shared/jobs/variant.ts';
 import { clusterTarget, runWorkerCommand, waitForCluster } from '../cluster/cluster-commands.ts';
+import { redact } from '../cluster/queue-url.ts'; // the queue URL may hold a password: never print it
 import { RENDERER_DIST } from '../paths.ts';
 import { resolveServeOptions } from '../server/serve-options.ts';
 import { serve } from '../server/serve.ts';
@@ -46,7 +47,7 @@ export async function runCommand(ctx: CliContext): Promise<void> {
   const start = { kind: a.str('kind'), modelId: a.need('model'), datasetId, spec, ...clusterTarget(a.raw()) } as ParamsOf<'jobs/start'>;
   const run = await ctx.call('jobs/start', start);
   ctx.out(run.id); // on its own line, first, so `id=$(loupe run …)` and a reader both get it at once
-  ctx.say(`${run.name}: ${run.total} items${a.str('queue') ? ` on ${a.str('queue')}` : ''}`);
+  ctx.say(`${run.name}: ${run.total} items${a.str('queue') ? ` on ${redact(a.str('queue')!)}` : ''}`);
   await (a.str('queue') ? waitForCluster(ctx.engine, [run.id]) : ctx.engine.queue.drained());
   const done = ctx.engine.store.runs.get(run.id);
   ctx.progress.finish();

@@ -105,7 +105,7 @@ export function keyTokensText(k: ResultOf<'kv/key-tokens'>): string {
     '',
     flagged.length === 0
       ? 'no key token flagged under this threshold'
-      : `flagged key tokens:\n${table(['layer', 'image', 'tile', 'row', 'col', 'variance/median', 'z', 'input var.'], flagged.map((t) => [t.layer, t.image, t.tile, t.row, t.col, fixed(t.normalised), fixed(t.z, 2), fixed(t.inputNormalised)]))}`,
+      : `flagged key tokens:\n${table(['layer', 'image', 'tile', 'row', 'col', 'variance/mean', 'z', 'input var.'], flagged.map((t) => [t.layer, t.image, t.tile, t.row, t.col, fixed(t.normalised), fixed(t.z, 2), fixed(t.inputNormalised)]))}`,
   ];
   if (k.blockingRun) out.push('', `--block runs: ${k.blockingRun.name}`);
   return out.join('\n');

@@ -134,6 +134,17 @@ describe('output for people and for scripts', () => {
     expect(runs).toEqual([expect.objectContaining({ id, status: 'done', done: 2, total: 2 })]);
   });
 
+  // script(1) gives the CLI a pseudo-terminal, as a person's shell would.
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)('on a terminal the progress is a bar redrawn in place', () => {
+    const dataDir = tempDir();
+    const cmd = `stty cols 120; "${process.execPath}" "${CLI}" run --model ${MODEL_ID} --dataset colour-at-point --limit 3 --data-dir "${dataDir}" --provider cpu`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stdout).toBe(0);
+    const frames = r.stdout.split('\r\x1b[2K').slice(1);
+    expect(frames.length).toBeGreaterThanOrEqual(2);
+    expect(frames.at(-1)).toMatch(new RegExp(`^\\[█{40}\\] run-\\S+: 3/3 \\(100%\\)\\r?\\n`));
+  });
+
   it('run --json prints only JSON lines: the events, then the result', () => {
     const dataDir = tempDir();
     const r = loupe('run', '--json', '--model', MODEL_ID, '--dataset', 'colour-at-point', '--limit', '2', '--data-dir', dataDir, '--provider', 'cpu');
