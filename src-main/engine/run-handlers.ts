@@ -125,10 +125,18 @@ export function createRunHandlers(engine: EngineContext): RunHandlers {
       const labels = store.labels.storedByItem(run.datasetId);
       let pns: Set<string> | null = null;
       let note: string | null = null;
+      let perStage: ((itemId: string) => Record<string, boolean> | null) = () => null;
       if (run.kind === 'readout') {
         const a = readouts.get(runId, run.updatedAt);
         if (a instanceof LoupeError) note = a.message;
-        else pns = new Set(a.summary.presentNotSurfaced);
+        else {
+          pns = new Set(a.summary.presentNotSurfaced);
+          const at = new Map(a.perItem.itemIds.map((id, k) => [id, k]));
+          perStage = (itemId) => {
+            const k = at.get(itemId);
+            return k === undefined ? null : Object.fromEntries([...a.perItem.correct].map(([stage, v]) => [stage, v[k] === 1]));
+          };
+        }
       }
       const items = store.runs.itemLedger(runId).map((x, ord) => {
         const r = results.get(x.itemId);
@@ -139,6 +147,7 @@ export function createRunHandlers(engine: EngineContext): RunHandlers {
           status: x.status as 'pending' | 'done' | 'failed',
           correct,
           presentNotSurfaced: pns && r ? pns.has(x.itemId) : null,
+          stages: perStage(x.itemId),
           labels: [...new Set((labels.get(x.itemId) ?? []).map((l) => labelTag(l.label)))],
         };
       });

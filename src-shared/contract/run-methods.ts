@@ -23,6 +23,8 @@ export const RunItemRow = z.object({
   correct: z.boolean().nullable(),
   /** Readout runs: some stage read the answer out while the VLM got it wrong ("present but not surfaced"). */
   presentNotSurfaced: z.boolean().nullable(),
+  /** Readout runs: each stage's readout right (true) or wrong (false) on this item. */
+  stages: z.record(z.string(), z.boolean()).nullable(),
   /** Class values and label kinds/names on the item, for filtering by label. */
   labels: z.array(z.string()),
 });
