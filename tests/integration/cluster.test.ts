@@ -248,6 +248,23 @@ describe('one sweep over 3 worker processes on Redis + BullMQ', () => {
     expect(existsSync(copy)).toBe(true);
   });
 
+  it('cancels a run on the cluster: waiting shards removed, running ones stop before their next item, nothing merged after', async () => {
+    const mark = events.length;
+    const run = await callEngine<RunInfo>(engine, 'jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: DATASET_ID, spec: { limit: 24 }, cluster: cluster(3) });
+    await until('the first merged item', () => events.slice(mark).some((e) => e.name === 'job/progress' && e.payload.runId === run.id));
+    const cancelled = await callEngine<RunInfo>(engine, 'jobs/cancel', { runId: run.id });
+    expect(cancelled.status).toBe('cancelled');
+    expect(cancelled.done).toBeLessThan(24);
+    // Workers finish at most their in-flight item, then leave the shard; no further item of the run is computed.
+    const computed = () => workers.flatMap((w) => w.lines.filter((l) => l.event === 'cluster/item' && l.runId === run.id)).length;
+    await sleep(1000);
+    const settled = computed();
+    await sleep(2500);
+    expect(computed()).toBe(settled);
+    expect(settled).toBeLessThan(24);
+    expect(engine.store.runs.get(run.id)).toMatchObject({ status: 'cancelled', done: cancelled.done });
+  });
+
   it('says which queue it cannot reach, without the password, before creating anything', async () => {
     const before = engine.store.runs.list().length;
     const bad = `redis://:not-the-pw@127.0.0.1:${redisPort}`;
