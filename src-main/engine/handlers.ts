@@ -18,6 +18,7 @@ import { listSweeps, startSweep, sweepSummary } from '../experiments/compensatio
 import { partsLogitLens } from '../experiments/compensation/parts-logit-lens.ts';
 import { clusterOf } from '../cluster/coordinator.ts';
 import { createRunHandlers } from './run-handlers.ts';
+import { estimateJob, refuseIfNoSpace } from '../jobs/capture-estimate.ts';
 
 /** A handler may attach a tensor; the transport sends it as a binary frame before the JSON result. */
 export interface WithTensor<R> {
@@ -75,7 +76,12 @@ export function createHandlers(engine: EngineContext): Handlers {
     },
     'datasets/set-question': async ({ datasetId, itemId, prompt, choices, answer }) => setQuestion(store, datasetId, itemId, { prompt, choices, answer }),
     // With `cluster`, the run goes to a Redis queue of workers (src-main/cluster) and is merged back here as it finishes.
-    'jobs/start': async (job) => (job.cluster ? (await clusterOf(engine).submit(job.cluster, () => [createRun(engine, job).id]))[0]! : queue.enqueue(createRun(engine, job).id)),
+    'jobs/start': async (job) => {
+      // Refused before any row is written when the captures cannot fit in the data folder (names both numbers).
+      if (!job.cluster) await refuseIfNoSpace(store, engine.options.dataDir, job);
+      return job.cluster ? (await clusterOf(engine).submit(job.cluster, () => [createRun(engine, job).id]))[0]! : queue.enqueue(createRun(engine, job).id);
+    },
+    'jobs/estimate': async (job) => estimateJob(store, engine.options.dataDir, job),
     'sweeps/start': async (p) => {
       if (!p.cluster) return startSweep(engine, p);
       let started!: ReturnType<typeof startSweep>;

@@ -176,6 +176,25 @@ export const methods = {
     params: StartJob,
     result: RunInfo,
   },
+  /**
+   * Bytes a run's captures will take before it starts (vlm-forward; other kinds → itemBytes null):
+   * the capture plan the worker applies, over shapes from config.json and up to 4 sampled items'
+   * encoded prompts; and the data folder's free space. `jobs/start` refuses a run that does not fit.
+   */
+  'jobs/estimate': {
+    params: StartJob,
+    result: z.object({
+      itemBytes: z.number().nullable(),
+      items: z.number().int(),
+      runBytes: z.number().nullable(),
+      sampledItems: z.number().int(),
+      tensorsPerItem: z.number().int(),
+      freeBytes: z.number(),
+      dataDir: z.string(),
+      fits: z.boolean(),
+      notes: z.array(z.string()),
+    }),
+  },
   'jobs/cancel': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   /** Cluster queues this engine is connected to, and its runs on them with per-worker progress and ETA. */
   'cluster/status': {
