@@ -13,6 +13,7 @@ import type { ParsedArgs } from './command-spec.ts';
 import type { CliContext } from './context.ts';
 import { reportFailedRuns } from './failed-runs.ts';
 import { runLine, runsTable, sweepSummaryText } from './summaries.ts';
+import { formatBytes } from '../../src-shared/tensor/format-bytes.ts';
 
 /** `--family` / `--from` / `--keys` as a sweep family (the table has already checked each value). */
 export function sweepFamily(a: ParsedArgs): SweepFamily {
@@ -45,6 +46,9 @@ export async function runCommand(ctx: CliContext): Promise<void> {
   const extra = JSON.parse(a.str('spec') ?? '{}') as object;
   const spec = { limit: a.num('limit') ?? 0, ...(a.str('dtype') && { storeDtype: a.str('dtype') }), ...variantOption(a), ...extra };
   const start = { kind: a.str('kind'), modelId: a.need('model'), datasetId, spec, ...clusterTarget(a.raw()) } as ParamsOf<'jobs/start'>;
+  // What the captures will take, before anything runs (jobs/start refuses when it exceeds the free space).
+  const est = await ctx.call('jobs/estimate', start);
+  if (est.runBytes !== null && est.itemBytes) ctx.say(`captures: about ${formatBytes(est.runBytes)} (${est.items} items × ${formatBytes(est.itemBytes)}); ${formatBytes(est.freeBytes)} free in ${est.dataDir}`);
   const run = await ctx.call('jobs/start', start);
   ctx.out(run.id); // on its own line, first, so `id=$(loupe run …)` and a reader both get it at once
   ctx.say(`${run.name}: ${run.total} items${a.str('queue') ? ` on ${redact(a.str('queue')!)}` : ''}`);

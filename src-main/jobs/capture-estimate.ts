@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { VlmForwardSpec } from '../../src-shared/jobs/specs.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
+import { formatBytes } from '../../src-shared/tensor/format-bytes.ts';
 import { openModelFolder, textConfigOf } from '../engine/model-folder.ts';
 import { locateQuestion } from '../engine/vlm/prompt-tokens.ts';
 import { type ImageInput, VlmProcessing } from '../engine/vlm/processing.ts';
@@ -142,18 +143,6 @@ export async function estimateVlmForward(store: Store, dataDir: string, modelId:
   // The blobs' own folder: that is where the bytes go (it may be a mount of its own).
   const freeBytes = freeBytesOf(store.blobs.root);
   return { itemBytes, items: ids.length, runBytes, sampledItems: picks.length, tensorsPerItem: tensorCount, freeBytes, dataDir, fits: runBytes <= freeBytes, notes };
-}
-
-/** Human-readable bytes (decimal units, as disk sizes are sold and `df -H` prints them). */
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let u = 0;
-  let x = n;
-  while (x >= 1000 && u < units.length - 1) {
-    x /= 1000;
-    u++;
-  }
-  return `${u === 0 ? x : x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0)} ${units[u]}`;
 }
 
 /** The refusal `jobs/start` gives when the capture does not fit: both numbers, and what to do. */
