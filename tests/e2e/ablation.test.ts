@@ -114,6 +114,14 @@ describe('ablation view', () => {
     expect(run.name).toBe('ablation · block llm text→image (not self) all layers');
     await page.screenshot({ path: join(import.meta.dirname, 'screenshots', 'ablation-run.png') });
     await client.call('jobs/cancel', { runId }).catch(() => undefined);
+
+    // The Experiments queue keeps the finished run (it was started in this window) with an "open run" link.
+    await page.getByTestId('nav-experiments').click();
+    const row = page.locator(`[data-testid="finished-run"][data-run="${runId}"]`);
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 30_000 }).toMatch(/^(cancelled|done)$/);
+    expect(await row.getByTestId('open-finished-run').getAttribute('href')).toBe(`#/runs?run=${encodeURIComponent(runId)}`);
+    expect(await page.locator(`[data-testid="queued-run"][data-run="${runId}"]`).count()).toBe(0);
+    await page.screenshot({ path: join(import.meta.dirname, 'screenshots', 'queue-finished.png') });
     await page.close();
   });
 });
