@@ -29,7 +29,8 @@ function base(stage: string): Omit<TensorMeaning, 'label' | 'order'> | null {
   if ((m = /^text\.hidden_states\.(\d+)$/.exec(stage))) return { tower: 'llm', layer: Number(m[1]), kind: 'hidden state' };
   if ((m = /^text\.attentions\.(\d+)$/.exec(stage))) return { tower: 'llm', layer: Number(m[1]), kind: 'attention' };
   if ((m = /^(image|prompt)_kv\.(\d+)\.(key|value)$/.exec(stage))) return { tower: 'llm', layer: Number(m[2]), kind: `${m[1]} ${m[3]}` };
-  if (stage === 'projector') return { tower: 'projector', layer: null, kind: 'image features' };
+  // `image_features`: encode-images runs store the vision tower + projector output under this name.
+  if (stage === 'projector' || stage === 'image_features') return { tower: 'projector', layer: null, kind: 'image features' };
   if (stage === 'image_token_map') return { tower: 'map', layer: null, kind: 'image token → (position, image, tile, row, col)' };
   if (stage === 'prompt_token_map') return { tower: 'map', layer: null, kind: 'question token → (position, token id, word)' };
   return null;

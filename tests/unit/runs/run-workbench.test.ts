@@ -45,6 +45,7 @@ describe('tensor names', () => {
     expect(tensorMeaning('image_kv.0.key')).toMatchObject({ tower: 'llm', layer: 0, kind: 'image key' });
     expect(tensorMeaning('readout.text.hidden_states.2')).toMatchObject({ tower: 'llm', layer: 2, kind: 'readout features' });
     expect(tensorMeaning('gram.projector')).toMatchObject({ tower: 'projector', layer: null, kind: 'Gram patches' });
+    expect(tensorMeaning('image_features')).toMatchObject({ tower: 'projector', label: 'projector · image features' });
     expect(tensorMeaning('something_else')).toMatchObject({ tower: 'other', label: 'something_else' });
     expect(tensorMeaning('vision.hidden_states.0').order).toBeLessThan(tensorMeaning('projector').order);
     expect(tensorMeaning('projector').order).toBeLessThan(tensorMeaning('text.hidden_states.0').order);
