@@ -19,7 +19,7 @@ import { type ConnectionState, ConnectionWatch } from './connection-watch.ts';
 import { mergeAvailable } from './merge.ts';
 import { type QueueConnection, ioredisOptions, parseQueueUrl } from './queue-url.ts';
 import { type ResultStore, openResultStore } from './result-store.ts';
-import { clusterProvenance, recordClusterProvenance } from './run-provenance.ts';
+import { clusterProvenance, markClusterRun, recordClusterProvenance } from './run-provenance.ts';
 import { DEFAULT_SHARD_ITEMS, QUEUE_NAME, type ShardData, shardJobId, splitIntoShards } from './shard.ts';
 
 export interface ClusterTarget {
@@ -113,20 +113,39 @@ export class ClusterCoordinator {
     const store = openResultStore(target.store ?? join(this.engine.options.dataDir, 'cluster-results'));
     const size = target.shardItems ?? DEFAULT_SHARD_ITEMS;
     if (!Number.isInteger(size) || size < 1) throw new LoupeError('bad-input', `shard size must be a positive integer, not ${size}`);
-    const runIds = create();
     const out: RunInfo[] = [];
-    for (const runId of runIds) {
-      const run = this.engine.store.runs.setStatus(runId, 'running');
-      const shards = new Map(splitIntoShards(pendingWithOrd(this.engine, runId), size).map((s) => [shardJobId(runId, s.from, s.items.length), s]));
-      let resolve!: (r: RunInfo) => void;
-      const finished = new Promise<RunInfo>((r) => (resolve = r));
-      this.runs.set(runId, { runId, link, store, shards, workers: new Map(), started: Date.now(), merged: 0, finished, resolve });
-      await this.addShards(this.runs.get(runId)!, [...shards.keys()]);
-      this.engine.emit('job/state', run);
-      out.push(run);
-    }
-    this.timer ??= setInterval(() => void this.tick(), MERGE_EVERY_MS);
+    for (const runId of create()) out.push(await this.track(runId, link, store, size));
     return out;
+  }
+
+  /**
+   * Takes up a run that was on the cluster when the last engine stopped (held `paused` by
+   * run-provenance.ts): merges what the workers finished meanwhile and re-adds the shards still
+   * outstanding (no-ops for those the queue still holds).
+   */
+  async attach(runId: string, target: ClusterTarget): Promise<RunInfo> {
+    const run = this.engine.store.runs.get(runId);
+    if (this.runs.has(runId)) throw new LoupeError('conflict', `run ${runId} is already followed on ${this.runs.get(runId)!.link.conn.display}`);
+    if (run.status !== 'paused' || !run.provenance.cluster) throw new LoupeError('conflict', `run ${runId} is ${run.status}${run.provenance.cluster ? '' : ' and was never sent to a cluster'}: only a paused cluster run can be re-attached`);
+    const link = await this.link(target.queue);
+    const store = openResultStore(target.store ?? run.provenance.cluster.store);
+    return this.track(runId, link, store, target.shardItems ?? DEFAULT_SHARD_ITEMS);
+  }
+
+  private async track(runId: string, link: Link, store: ResultStore, size: number): Promise<RunInfo> {
+    markClusterRun(this.engine.store, runId, link.conn.display, store.location);
+    const run = this.engine.store.runs.setStatus(runId, 'running');
+    const shards = new Map(splitIntoShards(pendingWithOrd(this.engine, runId), size).map((s) => [shardJobId(runId, s.from, s.items.length), s]));
+    let resolve!: (r: RunInfo) => void;
+    const finished = new Promise<RunInfo>((r) => (resolve = r));
+    const t: Tracked = { runId, link, store, shards, workers: new Map(), started: Date.now(), merged: 0, finished, resolve };
+    this.runs.set(runId, t);
+    this.engine.emit('job/state', run);
+    this.timer ??= setInterval(() => void this.tick(), MERGE_EVERY_MS);
+    // Items already in the store (a re-attach) are merged first; only what is still pending is queued.
+    this.mergeRun(t);
+    if (this.runs.has(runId)) await this.addShards(t, [...shards.keys()].filter((id) => shards.get(id)!.items.some((i) => !store.has(runId, i))));
+    return this.engine.store.runs.get(runId);
   }
 
   private async addShards(t: Tracked, jobIds: string[]): Promise<void> {

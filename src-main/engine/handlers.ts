@@ -17,6 +17,7 @@ import { readoutSummary } from '../experiments/hidden-in-plain-sight/readout-sum
 import { listSweeps, startSweep, sweepSummary } from '../experiments/compensation/sweeps.ts';
 import { partsLogitLens } from '../experiments/compensation/parts-logit-lens.ts';
 import { clusterOf } from '../cluster/coordinator.ts';
+import { holdClusterRuns, releaseClusterRun } from '../cluster/run-provenance.ts';
 import { createRunHandlers } from './run-handlers.ts';
 import { estimateJob, refuseIfNoSpace } from '../jobs/capture-estimate.ts';
 
@@ -32,6 +33,9 @@ export type Handlers = {
 
 export function createHandlers(engine: EngineContext): Handlers {
   const { store, queue } = engine;
+  // Before the engine resumes interrupted runs (Engine.start): runs that were on a cluster queue are held
+  // `paused`, not re-run here (src-main/cluster/run-provenance.ts).
+  holdClusterRuns(store);
   return {
     'app/info': async () => ({
       version: engine.options.version,
@@ -90,11 +94,16 @@ export function createHandlers(engine: EngineContext): Handlers {
     },
     'cluster/status': async () => clusterOf(engine).status(),
     'cluster/cancel': async ({ runId }) => clusterOf(engine).cancel(runId),
+    'cluster/attach': async ({ runId, cluster }) => clusterOf(engine).attach(runId, cluster),
     'sweeps/summary': async ({ sweepId, floor }) => sweepSummary(store, sweepId, floor),
     'sweeps/list': async () => listSweeps(store),
     'parts/logit-lens': async ({ runIds, parts, topK, perItem }) => partsLogitLens(engine, runIds, { topK, perItem, ...(parts && { parts }) }),
     'jobs/cancel': async ({ runId }) => (clusterOf(engine).owns(runId) ? clusterOf(engine).cancel(runId) : queue.cancel(runId)),
-    'jobs/resume': async ({ runId }) => queue.enqueue(store.runs.get(runId).id),
+    'jobs/resume': async ({ runId }) => {
+      // A run held after a restart while on a cluster, resumed here instead: it is this engine's again.
+      releaseClusterRun(store, runId);
+      return queue.enqueue(store.runs.get(runId).id);
+    },
     'runs/list': async ({ status }) => store.runs.list(status),
     'runs/get': async ({ runId, failuresOffset, failuresLimit }) => ({ run: store.runs.get(runId), results: store.runs.results(runId), failures: store.runs.failures(runId, failuresOffset, failuresLimit) }),
     'runs/retry-failed': async ({ runId }) => queue.retryFailed(runId),

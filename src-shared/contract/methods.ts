@@ -216,6 +216,8 @@ export const methods = {
   },
   /** Cancels a run sent to a cluster queue: waiting shards are removed, running ones stop before their next item. (`jobs/cancel` does the same for such runs.) */
   'cluster/cancel': { params: z.object({ runId: Id }).strict(), result: RunInfo },
+  /** Follows again a run that was on a cluster queue when the engine last stopped (it starts `paused`): merges what the workers finished, re-queues the rest. */
+  'cluster/attach': { params: z.object({ runId: Id, cluster: ClusterTarget }).strict(), result: RunInfo },
   'jobs/resume': { params: z.object({ runId: Id }).strict(), result: RunInfo },
   'runs/list': { params: z.object({ status: RunStatus.optional() }).strict().default({}), result: z.array(RunInfo) },
   /** A run, its results, and its failed items with their reasons (`failuresLimit` from `failuresOffset`; `failures.total` counts all). */

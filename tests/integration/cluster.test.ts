@@ -21,7 +21,7 @@ import { modelShape, sweepGrid } from '../../src-shared/ablation/sweep-grid.ts';
 import type { RunInfo, RunResult } from '../../src-shared/contract/domain.ts';
 import type { EventName } from '../../src-shared/contract/events.ts';
 import { closeCluster } from '../../src-main/cluster/coordinator.ts';
-import type { Engine } from '../../src-main/engine/engine.ts';
+import { Engine } from '../../src-main/engine/engine.ts';
 import { REPO_ROOT, RESOURCES_DIR } from '../../src-main/paths.ts';
 import { callEngine, startTestEngine } from '../helpers/engine.ts';
 import { DATASET_ID, MODEL_ID, tempDir } from '../helpers/fixtures.ts';
@@ -263,6 +263,29 @@ describe('one sweep over 3 worker processes on Redis + BullMQ', () => {
     expect(computed()).toBe(settled);
     expect(settled).toBeLessThan(24);
     expect(engine.store.runs.get(run.id)).toMatchObject({ status: 'cancelled', done: cancelled.done });
+  });
+
+  it('holds a cluster run when the desktop restarts (not re-run locally), and re-attaching merges what the workers did meanwhile', async () => {
+    const mark = events.length;
+    const run = await callEngine<RunInfo>(engine, 'jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: DATASET_ID, spec: { limit: 12 }, cluster: cluster(2) });
+    await until('the first merged item', () => events.slice(mark).some((e) => e.name === 'job/progress' && e.payload.runId === run.id));
+    const { dataDir } = engine.options;
+    await closeCluster(engine);
+    await engine.close();
+    engine = await Engine.start({ dataDir, resourcesDir: RESOURCES_DIR, host: 'server', version: '0.0.0-test', provider: 'cpu' });
+    engine.onEvent((name, payload) => events.push({ name, payload: payload as Record<string, unknown> }));
+    const held = engine.store.runs.get(run.id);
+    expect(held.status).toBe('paused');
+    expect(held.error).toMatch(new RegExp(`^was running on cluster queue redis://:\\*\\*\\*@127\\.0\\.0\\.1:${redisPort} \\(result store .*\\) when the engine stopped: re-attach`));
+    expect(engine.queue.snapshot()).toEqual({ current: null, waiting: [] });
+    // The workers go on meanwhile; re-attached, the run merges their items and finishes, each item once.
+    await sleep(1500);
+    const attached = await callEngine<RunInfo>(engine, 'cluster/attach', { runId: run.id, cluster: { queue: submitterUrl() } });
+    expect(['running', 'done']).toContain(attached.status);
+    await waitDone([run.id]);
+    const ledger = engine.store.runs.itemLedger(run.id);
+    expect(ledger.map((l) => [l.status, l.attempts])).toEqual(ledger.map(() => ['done', 1]));
+    expect(engine.store.runs.get(run.id).provenance.cluster!.workers.reduce((n, w) => n + w.items, 0)).toBe(12);
   });
 
   it('says which queue it cannot reach, without the password, before creating anything', async () => {
