@@ -135,9 +135,11 @@ describe('text-prefix control', () => {
     expect(own.map((r) => r.value)).toEqual(seg.map((r) => r.other));
   });
 
-  it('refuses a prefix that contains the image placeholder', async () => {
-    const run = await call<RunInfo>('jobs/start', { kind: 'vlm-forward', modelId: 'micro-llava', datasetId: 'colour-at-point', spec: { limit: 1, textPrefix: 'look <image>' } });
-    await engine.queue.drained();
-    expect(engine.store.runs.get(run.id)).toMatchObject({ failed: 1 });
+  it('refuses a prefix that contains the image placeholder when the run is started, creating no run', async () => {
+    const before = engine.store.runs.list().length;
+    await expect(call<RunInfo>('jobs/start', { kind: 'vlm-forward', modelId: 'micro-llava', datasetId: 'colour-at-point', spec: { limit: 1, textPrefix: 'look <image>' } })).rejects.toThrow(
+      /textPrefix (must not contain the image placeholder|contains the model's special token) <image>/,
+    );
+    expect(engine.store.runs.list()).toHaveLength(before);
   });
 });
