@@ -187,6 +187,8 @@ export class ClusterCoordinator {
     // Waiting shards go at once; a running one stops before its next item (the worker checks the key).
     for (const jobId of t.shards.keys()) await t.link.queue.remove(jobId).catch(() => undefined);
     this.mergeRun(t);
+    // Its last items may just have landed: a run that finished is not cancelled after the fact.
+    if (!this.runs.has(runId)) return this.engine.store.runs.get(runId);
     const run = this.engine.store.runs.setStatus(runId, 'cancelled');
     this.untrack(t, run);
     return run;
