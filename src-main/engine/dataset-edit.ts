@@ -301,10 +301,21 @@ export async function exportDataset(store: Store, datasetId: string, format: 'lo
   }
   if (info.bundled) throw new LoupeError('bad-input', `dataset ${datasetId} is bundled and read-only; export from a copy instead`);
   // COCO: one image per (item, image index); boxes → bbox annotations, points → one-keypoint
-  // annotations, masks → `segmentation` (polygons when drawn only with polygons, else compressed RLE).
+  // annotations, masks → `segmentation` (polygons when drawn only with polygons, else compressed RLE),
+  // point pairs → two-keypoint annotations of a category with keypoints ["a", "b"] and skeleton
+  // [[1, 2]] (a pair across two images: one annotation per image, the other point not labelled
+  // (v = 0), both with the same `loupe_pair`), class labels → their category with an annotation on
+  // the item's first image that has no geometry (`loupe_label: "class"`, area 0).
   const stored = store.labels.storedByItem(datasetId);
-  const categories = new Map<string, number>();
-  const category = (name: string) => categories.get(name) ?? (categories.set(name, categories.size + 1), categories.size);
+  // Categories by name and keypoint layout: a pair category needs its two keypoints declared.
+  const categories = new Map<string, { id: number; name: string; keypoints?: string[]; skeleton?: number[][] }>();
+  const category = (name: string, pair = false) => {
+    const key = `${pair ? 'pair' : 'plain'}:${name}`;
+    let c = categories.get(key);
+    if (!c) categories.set(key, (c = { id: categories.size + 1, name, ...(pair && { keypoints: ['a', 'b'], skeleton: [[1, 2]] }) }));
+    return c.id;
+  };
+  let pairs = 0;
   const images: object[] = [];
   const annotations: object[] = [];
   for (const item of manifest.items) {
@@ -328,11 +339,22 @@ export async function exportDataset(store: Store, datasetId: string, format: 'lo
         annotations.push({ id: annotations.length + 1, image_id: ids[l.image], category_id: category(l.text ?? 'object'), bbox: [x0, y0, x1 - x0, y1 - y0], area: (x1 - x0) * (y1 - y0), iscrowd: 0 });
       } else if (l.kind === 'point') {
         annotations.push({ id: annotations.length + 1, image_id: ids[l.image], category_id: category(l.name ?? 'point'), keypoints: [l.at[0], l.at[1], 2], num_keypoints: 1 });
+      } else if (l.kind === 'pointPair') {
+        const categoryId = category(l.name ?? 'point pair', true);
+        const pair = ++pairs;
+        if (l.a.image === l.b.image) {
+          annotations.push({ id: annotations.length + 1, image_id: ids[l.a.image], category_id: categoryId, keypoints: [l.a.at[0], l.a.at[1], 2, l.b.at[0], l.b.at[1], 2], num_keypoints: 2, loupe_pair: pair });
+        } else {
+          annotations.push({ id: annotations.length + 1, image_id: ids[l.a.image], category_id: categoryId, keypoints: [l.a.at[0], l.a.at[1], 2, 0, 0, 0], num_keypoints: 1, loupe_pair: pair });
+          annotations.push({ id: annotations.length + 1, image_id: ids[l.b.image], category_id: categoryId, keypoints: [0, 0, 0, l.b.at[0], l.b.at[1], 2], num_keypoints: 1, loupe_pair: pair });
+        }
+      } else if (l.kind === 'class') {
+        annotations.push({ id: annotations.length + 1, image_id: ids[0], category_id: category(l.value), area: 0, iscrowd: 0, loupe_label: 'class' });
       }
     }
   }
   const path = join(info.path, 'coco.json');
-  writeFileAtomicSync(path, JSON.stringify({ info: { description: info.name }, images, annotations, categories: [...categories].map(([name, id]) => ({ id, name })) }));
+  writeFileAtomicSync(path, JSON.stringify({ info: { description: info.name }, images, annotations, categories: [...categories.values()] }));
   return { path };
 }
 

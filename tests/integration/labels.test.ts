@@ -45,9 +45,9 @@ describe('labelling a user dataset', () => {
     expect(bbox.bbox).toEqual([4, 6, 20, 24]);
     expect(coco.categories.find((c: { id: number }) => c.id === bbox.category_id).name).toBe('cube');
 
-    // The COCO file imports back as a new dataset with the same boxes and points.
+    // The COCO file imports back as a new dataset with the same boxes and points (item b's point pair, a two-keypoint annotation, as its two points).
     const fromCoco = await call<{ dataset: { id: string; itemCount: number }; labels: number; ignored: number }>('datasets/import-coco', { path: join(dirname(path), 'coco.json'), imagesDir: dirname(path) });
-    expect(fromCoco).toMatchObject({ labels: 2, ignored: 0, dataset: { itemCount: 2 } });
+    expect(fromCoco).toMatchObject({ labels: 4, ignored: 0, dataset: { itemCount: 2 } });
     const back = await call<{ label: { kind: string; box?: number[]; text?: string } }[]>('labels/list', { datasetId: fromCoco.dataset.id, itemId: 'a' });
     expect(back.find((l) => l.label.kind === 'box')!.label).toEqual({ kind: 'box', image: 0, box: [4, 6, 24, 30], text: 'cube' });
     await expect(call('datasets/import-coco', { path: join(DATASET_DIR, 'dataset.json') })).rejects.toThrow(/lacks "images" or "annotations"/);
