@@ -142,7 +142,7 @@ describe('a full disk mid-run', () => {
     const loupe = (args: string, name: string) => `"${process.execPath}" "${CLI}" ${args} --data-dir "${dataDir}" --provider cpu > "${out}/${name}.out" 2> "${out}/${name}.err"; echo $? > "${out}/${name}.rc"`;
     const script = [
       `mount -t tmpfs -o size=8m tmpfs "${dataDir}"`,
-      `(${loupe(`run --model ${MODEL_ID} --dataset "${long}"`, 'run')}) & P=$!`,
+      `(${loupe(`run --json --model ${MODEL_ID} --dataset "${long}"`, 'run')}) & P=$!`, // --json: the loop below counts job/progress event lines
       // (cat: run.out may not exist yet; a bare grep would end the loop at once)
       `while [ "$(cat "${out}/run.out" 2>/dev/null | grep -c job/progress)" -lt 12 ]; do sleep 0.05; done`,
       `(dd if=/dev/zero of="${dataDir}/ballast" bs=4k 2>/dev/null || true)`,
