@@ -101,9 +101,13 @@ describe('sweeps view', () => {
     expect(shown.map((v) => (v === '' ? null : Number(v)))).toEqual(want);
     const defined = summary.stages.flatMap((s) => s.recovery.map((v, j) => ({ stage: s.stage, j, v }))).filter((c) => c.v !== null);
     expect(defined.length).toBeGreaterThan(0);
-    for (const c of [defined[0]!, defined.at(-1)!]) expect(await cell(c.stage, c.j).textContent()).toBe(c.v!.toFixed(2));
-    // One chart line per spec.
+    // Shown rounded, then its 95% interval in brackets.
+    for (const c of [defined[0]!, defined.at(-1)!]) expect((await cell(c.stage, c.j).textContent())!.split('[')[0]!.trim()).toBe(c.v!.toFixed(2));
+    // One chart line per spec, each with its own dash pattern and marker (lines that coincide stay distinguishable), and a legend entry each.
     expect(await page.getByTestId('recovery-line').count()).toBe(grid.length);
+    const styles = await page.getByTestId('recovery-line').evaluateAll((els) => els.map((e) => `${(e as unknown as { getAttribute(a: string): string }).getAttribute('data-dash')}|${(e as unknown as { getAttribute(a: string): string }).getAttribute('data-marker')}`));
+    expect(new Set(styles).size).toBe(grid.length);
+    expect((await page.getByTestId('recovery-legend').allTextContents()).map((t) => t.trim())).toEqual(grid.map((g) => g.label));
 
     // The blind floor comes from the engine too.
     await page.getByTestId('results-floor').selectOption('blind');
