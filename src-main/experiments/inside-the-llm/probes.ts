@@ -331,7 +331,8 @@ export function propagationScores(p: ProbeItem, o: ProbeOptions): Score[] {
     const id = idAt(masks[0]!, cellCentre(map0, c));
     return id === 255 ? 0 : id;
   });
-  const objects = masks[0]!.ids.reduce((a, v) => (v === 255 ? a : Math.max(a, v)), 0);
+  let objects = 0;
+  for (const v of masks[0]!.ids) if (v !== 255) objects = Math.max(objects, v);
   if (objects === 0) return [];
   const channels = objects + 1;
   const first = new Float64Array(channels * n);
