@@ -81,7 +81,7 @@ export class DataLock {
       throw new LoupeError('storage', `cannot lock the data folder ${dataDir} (${join(dataDir, LOCK_FILE)}): ${(e as Error).message}`);
     }
     const previous = readHolder(dataDir);
-    const me: LockHolder = { pid: process.pid, host: hostname(), command: process.argv.join(' '), since: new Date().toISOString() };
+    const me: LockHolder = { pid: process.pid, host: hostname(), command: redactCommand(process.argv), since: new Date().toISOString() };
     try {
       writeFileAtomicSync(join(dataDir, HOLDER_FILE), `${JSON.stringify(me)}\n`);
     } catch {
@@ -110,3 +110,25 @@ export class DataLock {
 }
 
 export { describe as describeHolder };
+
+/**
+ * The command line as recorded in engine.lock.json and shown to a second engine: secrets on it
+ * (a queue URL's password, a serve token) are replaced by *** — the file is readable by anyone who
+ * can read the data folder, and the message goes to logs.
+ */
+export function redactCommand(argv: readonly string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, '$1***@');
+    const flag = /^--(token|password)(=.*)?$/.exec(a);
+    if (flag?.[2] !== undefined) out.push(`--${flag[1]}=***`);
+    else if (flag) {
+      out.push(a);
+      if (i + 1 < argv.length) {
+        out.push('***');
+        i++;
+      }
+    } else out.push(a);
+  }
+  return out.join(' ');
+}
