@@ -194,7 +194,7 @@ describe('dataset labelling', () => {
     const blob = await overlayMask(byName.blob.id!);
     expect([blob.w, blob.h, blob.mode, blob.opacity]).toEqual([64, 64, 'outline', '1']);
     expect(blob.alpha).toEqual(ring(brushed, 64, 64));
-    expect(blob.alpha.reduce((n, v) => n + v, 0)).toBe(39 - 11); // the 11 inner pixels of row 10 stay clear
+    expect(blob.alpha.reduce<number>((n, v) => n + v, 0)).toBe(39 - 11); // the 11 inner pixels of row 10 stay clear
     expect((await overlayMask(byName.square.id!)).alpha).toEqual(ring(square, 64, 64));
     await page.screenshot({ path: join(import.meta.dirname, 'screenshots', 'label-outline.png') });
 
