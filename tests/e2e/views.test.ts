@@ -329,3 +329,31 @@ describe('attention flow view', () => {
     await page.close();
   });
 });
+
+describe('readout stage curve', () => {
+  it('labels the right-edge lines without overlap, has a legend entry per series, draws the shuffled control as a line', async () => {
+    const run = await client.call('jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: 'shape-at-point', spec: { limit: 16 } });
+    for (let t0 = Date.now(); (await client.call('runs/get', { runId: run.id })).run.status !== 'done'; ) {
+      if (Date.now() - t0 > 180_000) throw new Error('the readout run did not finish in 180 s');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const summary = await client.call('readout/summary', { runId: run.id });
+    const page = await openWorkbench(browser, `${server.url}#/runs`, { width: 1360, height: 1100 });
+    await page.locator(`[data-testid="run-row"][data-run="${run.id}"]`).click();
+    const labels = page.getByTestId('ref-label');
+    await expect.poll(() => labels.count(), { timeout: 60_000 }).toBe(3);
+    const ys = (await labels.evaluateAll((els) => els.map((e) => Number((e as unknown as { getAttribute(a: string): string }).getAttribute('y'))))).sort((a, b) => a - b);
+    // 11 px text: every label at least 13 px from the next.
+    for (let k = 1; k < ys.length; k++) expect(ys[k]! - ys[k - 1]!).toBeGreaterThanOrEqual(13);
+    expect(await labels.allTextContents()).toEqual([`VLM answer ${summary.answer.accuracy.toFixed(2)}`, `blind ${summary.blind.accuracy.toFixed(2)}`, `chance ${summary.chance.toFixed(2)}`]);
+    // The legend names the main series and the control, not only the extra readouts.
+    const series = await page.getByTestId('readout-legend').locator('[data-series]').evaluateAll((els) => els.map((e) => (e as unknown as { getAttribute(a: string): string }).getAttribute('data-series')));
+    expect(series.slice(0, 2)).toEqual(['readout', 'shuffled']);
+    expect(series).toEqual(expect.arrayContaining(['answer', 'blind', 'chance']));
+    // The shuffled-label control: one vertex per stage that has it.
+    const d = (await page.getByTestId('readout-shuffled').getAttribute('d'))!;
+    expect(d.match(/[ML]/g)!.length).toBe(summary.stages.filter((s) => s.shuffledAccuracy !== null).length);
+    await page.screenshot({ path: join(SHOTS, 'readout-chart.png') });
+    await page.close();
+  });
+});
