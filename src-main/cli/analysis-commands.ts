@@ -22,7 +22,11 @@ export async function kvSegmentationCommand(ctx: CliContext): Promise<void> {
 
 export async function kvProbesCommand(ctx: CliContext): Promise<void> {
   const a = ctx.args;
-  const rows = await ctx.call('kv/probes', { runId: a.need('run'), ...given([['alpha', a.num('alpha')], ['k', a.num('k')], ['shots', a.num('shots')]]) });
+  const rows = await ctx.call('kv/probes', {
+    runId: a.need('run'),
+    ...given([['alpha', a.num('alpha')], ['k', a.num('k')], ['shots', a.num('shots')], ['permutations', a.num('permutations')]]),
+    ...(a.list('layers') && { layers: a.list('layers')!.map(Number) }),
+  });
   ctx.emit(rows, () => kvProbesTable(rows));
 }
 

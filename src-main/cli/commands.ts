@@ -58,12 +58,15 @@ const family: FlagSpec = {
 };
 const from: FlagSpec = { type: 'string', choices: ['first', 'last'], description: 'grow the k-layer window from the first or the last layer (default: last for vision-patches, first for the llm families)' };
 const keys: FlagSpec = { type: 'string', choices: ['patches', 'all'], description: 'vision families: block patch → other patches, or patch → every other token (CLS included); default patches' };
-const alpha: FlagSpec = { type: 'number', placeholder: 'A', min: 0, max: 1, description: 'PCK threshold as a fraction of the image size (contract default 0.1)' };
+const alpha: FlagSpec = { type: 'number', placeholder: 'A', min: 0, max: 1, description: "PCK@α threshold as a fraction of the target bounding box's longer side (SPair; the image size for items without a box); default 0.05, 0.1 and 0.15 are all reported" };
 const k: FlagSpec = { type: 'integer', placeholder: 'K', min: 1, max: 64, description: 'neighbours for mask-propagation voting (contract default 5)' };
 const queue: FlagSpec = { type: 'string', placeholder: 'URL', description: 'send the runs to a Redis cluster queue (redis://HOST:PORT, docs/scale-out.md) and merge the results here' };
 const store: FlagSpec = { type: 'string', placeholder: 'DIR', description: 'the shared result store the workers write to, as this machine sees it (default <data dir>/cluster-results), with --queue' };
 const shardItems: FlagSpec = { type: 'integer', placeholder: 'N', min: 1, description: 'items per shard sent to the queue (default 8), with --queue' };
 
+const listOfIndices = checked((raw) => {
+  if (!raw.split(',').every((h) => /^\d+$/.test(h.trim()))) throw new Error(`must be layer indices (0,2,…), not "${raw}"`);
+});
 const listOfHeads = checked((raw) => {
   if (!raw.split(',').every((h) => /^\d+$/.test(h.trim()))) throw new Error(`must be head indices (0,2,…), not "${raw}"`);
 });
@@ -135,7 +138,14 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'kv-probes',
     group: 'Analyse',
     summary: 'K/V-token probes per LLM layer: segmentation (zero/few-shot), correspondence PCK, mask propagation, referring boxes',
-    flags: { run: { ...run, required: true }, alpha, k, shots: { type: 'integer', placeholder: 'N', min: 1, max: 1024, description: 'items the few-shot classifier trains on (contract default 8)' } },
+    flags: {
+      run: { ...run, required: true },
+      alpha,
+      k,
+      shots: { type: 'integer', placeholder: 'N', min: 1, max: 1024, description: 'items the few-shot classifier trains on (contract default 8)' },
+      layers: { type: 'list', placeholder: 'L,…', check: listOfIndices, description: 'probe only these LLM layers (the probes run ≥ 20 shuffled controls each: restrict on large benchmarks)' },
+      permutations: { type: 'integer', placeholder: 'N', min: 20, max: 1000, description: 'shuffled controls per figure (contract default 20)' },
+    },
     handler: analysis('kvProbesCommand'),
   },
   {
