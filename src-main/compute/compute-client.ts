@@ -10,6 +10,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import type { ComputeRequest, ComputeResponse, SessionInfo } from './protocol.ts';
 import type { VlmOpenRequest, VlmRunRequest, VlmRunResult } from './vlm/types.ts';
+import type { StreamFlushResult } from './capture/stream-stats.ts';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -61,6 +62,12 @@ export class ComputeClient {
     await this.ready;
     await this.send({ op: 'vlm-open', ...open });
     this.vlms.set(open.key, open);
+  }
+
+  /** Writes a run's streamed statistics (kept in the worker while its items ran) to `out`; null when the worker holds none. */
+  async flushStream(streamId: string, out: string, final: boolean): Promise<StreamFlushResult | null> {
+    await this.ready;
+    return this.send({ op: 'stream-flush', streamId, out, final }) as Promise<StreamFlushResult | null>;
   }
 
   async runVlm(request: VlmRunRequest): Promise<VlmRunResult> {

@@ -10,6 +10,7 @@ import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { chooseProvider, compiledProviders, workingProviders } from './providers.ts';
 import type { ComputeRequest, ComputeResponse, ComputeResult, SessionInfo } from './protocol.ts';
 import { type OpenVlm, openVlm, runVlm } from './vlm/pipeline.ts';
+import { flushStream } from './capture/stream-stats.ts';
 
 const port = parentPort;
 if (!port) throw new Error('compute worker must run in a worker thread');
@@ -92,6 +93,8 @@ async function handle(req: ComputeRequest): Promise<ComputeResult> {
       const { id: _id, op: _op, ...run } = req;
       return runVlm(vlm, run);
     }
+    case 'stream-flush':
+      return flushStream(req.streamId, req.out, req.final);
   }
 }
 

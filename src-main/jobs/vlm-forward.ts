@@ -5,7 +5,7 @@
  * layer hidden states, attention). `textPrefix` puts words before the first image (the
  * text-prefix control); image_token_map is built from the real input ids, so it follows.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RunInfo } from '../../src-shared/contract/domain.ts';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { VlmForwardSpec } from '../../src-shared/jobs/specs.ts';
@@ -21,6 +21,8 @@ import type { Store } from '../store/store.ts';
 import { toStoreDtype } from './encode-images.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
 import { planCapture } from './capture-plan.ts';
+import { splitStreamTaps, streamRequestFor, streamedStatsPath, tapsForStream } from './stream-request.ts';
+import { streamSources } from '../compute/capture/stream-stats.ts';
 
 export class VlmForwardRunner implements JobRunner {
   private readonly store: Store;
@@ -38,15 +40,26 @@ export class VlmForwardRunner implements JobRunner {
     const model = this.store.models.get(run.modelId);
     const folder = openModelFolder(model.path, spec.variant);
     const dataset = this.store.datasets.get(run.datasetId);
-    const taps = await resolveTaps(folder, spec.taps, { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation);
-    const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${taps.key}`, taps.files);
+    // Streamed features / Gram read hidden states the run may not store: tapped, then left out of the capture plan.
+    const tapped = await resolveTaps(folder, tapsForStream(spec), { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation);
+    const { taps, hidden } = splitStreamTaps(spec, tapped);
+    if (spec.stream && spec.imagesAlone) throw new LoupeError('bad-input', 'spec.stream with imagesAlone: streamed statistics are taken from the one prompt\'s pass; run without imagesAlone');
+    const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${tapped.key}`, tapped.files);
     const textConfig = textConfigOf(folder.config) as { num_hidden_layers: number; num_attention_heads: number };
     const textLayers = Number(textConfig.num_hidden_layers);
     const textHeads = Number(textConfig.num_attention_heads);
     const visionHeads = Number((folder.config.vision_config as { num_attention_heads?: number } | undefined)?.num_attention_heads ?? 1);
     const kvNames = spec.taps.imageKV || spec.taps.promptKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];
 
+    const statsPath = streamedStatsPath(dirname(this.store.blobs.root), run.id);
     return {
+      // The run's streamed statistics, written once its items have run (kept in the worker while a cancelled run may resume).
+      ...(spec.stream && {
+        dispose: async () => {
+          const status = this.store.runs.get(run.id).status;
+          await this.compute.flushStream(run.id, statsPath, status !== 'cancelled' && status !== 'paused' && status !== 'running');
+        },
+      }),
       processItem: async (itemId): Promise<ItemOutput> => {
         const item = this.store.datasets.item(run.datasetId, itemId);
         const prompt = item.prompt ?? spec.prompt;
@@ -67,9 +80,10 @@ export class VlmForwardRunner implements JobRunner {
               const extra: Record<string, HostTensor> = {};
               if (imageTokens.length) extra.image_token_map = { dtype: 'int32', shape: [imageTokens.length, 5], data: Int32Array.from(imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) };
               if (spec.taps.promptKV && q) extra.prompt_token_map = { dtype: 'int32', shape: [q.length, 3], data: Int32Array.from(q.flatMap((t) => [t.position, t.tokenId, t.word])) };
-              if (!plan.ops.length && !Object.keys(extra).length) return undefined; // nothing to store: no blob, as before
-              const request = { blobRoot: this.store.blobs.root, chunkBytes: this.store.blobs.chunkBytes, dtype: spec.storeDtype, ops: plan.ops, extra };
-              return { request, visionFetches: plan.visionFetches, decoderFetches: plan.decoderFetches };
+              const stream = streamRequestFor(run.id, spec, textLayers, imageTokens, hidden);
+              if (!plan.ops.length && !Object.keys(extra).length && !stream) return undefined; // nothing to store: no blob, as before
+              const request = { blobRoot: this.store.blobs.root, chunkBytes: this.store.blobs.chunkBytes, dtype: spec.storeDtype, ops: plan.ops, extra, ...(stream && { stream }) };
+              return { request, visionFetches: plan.visionFetches, decoderFetches: [...new Set([...plan.decoderFetches, ...(stream ? streamSources(stream) : [])])] };
             };
         const res = await vlm.forward(prompt, image, {
           ...(alonePasses ? { visionTaps: taps.vision.map((t) => t.tensor), decoderTaps: [...kvNames, ...taps.decoder.map((t) => t.tensor)] } : { capture: capture! }),

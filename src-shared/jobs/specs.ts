@@ -105,6 +105,22 @@ export const VlmForwardSpec = z
      * image; token positions in `image_token_map` are those of the image's own pass.
      */
     imagesAlone: z.boolean().optional(),
+    /**
+     * Streaming statistics, computed in the compute worker as items pass (memory bounded by the
+     * model, not the item count; nothing extra stored per item) and written once per run to
+     * `<data>/run-stats/<run id>.safetensors`: `keyVariance` — image keys' variance per LLM layer
+     * and image-token place (Welford; what kv/key-tokens needs, so a run can skip storing K/V);
+     * `features` — the mean hidden state per place at these LLM layers (hidden_states.N numbering);
+     * `gram` — the mean image-token Gram matrix Xᵀ X / T at these layers.
+     */
+    stream: z
+      .object({
+        keyVariance: z.boolean().optional(),
+        features: z.array(z.number().int().nonnegative()).max(1024).optional(),
+        gram: z.array(z.number().int().nonnegative()).max(1024).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type VlmForwardSpec = z.infer<typeof VlmForwardSpec>;

@@ -146,7 +146,8 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
       throw new SafetensorsError(`safetensors: tensor ${name} offsets [${start}, ${end}] do not fit its shape or the file (truncated?)`);
     }
     // Copy into a fresh aligned buffer: the payload offset need not be aligned for the element size.
-    const copy = bytes.slice(base + start, base + end);
+    // Uint8Array's own slice: a Node Buffer's `slice` is a view on the same memory, not a copy.
+    const copy = Uint8Array.prototype.slice.call(bytes, base + start, base + end);
     tensors[name] = { dtype, shape, data: typedArrayFor(dtype, copy.buffer, 0, n) };
   }
   return { tensors, metadata };

@@ -65,7 +65,7 @@ describe('capture ops', () => {
       for (const l of [1, 3]) for (const p of ['key', 'value']) sources[`present.${l}.${p}`] = iota([1, 2, seq, 4]);
       const extra = { image_token_map: { dtype: 'int32' as const, shape: [4, 5], data: new Int32Array(20) } };
       const est = estimateItemBytes(plan, { shapeOf: (s) => sources[s]?.shape }, 'float16', extra);
-      const stored = await storeCapture({ blobRoot: root, dtype: 'float16', ops: plan.ops, extra }, (n) => sources[n], () => {});
+      const stored = (await storeCapture({ blobRoot: root, dtype: 'float16', ops: plan.ops, extra }, (n) => sources[n], () => {}))!;
       expect(est.bytes).toBe(stored.size);
       expect(statSync(join(root, stored.sha.slice(0, 2), `${stored.sha}.safetensors`)).size).toBe(stored.size);
       expect(captureShape(plan.ops.find((o) => o.name === 'llm.hidden_states.1')!, [1, seq, 8], 'float16')[0]!.shape).toEqual([1, 4, 8]);

@@ -7,6 +7,7 @@
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import { type CaptureOp, type CapturedShape, type StoreFloat, applyCapture, captureShape } from '../../../src-shared/tensor/capture-ops.ts';
 import { BlobStore, type LazyTensor } from '../../store/blob-store.ts';
+import { type StreamRequest, accumulateStream, streamSources } from './stream-stats.ts';
 
 export interface CaptureRequest {
   /** The data folder's blob root (the worker writes there; the engine records what it wrote). */
@@ -16,6 +17,8 @@ export interface CaptureRequest {
   ops: CaptureOp[];
   /** Small tensors stored as they are (image_token_map, prompt_token_map). */
   extra?: Record<string, HostTensor>;
+  /** Streaming statistics to update from this item's outputs (stream-stats.ts); nothing of the item is kept for them. */
+  stream?: StreamRequest;
 }
 
 export interface StoredCapture {
@@ -26,12 +29,19 @@ export interface StoredCapture {
 
 /** Outputs the ops read: the worker fetches exactly these from the runtime. */
 export function captureSources(req: CaptureRequest): Set<string> {
-  return new Set(req.ops.map((o) => o.source));
+  return new Set([...req.ops.map((o) => o.source), ...(req.stream ? streamSources(req.stream) : [])]);
 }
 
 const stores = new Map<string, BlobStore>();
 
-export async function storeCapture(req: CaptureRequest, outputs: (name: string) => HostTensor | undefined, release: (name: string) => void): Promise<StoredCapture> {
+/** Updates the item's streamed statistics, then writes its captures to one blob; undefined when there is nothing to store (statistics only). */
+export async function storeCapture(req: CaptureRequest, outputs: (name: string) => HostTensor | undefined, release: (name: string) => void): Promise<StoredCapture | undefined> {
+  if (req.stream) {
+    accumulateStream(req.stream, outputs);
+    const byOps = new Set(req.ops.map((o) => o.source));
+    for (const s of streamSources(req.stream)) if (!byOps.has(s)) release(s);
+  }
+  if (!req.ops.length && !Object.keys(req.extra ?? {}).length) return undefined;
   const key = `${req.blobRoot}\u0000${req.chunkBytes ?? ''}`;
   let store = stores.get(key);
   if (!store) stores.set(key, (store = new BlobStore(req.blobRoot, null, req.chunkBytes ? { chunkBytes: req.chunkBytes } : {})));

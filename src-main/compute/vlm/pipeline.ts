@@ -215,7 +215,8 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   if (req.capture) {
     const t3 = performance.now();
     // Only when no greedy step reuses the K/V below may a source be dropped as soon as its ops ran.
-    result.stored = await storeCapture(req.capture, (n) => (held.has(n) ? toHost(held.get(n)!) : undefined), (n) => void (!generating && held.delete(n)));
+    const stored = await storeCapture(req.capture, (n) => (held.has(n) ? toHost(held.get(n)!) : undefined), (n) => void (!generating && held.delete(n)));
+    if (stored) result.stored = stored;
     held.clear();
     result.timings.storeMs = performance.now() - t3;
   }

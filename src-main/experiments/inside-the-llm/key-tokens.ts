@@ -42,6 +42,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { type VlmForwardSpec, VlmForwardSpec as VlmForwardSpecSchema } from '../../../src-shared/jobs/specs.ts';
 import { type HostTensor, toFloat32 } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
+import { streamedKeyTokens } from './streamed-key-variance.ts';
 
 export const DEFAULT_THRESHOLD = 0.25;
 export const DEFAULT_MAX_PER_LAYER = 5;
@@ -299,7 +300,12 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
       });
     }
   }
-  if (items === 0) throw new LoupeError('bad-input', `run ${runId} captured no image keys: run vlm-forward with taps.imageKV (--spec '{"taps":{"imageKV":true}}')`);
+  if (items === 0) {
+    // A run that stored no K/V may have streamed the key variance instead (spec.stream.keyVariance).
+    const streamed = streamedKeyTokens(store, runId, options);
+    if (streamed) return streamed;
+  }
+  if (items === 0) throw new LoupeError('bad-input', `run ${runId} captured no image keys: run vlm-forward with taps.imageKV (--spec '{"taps":{"imageKV":true}}') or stream the statistic (--spec '{"stream":{"keyVariance":true}}')`);
   if (items < 2) throw new LoupeError('bad-input', `run ${runId} has image K/V for ${items} item; the key variance across inputs needs at least 2 (many more for a stable ranking)`);
 
   const inputKeys = [...input.entries()].filter(([, w]) => w.n >= 2);
