@@ -39,7 +39,7 @@ export type StartJob = z.input<typeof StartJob>;
 const none = z.object({}).strict();
 
 /** The K/V-token probes (engine/kv-probes). */
-export const KvProbe = z.enum(['segmentation', 'segmentation-few-shot', 'correspondence', 'propagation', 'referring']);
+export const KvProbe = z.enum(['segmentation', 'segmentation-few-shot', 'correspondence', 'propagation', 'referring', 'cosegmentation', 'text-segmentation']);
 
 /** An accuracy with its 95% Wilson interval. */
 const accuracyInterval = { accuracy: z.number(), low: z.number(), high: z.number() };

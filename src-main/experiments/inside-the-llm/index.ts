@@ -1,10 +1,11 @@
 /**
  * "Visual representations inside the language model" probes over a finished vlm-forward run:
  * zero- and few-shot segmentation (class-wise mIoU), semantic correspondence (PCK@α_bbox),
- * DAVIS mask propagation (J&F) and referring segmentation (mIoU / cIoU) from image (and question)
- * K/V tokens, per LLM layer × key/value, each figure with a bootstrap interval (items resampled)
+ * DAVIS mask propagation (J&F), referring segmentation (mIoU / cIoU), co-segmentation (J and P,
+ * cosegmentation.ts) and class-name semantic segmentation (class-wise mIoU, text-segmentation.ts)
+ * from image (and question) K/V tokens, per LLM layer × key/value, each figure with a bootstrap interval (items resampled)
  * and a shuffled control from ≥ 20 permutations (null mean and p). Reads only stored captures:
- * `image_kv.*` (taps.imageKV) and, for referring, `prompt_kv.*` (taps.promptKV).
+ * `image_kv.*` (taps.imageKV) and, for referring and text-segmentation, `prompt_kv.*` (taps.promptKV).
  */
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { VlmForwardSpec } from '../../../src-shared/jobs/specs.ts';
@@ -12,6 +13,7 @@ import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import type { Store } from '../../store/store.ts';
 import { openModelFolder } from '../../engine/model-folder.ts';
 import { viewMapper } from '../../engine/vlm/pixel-maps.ts';
+import { cosegmentationProbeScores, cosegmentationSkip, namedMasks } from './cosegmentation.ts';
 import { DIFT_DAVIS } from './label-propagation.ts';
 import {
   PROBES,
@@ -33,6 +35,7 @@ import {
   segmentationTarget,
 } from './probes.ts';
 import { type Finish, type ItemStat, MIN_PERMUTATIONS, type StatisticsOptions, figure } from './statistics.ts';
+import { textSegmentationScores, textSegmentationSkip } from './text-segmentation.ts';
 import { ItemTokens, type KvKind } from './tokens.ts';
 
 /** How the run's images were encoded: each alone (as the papers) or together in one prompt. */
@@ -96,6 +99,8 @@ const SCORERS: Record<Probe, (p: ProbeItem, o: ProbeOptions) => Score[]> = {
   correspondence: correspondenceScores,
   propagation: propagationScores,
   referring: referringScores,
+  cosegmentation: cosegmentationProbeScores,
+  'text-segmentation': textSegmentationScores,
 };
 
 /** One figure's per-item contributions, keyed by item id (kv/compare pairs them across runs). */
@@ -115,7 +120,7 @@ export interface CollectedProbes {
   options: ProbeOptions & StatisticsOptions;
 }
 
-const MULTI_IMAGE: readonly Probe[] = ['correspondence', 'propagation'];
+const MULTI_IMAGE: readonly Probe[] = ['correspondence', 'propagation', 'cosegmentation'];
 
 export function collectKvProbes(store: Store, runId: string, params: KvProbeParams = {}): CollectedProbes {
   const o = probeOptions(params);
@@ -159,6 +164,14 @@ export function collectKvProbes(store: Store, runId: string, params: KvProbePara
       const why = referringSkip(p);
       if (why) skip(`referring|${why}`);
     }
+    if (probes.includes('cosegmentation') && namedMasks(p).length >= 2) {
+      const why = cosegmentationSkip(p);
+      if (why) skip(`cosegmentation|${why}`);
+    }
+    if (probes.includes('text-segmentation')) {
+      const why = textSegmentationSkip(p);
+      if (why) skip(`text-segmentation|${why}`);
+    }
     const target = probes.includes('segmentation-few-shot') ? segmentationTarget(p) : null;
     if (target) fewShot.push({ p, target });
   }
@@ -170,7 +183,7 @@ export function collectKvProbes(store: Store, runId: string, params: KvProbePara
   if (figures.size === 0) {
     throw new LoupeError(
       'bad-input',
-      `run ${runId} has no items the K/V probes apply to (${probes.join(', ')}): segmentation needs a point and an instance mask on image 0 (few-shot segmentation more than ${o.shots} such items), correspondence pointPairs between two captured images, propagation a mask on each of ≥ 3 frames, referring a box with text plus taps.promptKV${skipped.size ? `; left out: ${[...skipped].map(([k, n]) => `${n} × ${k.replace('|', ': ')}`).join('; ')}` : ''}`,
+      `run ${runId} has no items the K/V probes apply to (${probes.join(', ')}): segmentation needs a point and an instance mask on image 0 (few-shot segmentation more than ${o.shots} such items), correspondence pointPairs between two captured images, propagation a mask on each of ≥ 3 frames, referring a box with text plus taps.promptKV, co-segmentation ≥ 2 images with masks named by one class, text-segmentation a mask named by a class that its prompt names plus taps.promptKV${skipped.size ? `; left out: ${[...skipped].map(([k, n]) => `${n} × ${k.replace('|', ': ')}`).join('; ')}` : ''}`,
     );
   }
   const notes = new Map<Probe, string[]>();
