@@ -260,7 +260,7 @@ describe('K/V co-segmentation and class-name segmentation', () => {
     }
   });
 
-  it('names what is missing: without question K/V the class-name probe leaves its items out and says why', async () => {
+  it('without question K/V there is no class-name figure; a joint-prompt run marks co-segmentation as not the papers\' protocol', async () => {
     const { id: datasetId } = await call<{ id: string }>('datasets/import', { path: dataset.root });
     const run = await call<{ id: string }>('jobs/start', { kind: 'vlm-forward', modelId: 'micro-llava', datasetId, spec: { limit: 6, storeDtype: 'float32', taps: { imageKV: true } } });
     await engine.queue.drained();
