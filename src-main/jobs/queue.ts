@@ -159,7 +159,9 @@ export class JobQueue {
   /** Why a run stopped, with how far it got: "disk full writing blob … (item x); stopped with 12 of 40 items done, 1 failed, 27 not run". */
   private stopReason(runId: string, e: unknown): string {
     const run = this.store.runs.get(runId);
-    const what = e instanceof StorageStop ? `${e.message} (item ${e.itemId})` : toErrorPayload(e).message;
+    const code = (e as { code?: string }).code ?? '';
+    // A raw SQLite "database or disk is full" from any other write says what it means.
+    const what = e instanceof StorageStop ? `${e.message} (item ${e.itemId})` : code === 'SQLITE_FULL' ? `disk full: the database ${this.store.db.name} cannot be written` : toErrorPayload(e).message;
     return `${what}; stopped with ${run.done} of ${run.total} items done, ${run.failed} failed, ${run.total - run.done - run.failed} not run`;
   }
 
@@ -171,12 +173,12 @@ export class JobQueue {
       const blob = this.store.blobs.putTensors(out.tensors);
       for (const [name, t] of Object.entries(out.tensors)) tensors.push({ name, dtype: t.dtype, shape: t.shape, blob });
     }
-    if (out.stored) {
-      // Written and fsynced by the compute worker; checked (size) and recorded here, then committed with the item.
-      this.store.blobs.adopt(out.stored.sha, out.stored.size);
-      for (const t of out.stored.tensors) tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, blob: out.stored.sha });
-    }
     try {
+      if (out.stored) {
+        // Written and fsynced by the compute worker; checked (size) and recorded here, then committed with the item.
+        this.store.blobs.adopt(out.stored.sha, out.stored.size);
+        for (const t of out.stored.tensors) tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, blob: out.stored.sha });
+      }
       this.store.runs.completeItem(runId, itemId, { metrics: out.metrics, values: out.values }, tensors);
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
