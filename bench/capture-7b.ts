@@ -27,7 +27,9 @@ import { ComputeClient } from '../src-main/compute/compute-client.ts';
 import { openModelFolder } from '../src-main/engine/model-folder.ts';
 import { resolveTaps } from '../src-main/engine/vlm/tap-sets.ts';
 import { Vlm } from '../src-main/engine/vlm/vlm.ts';
-import { BlobStore } from '../src-main/store/blob-store.ts';
+import { BlobStore, type LazyTensor } from '../src-main/store/blob-store.ts';
+import { applyCapture, captureShape } from '../src-shared/tensor/capture-ops.ts';
+import type { HostTensor } from '../src-shared/tensor/dtype.ts';
 import { type ModelDims, estimateItemBytes, planCapture } from '../src-main/jobs/capture-plan.ts';
 import { REPO_ROOT } from '../src-main/paths.ts';
 import { TapSelection } from '../src-shared/jobs/specs.ts';
@@ -40,6 +42,7 @@ const { values: opt } = parseArgs({
     exhaustive: { type: 'boolean', default: false },
     'no-big': { type: 'boolean', default: false },
     'no-rss': { type: 'boolean', default: false },
+    'store-only': { type: 'boolean', default: false },
     child: { type: 'string' },
     data: { type: 'string' },
   },
@@ -107,12 +110,18 @@ function configShapes(d: ReturnType<typeof dimsOf>, seq: number, taps: { vision:
   };
 }
 
-function rawWrite(dir: string, bytes: number): number {
-  const buf = Buffer.alloc(Math.min(bytes, 64 << 20), 0x5a);
+/**
+ * The baseline: the blob's own bytes (read back into memory first, so a disk or host that
+ * compresses or dedupes constant data gets no easier job), written with writeSync in 64 MiB
+ * calls and fsynced, to a new file in the same folder — the least any store of those bytes must do.
+ */
+function rawWrite(dir: string, blobPath: string): number {
+  const bytes = readFileSync(blobPath);
   const path = join(dir, 'raw-baseline.bin');
   const t0 = performance.now();
   const fd = openSync(path, 'w');
-  for (let at = 0; at < bytes; at += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, bytes - at));
+  const chunk = 64 << 20;
+  for (let at = 0; at < bytes.length; at += chunk) writeSync(fd, bytes, at, Math.min(chunk, bytes.length - at));
   fsyncSync(fd);
   closeSync(fd);
   const ms = performance.now() - t0;
@@ -174,6 +183,7 @@ async function forwardAndStore(work: string) {
   const storeMs: number[] = [];
   const rawMs: number[] = [];
   const sizes: number[] = [];
+  const parts: Record<string, number[]> = { produceMs: [], hashMs: [], writeWaitMs: [], syncMs: [], totalMs: [] };
   let estimate = 0;
   let seqLen = 0;
   for (let r = 0; r < reps + 1; r++) {
@@ -198,7 +208,10 @@ async function forwardAndStore(work: string) {
     storeMs.push(res.timings.storeMs!);
     captureForwardMs.push(c - res.timings.storeMs!);
     sizes.push(res.stored!.size);
-    rawMs.push(rawWrite(blobs.root, res.stored!.size));
+    for (const [k, v] of Object.entries(res.stored!.timings ?? {})) parts[k]?.push(v);
+    const blobPath = blobs.pathOf(res.stored!.sha);
+    rawMs.push(rawWrite(blobs.root, blobPath));
+    rmSync(blobPath); // the next rep's blob is a new file, as a new item's is
   }
   await compute.close();
   const bytes = median(sizes);
@@ -214,8 +227,77 @@ async function forwardAndStore(work: string) {
     storeMBps: bytes / 1e6 / (median(storeMs) / 1000),
     rawWriteMBps: bytes / 1e6 / (median(rawMs) / 1000),
     storeVsRawWrite: median(rawMs) / median(storeMs),
+    rawWriteMs: median(rawMs),
+    /** Medians of where the blob write's time went on the worker thread (storeMs also counts fetching the held outputs and the rename). */
+    storeParts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v.length ? median(v) : null])),
     estimateBytes: estimate,
     estimateError: Math.abs(estimate - bytes) / bytes,
+  };
+}
+
+/**
+ * The store alone (no forward pass, so no ORT threads compete): one item's captures at the
+ * 7B shapes (image K/V + hidden states, 8 layers, fp16) from synthetic fp32 outputs, sliced,
+ * converted, hashed and written as the worker does — hashing on the hashing thread vs on the
+ * writing thread, alternating — next to a raw write + fsync of the same bytes.
+ */
+async function storeOnly(work: string) {
+  const folder = openModelFolder(model(8));
+  const d = dimsOf(folder);
+  const seq = 589;
+  const imagePositions = Array.from({ length: 576 }, (_, i) => 5 + i);
+  const taps = await resolveTaps(folder, SELECTION, { cacheRoot: join(work, 'graphs'), modelHash: 'bench-7b' });
+  const plan = planCapture({ taps: SELECTION }, taps, d, { imagePositions }, seq);
+  let seed = 99;
+  const fill = (n: number) => {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = (((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5) * 4;
+    return a;
+  };
+  const sources = new Map<string, HostTensor>();
+  for (const op of plan.ops) {
+    if (sources.has(op.source)) continue;
+    const shape = op.source.startsWith('present.') ? [1, d.kvHeads, seq, d.headDim] : [1, seq, d.hidden];
+    sources.set(op.source, { dtype: 'float32', shape, data: fill(shape.reduce((x, y) => x * y, 1)) });
+  }
+  const stores = { offThread: new BlobStore(join(work, 'blobs-off'), null, {}), thisThread: new BlobStore(join(work, 'blobs-here'), null, { hashOnThisThread: true }) };
+  const times: Record<string, number[]> = { offThread: [], thisThread: [], raw: [] };
+  const parts: Record<string, Record<string, number>[]> = { offThread: [], thisThread: [] };
+  let bytes = 0;
+  const reps = Math.max(3, Number(opt.reps));
+  for (let r = 0; r < reps + 1; r++) {
+    for (const mode of ['offThread', 'thisThread'] as const) {
+      const lazy: Record<string, LazyTensor> = {};
+      for (const op of plan.ops) {
+        const s = captureShape(op, sources.get(op.source)!.shape, 'float16')[0]!;
+        lazy[s.name] = { dtype: s.dtype, shape: s.shape, data: () => applyCapture(op, sources.get(op.source)!, 'float16')[s.name]!.data };
+      }
+      seed += 1; // the bytes differ per rep (new blob), the work does not
+      const t0 = performance.now();
+      const res = await stores[mode].streamTensors(lazy, { rep: `${r}-${mode}` }, { record: false });
+      const ms = performance.now() - t0;
+      bytes = res.size;
+      const path = stores[mode].pathOf(res.sha);
+      if (r > 0) {
+        times[mode]!.push(ms);
+        parts[mode]!.push(res.timings as unknown as Record<string, number>);
+        if (mode === 'offThread') times.raw!.push(rawWrite(stores[mode].root, path));
+      }
+      rmSync(path);
+    }
+  }
+  const med = (k: string) => median(times[k]!);
+  const medParts = (k: string) => Object.fromEntries(Object.keys(parts[k]![0]!).map((p) => [p, median(parts[k]!.map((x) => x[p]!))]));
+  return {
+    blobBytes: bytes,
+    reps,
+    rawWriteMs: med('raw'),
+    offThreadMs: med('offThread'),
+    thisThreadMs: med('thisThread'),
+    storeVsRawWrite: med('raw') / med('offThread'),
+    storeVsRawWriteHashOnThisThread: med('raw') / med('thisThread'),
+    offThreadParts: medParts('offThread'),
+    thisThreadParts: medParts('thisThread'),
   };
 }
 
@@ -301,13 +383,17 @@ if (opt.child === 'rss') {
   const report: Record<string, unknown> = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, gpu: 'none (CPU execution provider)' } };
   report.conversion = conversion();
   console.log(JSON.stringify({ conversion: report.conversion }));
-  report.forward = await forwardAndStore(work);
-  console.log(JSON.stringify({ forward: report.forward }));
-  if (!opt['no-rss']) {
+  report.storeOnly = await storeOnly(work);
+  console.log(JSON.stringify({ storeOnly: report.storeOnly }));
+  if (!opt['store-only']) {
+    report.forward = await forwardAndStore(work);
+    console.log(JSON.stringify({ forward: report.forward }));
+  }
+  if (!opt['no-rss'] && !opt['store-only']) {
     report.rss = rss(work);
     console.log(JSON.stringify({ rss: report.rss }));
   }
-  if (!opt['no-big']) {
+  if (!opt['no-big'] && !opt['store-only']) {
     report.bigItem = await bigItem(work);
     console.log(JSON.stringify({ bigItem: report.bigItem }));
   }

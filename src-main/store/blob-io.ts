@@ -8,9 +8,10 @@
  * Two writers:
  *  - `writePiecesSync`: the sha is known first (the caller hashed the pieces), as the blob
  *    store's synchronous `putTensors` needs for its messages;
- *  - `streamPieces`: async, hashes as it writes — chunk k is hashed on this thread while chunk
- *    k−1 is written by libuv's thread pool, so a store runs at disk speed, not disk + hash.
- *    Tensors are produced lazily (converted to fp16 just before their bytes are written).
+ *  - `streamPieces`: async, hashes as it writes — chunk k goes to the hashing thread
+ *    (hash-worker.ts) while chunk k−1 is written by libuv's thread pool and this thread produces
+ *    chunk k+1, so a store runs at max(produce, hash, disk), not their sum. Tensors are produced
+ *    lazily (converted to fp16 just before their bytes are written).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { type WriteFn, writeFailure } from '../util/atomic-write.ts';
+import { OffThreadHash } from './hash-worker.ts';
 
 /** Default largest single read/write: 64 MiB. `LOUPE_BLOB_CHUNK_BYTES` or the store option changes it. */
 export const DEFAULT_CHUNK_BYTES = 64 << 20;
@@ -75,6 +77,20 @@ export interface StreamedBlob {
   size: number;
   /** The temp file holding the bytes; the caller renames it to the sha's path (or removes it when a copy exists). */
   tmp: string;
+  timings: StreamTimings;
+}
+
+/** Where a streamed write's time went, on the writing thread (bench/capture-7b.ts prints it). */
+export interface StreamTimings {
+  /** Producing the pieces' bytes (the capture ops: slicing, fp16 conversion). */
+  produceMs: number;
+  /** sha256 of the bytes. */
+  hashMs: number;
+  /** Waiting for writes still in flight (the disk slower than producing + hashing). */
+  writeWaitMs: number;
+  /** fsync at the end. */
+  syncMs: number;
+  totalMs: number;
 }
 
 async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
@@ -91,22 +107,34 @@ async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Pr
  * fsyncs and returns the content's sha256. With `write` (the test-only fault hook) the writes
  * are that synchronous function, so injected short writes and ENOSPC behave as on the sync path.
  */
-export async function streamPieces(dir: string, pieces: Piece[], total: number, options: { chunkBytes: number; write?: WriteFn }): Promise<StreamedBlob> {
-  const hash = createHash('sha256');
+export async function streamPieces(dir: string, pieces: Piece[], total: number, options: { chunkBytes: number; write?: WriteFn; hashOnThisThread?: boolean }): Promise<StreamedBlob> {
+  // sha256 on the hashing thread (hash-worker.ts) unless asked otherwise: same digest, off the producing thread.
+  const off = options.hashOnThisThread ? null : new OffThreadHash();
+  const here = off ? null : createHash('sha256');
   const tmp = tempPath(dir, 'incoming');
   let written = 0;
   let position = 0;
   let fh: FileHandle | null = null;
+  const t = { produceMs: 0, hashMs: 0, writeWaitMs: 0, syncMs: 0, totalMs: 0 };
+  const start = performance.now();
+  let t0 = start;
   try {
     fh = await open(tmp, 'wx');
     const fd = fh.fd;
     let inflight: Promise<void> = Promise.resolve();
     for (const piece of pieces) {
+      t0 = performance.now();
       const bytes = typeof piece === 'function' ? piece() : piece;
+      t.produceMs += performance.now() - t0;
       for (let at = 0; at < bytes.byteLength; at += options.chunkBytes) {
         const chunk = bytes.subarray(at, Math.min(bytes.byteLength, at + options.chunkBytes));
-        hash.update(chunk);
+        t0 = performance.now();
+        if (off) await off.update(chunk);
+        else here!.update(chunk);
+        t.hashMs += performance.now() - t0;
+        t0 = performance.now();
         await inflight; // the previous chunk is on its way while this one was hashed
+        t.writeWaitMs += performance.now() - t0;
         if (options.write) {
           writeAllSync(fd, chunk, options.chunkBytes, options.write, (n) => (written += n));
         } else {
@@ -116,13 +144,20 @@ export async function streamPieces(dir: string, pieces: Piece[], total: number, 
         position += chunk.byteLength;
       }
     }
+    t0 = performance.now();
     await inflight;
+    t.writeWaitMs += performance.now() - t0;
     if (position !== total) throw new LoupeError('internal', `streamed blob has ${position} bytes, its layout says ${total}`);
+    t0 = performance.now();
     await fh.sync();
+    t.syncMs = performance.now() - t0;
     await fh.close();
     fh = null;
-    return { sha: hash.digest('hex'), size: total, tmp };
+    const sha = off ? await off.digest() : here!.digest('hex');
+    t.totalMs = performance.now() - start;
+    return { sha, size: total, tmp, timings: t };
   } catch (e) {
+    off?.drop();
     if (fh) await fh.close().catch(() => {});
     await rm(tmp, { force: true });
     const err = writeFailure(`a tensor blob under ${dir}`, written, total, e);

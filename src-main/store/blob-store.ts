@@ -13,7 +13,7 @@ import { LoupeError } from '../../src-shared/contract/errors.ts';
 import { type DType, type HostTensor, BYTES_PER_ELEMENT, elementCount, typedArrayFor } from '../../src-shared/tensor/dtype.ts';
 import { type TensorLayoutMeta, parseSafetensorsHeader, safetensorsLayout, safetensorsPieces } from '../../src-shared/tensor/safetensors.ts';
 import type { WriteFn } from '../util/atomic-write.ts';
-import { type Piece, chunkBytesSetting, readRangeSync, streamPieces, writePiecesSync } from './blob-io.ts';
+import { type Piece, type StreamTimings, chunkBytesSetting, readRangeSync, streamPieces, writePiecesSync } from './blob-io.ts';
 import { type Db, now } from './database.ts';
 import { type AxisSelection, sliceRuns } from './tensor-slice.ts';
 
@@ -59,11 +59,15 @@ export class BlobStore {
   /** Bytes read from blob files by this store since it opened (views and tests check what a slice read costs). */
   bytesRead = 0;
 
+  /** Streamed writes hash on this thread instead of the hashing thread (bench/capture-7b.ts compares the two). */
+  private readonly hashOnThisThread: boolean;
+
   /** `db`: where blob sizes are recorded (the store's database); null keeps no records. */
-  constructor(root: string, db: Db | null = null, options: { chunkBytes?: number } = {}) {
+  constructor(root: string, db: Db | null = null, options: { chunkBytes?: number; hashOnThisThread?: boolean } = {}) {
     this.root = root;
     this.db = db;
     this.chunkBytes = chunkBytesSetting(options.chunkBytes);
+    this.hashOnThisThread = options.hashOnThisThread ?? false;
     mkdirSync(root, { recursive: true });
   }
 
@@ -114,7 +118,7 @@ export class BlobStore {
    * the previous chunk is written. Same bytes, same sha as `putTensors` of the same tensors.
    * `record: false` leaves the size record to the caller (a worker thread has no database).
    */
-  async streamTensors(tensors: Record<string, LazyTensor>, metadata: Record<string, string> = {}, options: { record?: boolean } = {}): Promise<{ sha: string; size: number }> {
+  async streamTensors(tensors: Record<string, LazyTensor>, metadata: Record<string, string> = {}, options: { record?: boolean } = {}): Promise<{ sha: string; size: number; timings: StreamTimings }> {
     const layout = safetensorsLayout(tensors, metadata);
     const pieces: Piece[] = [
       layout.header,
@@ -125,7 +129,7 @@ export class BlobStore {
         return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       }),
     ];
-    const blob = await streamPieces(this.root, pieces, layout.size, { chunkBytes: this.chunkBytes, ...(this.write && { write: this.write }) });
+    const blob = await streamPieces(this.root, pieces, layout.size, { chunkBytes: this.chunkBytes, hashOnThisThread: this.hashOnThisThread, ...(this.write && { write: this.write }) });
     const target = this.pathOf(blob.sha);
     const existing = await stat(target).catch(() => null);
     if (existing?.size === blob.size) await rm(blob.tmp, { force: true });
@@ -134,7 +138,7 @@ export class BlobStore {
       await rename(blob.tmp, target);
     }
     if (options.record !== false) this.record(blob.sha, blob.size);
-    return { sha: blob.sha, size: blob.size };
+    return { sha: blob.sha, size: blob.size, timings: blob.timings };
   }
 
   /** Records a blob another thread wrote (the compute worker's streamed captures), after checking it is there with that size. */

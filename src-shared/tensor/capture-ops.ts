@@ -15,7 +15,7 @@
  *  - `raw`:       stored as it is.
  */
 import { type DType, type HostTensor, type TypedArray, elementCount, toFloat32 } from './dtype.ts';
-import { f32ToF16 } from './half.ts';
+import { f32BitsToF16Range, f32ToF16, floatBits } from './half.ts';
 
 export type CaptureLayout = 'kv' | 'hidden' | 'attention' | 'raw';
 
@@ -88,9 +88,18 @@ function checkIndex(what: string, i: number, n: number, op: CaptureOp): void {
   if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`capture ${op.name}: ${what} ${i} is outside 0..${n - 1} of ${op.source}`);
 }
 
+/**
+ * Memory for a produced capture: shared where the platform has it, so the blob writer's
+ * hashing thread reads the bytes in place instead of receiving a copy (store/hash-worker.ts).
+ */
+function captureBuffer(bytes: number): ArrayBufferLike {
+  return typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+}
+
 /** Copies rows of [outer, inner-blocks] data: out[o][j] = src[o][sel[j]], each a `block`-float run. */
 function gatherBlocks(src: Float32Array, outerSel: number[], outerN: number, rowSel: number[], rowN: number, block: number): Float32Array {
-  const out = new Float32Array(outerSel.length * rowSel.length * block);
+  const n = outerSel.length * rowSel.length * block;
+  const out = new Float32Array(captureBuffer(n * 4), 0, n);
   let at = 0;
   for (const o of outerSel) {
     for (const r of rowSel) {
@@ -172,8 +181,50 @@ function captureFloats(op: CaptureOp, t: HostTensor): { values: Float32Array; in
  * Applies an op to a runtime output: the stored tensors, in the store dtype (fp16 through the
  * fast converter). Callers producing one op at a time keep one op's data alive at a time.
  */
+/**
+ * K/V and hidden-state rows stored as fp16, gathered and converted in one pass (no float32
+ * copy of the rows first): the store's hot path at 7B sizes. Null for other ops (general path).
+ */
+function gatherToF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
+  if (t.dtype !== 'float32' || (op.layout !== 'kv' && op.layout !== 'hidden')) return null;
+  const src = t.data as Float32Array;
+  let outer: number[];
+  let rows: number[];
+  let rowN: number;
+  let block: number;
+  if (op.layout === 'kv') {
+    const [, h = 0, s = 0, d = 0] = t.shape;
+    (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+    (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+    [outer, rows, rowN, block] = [op.heads ?? range(h), op.rows ?? range(s), s, d];
+  } else {
+    const [b = 1, s = 0, w = 0] = t.shape;
+    (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+    [outer, rows, rowN, block] = [range(b), op.rows ?? range(s), s, w];
+  }
+  const bits = floatBits(src);
+  const n = outer.length * rows.length * block;
+  const out = new Uint16Array(captureBuffer(n * 2), 0, n);
+  let at = 0;
+  for (const o of outer) {
+    for (const r of rows) {
+      f32BitsToF16Range(bits, (o * rowN + r) * block, block, out, at);
+      at += block;
+    }
+  }
+  return out;
+}
+
 export function applyCapture(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Record<string, HostTensor> {
   const shapes = captureShape(op, t.shape, dtype);
+  if (dtype === 'float16') {
+    const fused = gatherToF16(op, t);
+    if (fused) {
+      const s = shapes[0]!;
+      if (fused.length !== elementCount(s.shape)) throw new Error(`capture ${s.name}: ${fused.length} values for shape [${s.shape.join(', ')}]`);
+      return { [s.name]: { dtype: s.dtype, shape: s.shape, data: fused } };
+    }
+  }
   const { values, index } = captureFloats(op, t);
   const toStore = (v: Float32Array): TypedArray => (dtype === 'float16' ? f32ToF16(v) : v);
   const out: Record<string, HostTensor> = {};

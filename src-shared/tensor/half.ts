@@ -61,6 +61,25 @@ export function f32ToF16(src: Float32Array, out: Uint16Array = new Uint16Array(s
   return out;
 }
 
+/**
+ * fp16 bits of `n` floats read from `bits` (a float array's raw bits, see `bitsOf`) at `from`,
+ * written to `out` at `at` — the same rounding as f32ToF16, for callers that gather rows and
+ * convert them in one pass (capture-ops.ts) instead of copying the rows first.
+ */
+export function f32BitsToF16Range(bits: Int32Array, from: number, n: number, out: Uint16Array, at: number): void {
+  for (let i = 0; i < n; i++) {
+    const x = bits[from + i]!;
+    const a = x & 0x7fffffff;
+    if (a >= 0x38800000 && a < 0x47800000) out[at + i] = ((x >>> 16) & 0x8000) | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
+    else out[at + i] = halfBits(x);
+  }
+}
+
+/** Raw bits of a Float32Array without copying (for f32BitsToF16Range). */
+export function floatBits(src: Float32Array): Int32Array {
+  return new Int32Array(src.buffer, src.byteOffset, src.length);
+}
+
 /** fp32 → bf16 bits, into `out` (allocated when absent). */
 export function f32ToBf16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   if (out.length < src.length) throw new RangeError(`f32ToBf16: output holds ${out.length} elements, input has ${src.length}`);

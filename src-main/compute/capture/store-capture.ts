@@ -7,6 +7,7 @@
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import { type CaptureOp, type CapturedShape, type StoreFloat, applyCapture, captureShape } from '../../../src-shared/tensor/capture-ops.ts';
 import { BlobStore, type LazyTensor } from '../../store/blob-store.ts';
+import type { StreamTimings } from '../../store/blob-io.ts';
 import { type StreamRequest, accumulateStream, streamSources } from './stream-stats.ts';
 
 export interface CaptureRequest {
@@ -25,6 +26,8 @@ export interface StoredCapture {
   sha: string;
   size: number;
   tensors: CapturedShape[];
+  /** Where the write's time went (produce = slicing + conversion, hash, waiting on the disk, fsync). */
+  timings?: StreamTimings;
 }
 
 /** Outputs the ops read: the worker fetches exactly these from the runtime. */
@@ -79,6 +82,6 @@ export async function storeCapture(req: CaptureRequest, outputs: (name: string) 
     shapes.push({ name, dtype: t.dtype, shape: t.shape });
     lazy[name] = { dtype: t.dtype, shape: t.shape, data: () => t.data };
   }
-  const { sha, size } = await store.streamTensors(lazy, {}, { record: false });
-  return { sha, size, tensors: shapes };
+  const { sha, size, timings } = await store.streamTensors(lazy, {}, { record: false });
+  return { sha, size, tensors: shapes, timings };
 }
