@@ -110,7 +110,8 @@ describe('keyTokens over a hand-made run', () => {
       get: () => run,
       results: () => [0, 1, 2].map((i) => ({ itemId: `i${i}`, metrics: {}, values: {}, tensors: Object.keys(blobs[`b${i}`]!).map((name) => ({ name, blob: `b${i}` })) })),
     },
-    blobs: { getTensors: (b: string) => blobs[b]! },
+    // A blob folder with no streamed statistics beside it (run-stats/), as for a run that stored its K/V.
+    blobs: { getTensors: (b: string) => blobs[b]!, root: '/nonexistent/loupe-data/blobs' },
   } as unknown as Store;
 
   it('lists per-layer variances, the flagged token, its attention, and the blocking run', () => {
