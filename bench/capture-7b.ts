@@ -77,7 +77,7 @@ function dataset(root: string, n: number): string {
     writeFileSync(join(dir, file), PNG.sync.write(png));
     items.push({ id: `item-${String(i).padStart(4, '0')}`, images: [file], prompt: PROMPT });
   }
-  writeFileSync(join(dir, 'dataset.json'), JSON.stringify({ format: 'loupe-dataset', version: 1, name: `bench-7b-${n}`, items }));
+  writeFileSync(join(dir, 'dataset.json'), JSON.stringify({ format: 'loupe-dataset', version: 1, name: `bench-7b-${n}`, task: 'bench', items }));
   return dir;
 }
 
@@ -307,9 +307,10 @@ async function rssChild(n: number, data: string) {
   const res = join(data, 'resources');
   mkdirSync(join(res, 'models'), { recursive: true });
   mkdirSync(join(res, 'datasets'), { recursive: true });
-  const { symlinkSync } = await import('node:fs');
-  symlinkSync(model(8), join(res, 'models', 'bench-7b'));
-  symlinkSync(dataset(data, n), join(res, 'datasets', `bench-7b-${n}`));
+  // Copies, not symlinks: the engine refuses folders that link outside its resources (folder-symlinks.test.ts).
+  const { cpSync } = await import('node:fs');
+  cpSync(model(8), join(res, 'models', 'bench-7b'), { recursive: true });
+  cpSync(dataset(data, n), join(res, 'datasets', `bench-7b-${n}`), { recursive: true });
   const engine = await Engine.start({ dataDir: join(data, 'data'), resourcesDir: res, host: 'server', version: 'bench', provider: 'cpu' });
   const { dispatch } = await import('../src-main/engine/dispatcher.ts');
   const spec = { taps: SELECTION, storeDtype: 'float16' };

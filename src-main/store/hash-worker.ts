@@ -13,11 +13,22 @@ import { Worker } from 'node:worker_threads';
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+// This thread allocates almost nothing itself, so V8 seldom collects here — and until it does,
+// the messages' shared buffers (whole captures) stay alive. Collect every 256 MiB hashed.
+require('node:v8').setFlagsFromString('--expose-gc');
+const collect = require('node:vm').runInNewContext('gc');
+let sinceGc = 0;
 const hashes = new Map();
 parentPort.on('message', (m) => {
   try {
     if (m.t === 'start') hashes.set(m.id, createHash('sha256'));
-    else if (m.t === 'data') { hashes.get(m.id).update(new Uint8Array(m.b, m.o, m.n)); parentPort.postMessage({ t: 'ack', id: m.id, n: m.n }); }
+    else if (m.t === 'data') {
+      hashes.get(m.id).update(new Uint8Array(m.b, m.o, m.n));
+      parentPort.postMessage({ t: 'ack', id: m.id, n: m.n });
+      sinceGc += m.n;
+      // After this message's handler returns, so its buffer is no longer referenced.
+      if (sinceGc >= 256 * 1024 * 1024) { sinceGc = 0; setImmediate(collect); }
+    }
     else if (m.t === 'end') { const d = hashes.get(m.id).digest('hex'); hashes.delete(m.id); parentPort.postMessage({ t: 'digest', id: m.id, d }); }
     else if (m.t === 'drop') hashes.delete(m.id);
   } catch (e) { parentPort.postMessage({ t: 'error', id: m.id, message: String(e && e.message || e) }); }
