@@ -54,12 +54,26 @@ interface Worker {
 const submitterUrl = () => `redis://:${PASSWORD}@127.0.0.1:${redisPort}`;
 const workerUrl = () => `redis://${ACL_USER}:${ACL_PASSWORD}@127.0.0.1:${redisPort}`;
 
+/**
+ * A free port *below* the ephemeral range (Linux: 32768–60999). While Redis is down, clients retry
+ * connecting to its port; with a port from the ephemeral range one retry can be given that same
+ * number as its own local port and connect to itself (TCP self-connect), and the restarted Redis
+ * then cannot bind — the outage test failed that way once in CI.
+ */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const s = createServer();
+    const free = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (free) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
+  throw new Error('no free port in 20000–31999');
 }
 
 async function startRedis(): Promise<void> {
