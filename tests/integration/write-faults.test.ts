@@ -159,7 +159,7 @@ describe('a full disk mid-run', () => {
 
     expect(Number(read('run.rc'))).toBe(1);
     // Said, whether SQLite still took the failure mark (run failed) or not (the run stays 'running' to resume next start).
-    expect(read('run.err')).toMatch(/loupe: run \S+ (is failed: disk full .*; stopped with \d+ of 400 items done, [01] failed, \d+ not run|did not finish: disk full: the database .*loupe\.sqlite cannot be written)/);
+    expect(read('run.err')).toMatch(/loupe: run \S+ (is failed: disk full.*; stopped with \d+ of 400 items done, [01] failed, \d+ not run|did not finish: disk full: the database .*loupe\.sqlite cannot be written)/);
     expect(read('df.txt')).toMatch(/ 100% /);
     // An engine starts on the full folder and answers, listing the run.
     expect(Number(read('full.rc')), read('full.err')).toBe(0);
