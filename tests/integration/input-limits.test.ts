@@ -75,13 +75,14 @@ describe('compression bombs are refused from the header', () => {
     ],
   ];
 
-  it.each(cases)('%s: refused in milliseconds with < 50 MB memory growth', async (name, fn, message) => {
+  it.each(cases)('%s: refused at once (a header read, not a decode) with < 50 MB memory growth', async (name, fn, message) => {
     const m = await measureRefusal(fn);
     console.log(`${name}: refused in ${m.ms.toFixed(1)} ms, RSS ${m.rssMB >= 0 ? '+' : ''}${m.rssMB.toFixed(1)} MB, ArrayBuffers ${m.buffersMB >= 0 ? '+' : ''}${m.buffersMB.toFixed(1)} MB`);
     expect(m.error.code).toBe('bad-input');
     expect(m.error.message).toMatch(message);
-    // The issue measured 23 s and 2.3 GB for this mask; a header read is < 1 ms and a few KB.
-    expect(m.ms).toBeLessThan(500);
+    // The issue measured 23 s and 2.3 GB for this mask; a header read is < 1 ms and a few KB. The
+    // time bound is loose on purpose (a loaded CI machine must not fail it); memory is the real check.
+    expect(m.ms).toBeLessThan(5000);
     expect(m.rssMB).toBeLessThan(50);
     expect(m.buffersMB).toBeLessThan(50);
   });
@@ -103,7 +104,7 @@ describe('model folders: preprocessor and config dimensions', () => {
     const dir = modelFolder(tempDir(), (f, j) => (f === 'preprocessor_config.json' ? { ...j, crop_size: { height: 8000, width: 8000 } } : undefined));
     const t0 = performance.now();
     expect(() => engine.importModel(dir)).toThrow(/preprocessor_config\.json field crop_size\.height: preprocessor image side 8000 is over the limit of 4096 pixels \(set LOUPE_MAX_PROCESSOR_SIDE to raise it\)/);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(5000); // loose: it must not allocate the 8000-px buffers (3.7 GB)
   });
 
   it('refuses absurd layer counts up front and keeps answering', async () => {
