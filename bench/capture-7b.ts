@@ -6,8 +6,9 @@
  *
  *  1. fp16 conversion: elements/s of f32ToF16 (and bf16) on one core; `--exhaustive` also checks
  *     all 2^32 patterns against PyTorch's hash (tests/fixtures/fp16/reference.json).
- *  2. capture forward ÷ plain forward: image K/V + hidden states at 8 LLM layers, fp16, sliced
- *     and converted in the compute worker (forward only, and forward + store);
+ *  2. capture forward ÷ plain forward: image K/V + hidden states at 8 LLM layers, fp16 — converted
+ *     by the runtime (in-graph Cast, as vlm-forward runs do) and, for comparison, in the compute
+ *     worker (forward only, and forward + store);
  *  3. store throughput ÷ raw fs write (writeSync + fsync of the same byte count, same folder);
  *  4. peak RSS of a vlm-forward run of `--items` items ÷ one of `--few` items (child processes);
  *  5. an fp32 all-taps item on the 32-layer model (`--no-big` skips): stored (> 2 GiB), read back
@@ -30,7 +31,7 @@ import { Vlm } from '../src-main/engine/vlm/vlm.ts';
 import { BlobStore, type LazyTensor } from '../src-main/store/blob-store.ts';
 import { applyCapture, captureShape } from '../src-shared/tensor/capture-ops.ts';
 import type { HostTensor } from '../src-shared/tensor/dtype.ts';
-import { type ModelDims, estimateItemBytes, planCapture } from '../src-main/jobs/capture-plan.ts';
+import { type ModelDims, estimateItemBytes, fp16InGraph, planCapture, withFp16Sources } from '../src-main/jobs/capture-plan.ts';
 import { REPO_ROOT } from '../src-main/paths.ts';
 import { TapSelection } from '../src-shared/jobs/specs.ts';
 
@@ -165,16 +166,23 @@ function conversion() {
   return result;
 }
 
-async function forwardAndStore(work: string) {
+/**
+ * `conversion`: 'runtime' is what a vlm-forward run does (capture-plan.ts fp16InGraph: the graph
+ * outputs fp16 copies through Cast, the worker gathers rows and writes); 'worker' converts the
+ * float32 outputs in the worker (half.ts), as runs that generate text do.
+ */
+async function forwardAndStore(work: string, conversion: 'runtime' | 'worker') {
   const folder = openModelFolder(model(8));
   const d = dimsOf(folder);
   const compute = new ComputeClient();
   await compute.init('cpu');
   const ds = dataset(work, 8);
   const images = Array.from({ length: 8 }, (_, i) => join(ds, `images/item-${i}.png`));
-  const taps = await resolveTaps(folder, SELECTION, { cacheRoot: join(work, 'graphs'), modelHash: 'bench-7b' });
+  const kvNames = Array.from({ length: d.textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
+  const fp16 = conversion === 'runtime' ? fp16InGraph({ storeDtype: 'float16', maxNewTokens: 0, taps: SELECTION }, kvNames) : undefined;
+  const taps = await resolveTaps(folder, SELECTION, { cacheRoot: join(work, `graphs-${conversion}`), modelHash: 'bench-7b' }, undefined, fp16);
   const plain = await Vlm.open(folder, compute, 'plain');
-  const tapped = await Vlm.open(folder, compute, 'tapped', taps.files);
+  const tapped = await Vlm.open(folder, compute, `tapped-${conversion}`, taps.files);
   const blobs = new BlobStore(join(work, 'blobs'));
   const reps = Number(opt.reps);
   const plainMs: number[] = [];
@@ -195,7 +203,7 @@ async function forwardAndStore(work: string) {
     const res = await tapped.forward(PROMPT, img, {
       capture: ({ inputIds, imageTokens }) => {
         seqLen = inputIds.length;
-        const plan = planCapture({ taps: SELECTION }, taps, d, { imagePositions: imageTokens.map((t) => t.position) }, inputIds.length);
+        const plan = withFp16Sources(planCapture({ taps: SELECTION }, taps, d, { imagePositions: imageTokens.map((t) => t.position) }, inputIds.length), taps.fp16);
         const extra = { image_token_map: { dtype: 'int32' as const, shape: [imageTokens.length, 5], data: Int32Array.from(imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) } };
         estimate = estimateItemBytes(plan, configShapes(d, inputIds.length, taps), 'float16', extra).bytes;
         return { request: { blobRoot: blobs.root, chunkBytes: blobs.chunkBytes, dtype: 'float16', ops: plan.ops, extra }, visionFetches: plan.visionFetches, decoderFetches: plan.decoderFetches };
@@ -216,6 +224,7 @@ async function forwardAndStore(work: string) {
   await compute.close();
   const bytes = median(sizes);
   return {
+    conversion,
     promptTokens: seqLen,
     blobBytes: bytes,
     plainForwardMs: median(plainMs),
@@ -387,8 +396,10 @@ if (opt.child === 'rss') {
   report.storeOnly = await storeOnly(work);
   console.log(JSON.stringify({ storeOnly: report.storeOnly }));
   if (!opt['store-only']) {
-    report.forward = await forwardAndStore(work);
+    report.forward = await forwardAndStore(work, 'runtime');
     console.log(JSON.stringify({ forward: report.forward }));
+    report.forwardWorkerConversion = await forwardAndStore(work, 'worker');
+    console.log(JSON.stringify({ forwardWorkerConversion: report.forwardWorkerConversion }));
   }
   if (!opt['no-rss'] && !opt['store-only']) {
     report.rss = rss(work);

@@ -9,6 +9,8 @@ import { type CaptureOp, type CapturedShape, captureShape } from '../../src-shar
 import { safetensorsLayout } from '../../src-shared/tensor/safetensors.ts';
 import type { CaptureRequest } from '../compute/capture/store-capture.ts';
 import type { NamedTap } from '../engine/vlm/tap-sets.ts';
+import type { Fp16Choice } from '../engine/vlm/graph-taps.ts';
+import { storedByCapture } from './stream-request.ts';
 
 export interface ModelDims {
   textLayers: number;
@@ -97,6 +99,29 @@ export function planCapture(spec: Pick<VlmForwardSpec, 'taps'>, taps: { vision: 
   return { visionFetches: [...new Set(vision)], decoderFetches: [...new Set(decoder)], ops };
 }
 
+/**
+ * The plan reading the runtime's fp16 copies of its sources where the graph has them
+ * (ResolvedTaps.fp16): ops read `loupe_fp16:<source>` and those are fetched instead, so the
+ * worker only gathers rows and writes. Sources without a copy are left as they are.
+ */
+export function withFp16Sources(plan: CapturePlan, fp16: Record<string, string>): CapturePlan {
+  if (!Object.keys(fp16).length) return plan;
+  const vision = new Set(plan.visionFetches);
+  const decoder = new Set(plan.decoderFetches);
+  const ops = plan.ops.map((op) => {
+    const copy = fp16[op.source];
+    if (!copy) return op;
+    // image_features is fetched for every pass (the projector's output feeds the decoder): its copy is a vision fetch too.
+    if (vision.has(op.source) || op.source === 'image_features') vision.add(copy);
+    else decoder.add(copy);
+    return { ...op, source: copy };
+  });
+  const used = new Set(ops.map((o) => o.source));
+  // An original stays fetched only if some op still reads it (the caller adds streamed sources itself).
+  const keep = (names: Set<string>) => [...names].filter((n) => used.has(n));
+  return { visionFetches: keep(vision), decoderFetches: keep(decoder), ops };
+}
+
 export function captureRequest(plan: CapturePlan, blobRoot: string, dtype: 'float32' | 'float16', extra: Record<string, HostTensor>): CaptureRequest {
   return { blobRoot, dtype, ops: plan.ops, extra };
 }
@@ -120,4 +145,21 @@ export function estimateItemBytes(plan: CapturePlan, sources: SourceShapes, dtyp
   for (const [name, t] of Object.entries(extra)) tensors.push({ name, dtype: t.dtype, shape: t.shape });
   const layout = safetensorsLayout(Object.fromEntries(tensors.map((t) => [t.name, t])));
   return { bytes: tensors.length ? layout.size : 0, tensors };
+}
+
+/**
+ * Captures stored as fp16 are converted by the runtime (taps.ts fp16TapName) when every pass of
+ * the run is a capture pass. ORT runs every node of a graph whatever is fetched, so the Cast runs
+ * on each decoder call: a greedy step would convert the whole KV cache again, and each-image-alone
+ * passes fetch the float32 K/V — those runs convert in the worker instead (half.ts). Top-k and
+ * head-summed attention are ranked and summed in float32, so their sources stay float32.
+ */
+export function fp16InGraph(spec: Pick<VlmForwardSpec, 'storeDtype' | 'maxNewTokens' | 'imagesAlone' | 'taps'>, kvNames: string[]): Fp16Choice | undefined {
+  if (spec.storeDtype !== 'float16' || spec.maxNewTokens > 0 || spec.imagesAlone) return undefined;
+  const attentionAsIs = (spec.taps.attentionMode ?? 'full') === 'full';
+  const cast = (t: { name: string }) => attentionAsIs || !t.name.includes('.attentions.');
+  return ({ vision, decoder }) => ({
+    vision: [...(spec.taps.projector ? ['image_features'] : []), ...vision.filter(cast).map((t) => t.tensor)],
+    decoder: [...kvNames, ...decoder.filter((t) => cast(t) && storedByCapture(spec, t)).map((t) => t.tensor)],
+  });
 }

@@ -22,6 +22,11 @@ export function tapsForStream(spec: Pick<VlmForwardSpec, 'taps' | 'stream'>): Ta
   return hiddenLayers(spec).length && !spec.taps.llmLayers ? { ...spec.taps, llmLayers: true } : spec.taps;
 }
 
+/** Whether the capture stores this decoder tap (false for hidden states tapped only for the stream). */
+export function storedByCapture(spec: Pick<VlmForwardSpec, 'taps'>, tap: { name: string }): boolean {
+  return !!spec.taps.llmLayers || !/^text\.(hidden_states\.\d+|final_norm)$/.test(tap.name);
+}
+
 /**
  * Splits resolved taps into what the capture stores (the spec's own selection) and the hidden
  * states the stream reads by layer (`text.hidden_states.N`); a streamed layer the graph lacks is an error naming it.
@@ -35,7 +40,7 @@ export function splitStreamTaps(spec: Pick<VlmForwardSpec, 'taps' | 'stream'>, t
   for (const l of hiddenLayers(spec)) {
     if (!hidden.has(l)) throw new LoupeError('bad-input', `spec.stream asks for LLM layer ${l}, but the decoder has hidden states ${[...hidden.keys()].join(', ') || 'none'} (text.hidden_states.N, N = 0 for the embeddings)`);
   }
-  const stored = spec.taps.llmLayers ? tapped : { ...tapped, decoder: tapped.decoder.filter((t) => !/^text\.(hidden_states\.\d+|final_norm)$/.test(t.name)) };
+  const stored = spec.taps.llmLayers ? tapped : { ...tapped, decoder: tapped.decoder.filter((t) => storedByCapture(spec, t)) };
   return { taps: stored, hidden };
 }
 

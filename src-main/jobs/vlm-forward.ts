@@ -20,7 +20,7 @@ import { Vlm, chosenAnswer } from '../engine/vlm/vlm.ts';
 import type { Store } from '../store/store.ts';
 import { toStoreDtype } from './encode-images.ts';
 import type { ItemOutput, JobRunner, PreparedRun } from './job-runner.ts';
-import { planCapture } from './capture-plan.ts';
+import { fp16InGraph, planCapture, withFp16Sources } from './capture-plan.ts';
 import { splitStreamTaps, streamRequestFor, streamedStatsPath, tapsForStream } from './stream-request.ts';
 import { streamSources } from '../compute/capture/stream-stats.ts';
 
@@ -40,16 +40,16 @@ export class VlmForwardRunner implements JobRunner {
     const model = this.store.models.get(run.modelId);
     const folder = openModelFolder(model.path, spec.variant);
     const dataset = this.store.datasets.get(run.datasetId);
-    // Streamed features / Gram read hidden states the run may not store: tapped, then left out of the capture plan.
-    const tapped = await resolveTaps(folder, tapsForStream(spec), { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation);
-    const { taps, hidden } = splitStreamTaps(spec, tapped);
-    if (spec.stream && spec.imagesAlone) throw new LoupeError('bad-input', 'spec.stream with imagesAlone: streamed statistics are taken from the one prompt\'s pass; run without imagesAlone');
-    const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${tapped.key}`, tapped.files);
     const textConfig = textConfigOf(folder.config) as { num_hidden_layers: number; num_attention_heads: number };
     const textLayers = Number(textConfig.num_hidden_layers);
     const textHeads = Number(textConfig.num_attention_heads);
     const visionHeads = Number((folder.config.vision_config as { num_attention_heads?: number } | undefined)?.num_attention_heads ?? 1);
     const kvNames = spec.taps.imageKV || spec.taps.promptKV ? Array.from({ length: textLayers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat() : [];
+    // Streamed features / Gram read hidden states the run may not store: tapped, then left out of the capture plan.
+    const tapped = await resolveTaps(folder, tapsForStream(spec), { cacheRoot: this.graphCache, modelHash: model.hash }, spec.ablation, fp16InGraph(spec, kvNames));
+    const { taps, hidden } = splitStreamTaps(spec, tapped);
+    if (spec.stream && spec.imagesAlone) throw new LoupeError('bad-input', 'spec.stream with imagesAlone: streamed statistics are taken from the one prompt\'s pass; run without imagesAlone');
+    const vlm = await Vlm.open(folder, this.compute, `${run.modelId}:${tapped.key}`, tapped.files);
 
     const statsPath = streamedStatsPath(dirname(this.store.blobs.root), run.id);
     return {
@@ -76,7 +76,10 @@ export class VlmForwardRunner implements JobRunner {
           ? undefined
           : ({ inputIds, imageTokens }: { inputIds: number[]; imageTokens: { position: number; image: number; tile: number; row: number; col: number }[] }) => {
               const q = needsQuestion ? question(inputIds) : undefined;
-              const plan = planCapture(spec, taps, { textLayers, textHeads, visionHeads }, { imagePositions: imageTokens.map((t) => t.position), ...(q && { questionPositions: q.map((t) => t.position) }) }, inputIds.length);
+              const plan = withFp16Sources(
+                planCapture(spec, taps, { textLayers, textHeads, visionHeads }, { imagePositions: imageTokens.map((t) => t.position), ...(q && { questionPositions: q.map((t) => t.position) }) }, inputIds.length),
+                tapped.fp16,
+              );
               const extra: Record<string, HostTensor> = {};
               if (imageTokens.length) extra.image_token_map = { dtype: 'int32', shape: [imageTokens.length, 5], data: Int32Array.from(imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) };
               if (spec.taps.promptKV && q) extra.prompt_token_map = { dtype: 'int32', shape: [q.length, 3], data: Int32Array.from(q.flatMap((t) => [t.position, t.tokenId, t.word])) };
@@ -140,3 +143,4 @@ export class VlmForwardRunner implements JobRunner {
     };
   }
 }
+

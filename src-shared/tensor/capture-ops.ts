@@ -96,19 +96,18 @@ function captureBuffer(bytes: number): ArrayBufferLike {
   return typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
 }
 
-/** Copies rows of [outer, inner-blocks] data: out[o][j] = src[o][sel[j]], each a `block`-float run. */
-function gatherBlocks(src: Float32Array, outerSel: number[], outerN: number, rowSel: number[], rowN: number, block: number): Float32Array {
+/** Copies rows of [outer, inner-blocks] data: out[o][j] = src[o][sel[j]], each a `block`-element run (float32 values or fp16 bits). */
+function gatherBlocks<T extends Float32Array | Uint16Array>(src: T, outerSel: number[], rowSel: number[], rowN: number, block: number): T {
   const n = outerSel.length * rowSel.length * block;
-  const out = new Float32Array(captureBuffer(n * 4), 0, n);
+  const out = (src instanceof Uint16Array ? new Uint16Array(captureBuffer(n * 2), 0, n) : new Float32Array(captureBuffer(n * 4), 0, n)) as T;
   let at = 0;
   for (const o of outerSel) {
     for (const r of rowSel) {
       const from = (o * rowN + r) * block;
-      out.set(src.subarray(from, from + block), at);
+      out.set(src.subarray(from, from + block) as never, at);
       at += block;
     }
   }
-  void outerN;
   return out;
 }
 
@@ -125,13 +124,13 @@ function captureFloats(op: CaptureOp, t: HostTensor): { values: Float32Array; in
       (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
       (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
       if (!op.heads && !op.rows) return { values: src };
-      return { values: gatherBlocks(src, op.heads ?? range(h), h, op.rows ?? range(s), s, d) };
+      return { values: gatherBlocks(src, op.heads ?? range(h), op.rows ?? range(s), s, d) };
     }
     case 'hidden': {
       const [b = 1, s = 0, w = 0] = t.shape;
       (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
       if (!op.rows) return { values: src };
-      return { values: gatherBlocks(src, range(b), b, op.rows, s, w) };
+      return { values: gatherBlocks(src, range(b), op.rows, s, w) };
     }
     case 'attention': {
       const [b = 1, h = 0, q = 0, k = 0] = attentionShape(t.shape, op.attentionHeads ?? t.shape[1] ?? 1);
@@ -141,7 +140,7 @@ function captureFloats(op: CaptureOp, t: HostTensor): { values: Float32Array; in
       const rows = op.rows ?? range(q);
       const mode = op.attention ?? { mode: 'full' };
       const outer = range(b).flatMap((bi) => heads.map((hi) => bi * h + hi));
-      if (mode.mode === 'full') return { values: op.heads || op.rows ? gatherBlocks(src, outer, b * h, rows, q, k) : src };
+      if (mode.mode === 'full') return { values: op.heads || op.rows ? gatherBlocks(src, outer, rows, q, k) : src };
       if (mode.mode === 'headsum') {
         const out = new Float32Array(b * rows.length * k);
         for (let bi = 0; bi < b; bi++)
@@ -215,9 +214,49 @@ function gatherToF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
   return out;
 }
 
+/**
+ * fp16 sources stored as fp16 (an fp16 export, or a float32 output the runtime converted: taps.ts
+ * fp16TapName): rows and heads are copied as bits, never through float32. Null where values must
+ * be computed (top-k, head sums: ranked and summed in float32 from the fp32 source instead).
+ */
+function gatherF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
+  if (t.dtype !== 'float16') return null;
+  const src = t.data as Uint16Array;
+  switch (op.layout) {
+    case 'raw':
+      return src;
+    case 'kv': {
+      const [, h = 0, s = 0, d = 0] = t.shape;
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      return op.heads || op.rows ? gatherBlocks(src, op.heads ?? range(h), op.rows ?? range(s), s, d) : src;
+    }
+    case 'hidden': {
+      const [b = 1, s = 0, w = 0] = t.shape;
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      return op.rows ? gatherBlocks(src, range(b), op.rows, s, w) : src;
+    }
+    case 'attention': {
+      if ((op.attention ?? { mode: 'full' }).mode !== 'full') return null;
+      const [b = 1, h = 0, q = 0, k = 0] = attentionShape(t.shape, op.attentionHeads ?? t.shape[1] ?? 1);
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('query row', i, q, op));
+      if (!op.heads && !op.rows) return src;
+      const outer = range(b).flatMap((bi) => (op.heads ?? range(h)).map((hi) => bi * h + hi));
+      return gatherBlocks(src, outer, op.rows ?? range(q), q, k);
+    }
+  }
+}
+
 export function applyCapture(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Record<string, HostTensor> {
   const shapes = captureShape(op, t.shape, dtype);
   if (dtype === 'float16') {
+    const bits = gatherF16(op, t);
+    if (bits) {
+      const s = shapes[0]!;
+      if (bits.length !== elementCount(s.shape)) throw new Error(`capture ${s.name}: ${bits.length} values for shape [${s.shape.join(', ')}]`);
+      return { [s.name]: { dtype: s.dtype, shape: s.shape, data: bits } };
+    }
     const fused = gatherToF16(op, t);
     if (fused) {
       const s = shapes[0]!;

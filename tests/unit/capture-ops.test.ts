@@ -11,13 +11,46 @@ import { describe, expect, it } from 'vitest';
 import { applyCapture, captureShape } from '../../src-shared/tensor/capture-ops.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { storeCapture } from '../../src-main/compute/capture/store-capture.ts';
-import { estimateItemBytes, keptLayers, planCapture } from '../../src-main/jobs/capture-plan.ts';
+import { estimateItemBytes, keptLayers, planCapture, withFp16Sources } from '../../src-main/jobs/capture-plan.ts';
+import { f32ToF16 } from '../../src-shared/tensor/half.ts';
 import { TapSelection } from '../../src-shared/jobs/specs.ts';
 
 const iota = (shape: number[]): HostTensor => ({ dtype: 'float32', shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i) });
 const vals = (t: HostTensor | undefined) => Array.from(t!.data as Float32Array | Int32Array);
 
 describe('capture ops', () => {
+  it('fp16 sources (the runtime converted them) are gathered as bits: equal to converting the float32 source', () => {
+    const f32 = iota([1, 3, 4, 2]);
+    const f16: HostTensor = { dtype: 'float16', shape: f32.shape, data: f32ToF16(f32.data as Float32Array) };
+    const op = { name: 'k', source: 'present.0.key', layout: 'kv' as const, heads: [2, 0], rows: [3, 1] };
+    const a = applyCapture(op, f16, 'float16').k!;
+    expect(a.dtype).toBe('float16');
+    expect(Array.from(a.data as Uint16Array)).toEqual(Array.from(applyCapture(op, f32, 'float16').k!.data as Uint16Array));
+    const attn: HostTensor = { dtype: 'float16', shape: [1, 2, 3, 3], data: f32ToF16(Float32Array.from({ length: 18 }, (_, i) => i / 18)) };
+    const full = applyCapture({ name: 'a', source: 's', layout: 'attention', heads: [1], rows: [2] }, attn, 'float16').a!;
+    expect(Array.from(full.data as Uint16Array)).toEqual(Array.from((attn.data as Uint16Array).subarray(15, 18)));
+    // Unselected raw/hidden sources are stored as they came (no copy, no conversion).
+    expect(applyCapture({ name: 'r', source: 's', layout: 'raw' }, attn, 'float16').r!.data).toBe(attn.data);
+  });
+
+  it('withFp16Sources: ops read the runtime\'s fp16 copies where the graph has them, and only those are fetched', () => {
+    const plan = {
+      visionFetches: ['v.h0'],
+      decoderFetches: ['present.0.key', 'h3'],
+      ops: [
+        { name: 'projector', source: 'image_features', layout: 'raw' as const },
+        { name: 'vision.hidden_states.0', source: 'v.h0', layout: 'raw' as const },
+        { name: 'image_kv.0.key', source: 'present.0.key', layout: 'kv' as const, rows: [1] },
+        { name: 'text.attentions.3', source: 'h3', layout: 'attention' as const, attention: { mode: 'topk' as const, k: 2 } },
+      ],
+    };
+    const out = withFp16Sources(plan, { image_features: 'loupe_fp16:image_features', 'v.h0': 'loupe_fp16:v.h0', 'present.0.key': 'loupe_fp16:present.0.key' });
+    expect(out.ops.map((o) => o.source)).toEqual(['loupe_fp16:image_features', 'loupe_fp16:v.h0', 'loupe_fp16:present.0.key', 'h3']);
+    expect(out.visionFetches.sort()).toEqual(['loupe_fp16:image_features', 'loupe_fp16:v.h0']);
+    expect(out.decoderFetches.sort()).toEqual(['h3', 'loupe_fp16:present.0.key']);
+    expect(withFp16Sources(plan, {})).toBe(plan);
+  });
+
   it('K/V [1, 3 heads, 4 positions, 2 dims]: heads 2,0 at positions 3,1', () => {
     const out = applyCapture({ name: 'k', source: 'present.0.key', layout: 'kv', heads: [2, 0], rows: [3, 1] }, iota([1, 3, 4, 2]), 'float32');
     expect(out.k!.shape).toEqual([2, 2, 2]);

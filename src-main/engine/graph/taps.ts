@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { clone, create } from '@bufbuild/protobuf';
-import { NodeProtoSchema, ValueInfoProtoSchema } from 'onnx-buf';
+import { AttributeProto_AttributeType, NodeProtoSchema, TensorProto_DataType, ValueInfoProtoSchema } from 'onnx-buf';
 import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
 import { allGraphs, cloneModel, decodeModel, encodeModel } from './model-proto.ts';
 import { type GraphIndex, definedNames, indexGraph } from './graph-index.ts';
@@ -47,18 +47,24 @@ export function addTapsInPlace(out: ModelProto, tensorNames: readonly string[]):
   const main = new TapScope(graph);
   const missing: string[] = [];
   const inSubgraph: string[] = [];
-  for (const name of new Set(tensorNames)) {
-    if (main.ix.graphOutputs.has(name)) continue;
+  const tapOne = (name: string): boolean => {
+    if (main.ix.graphOutputs.has(name)) return true;
     const branch = parseBranchTap(name);
     if (branch) {
       addBranchTap(main, name, branch);
-      continue;
+      return true;
     }
     if (!main.materialize(name)) {
       (subgraphDefines(out, name) ? inSubgraph : missing).push(name);
-      continue;
+      return false;
     }
     main.output(name);
+    return true;
+  };
+  for (const name of new Set(tensorNames)) {
+    const fp16Of = parseFp16Tap(name);
+    if (fp16Of === undefined) tapOne(name);
+    else if (tapOne(fp16Of) && !main.ix.graphOutputs.has(name)) addFp16Tap(main, fp16Of, name);
   }
   if (inSubgraph.length) {
     throw new TapError(
@@ -130,6 +136,37 @@ class TapScope {
     this.graph.node.push(create(NodeProtoSchema, { opType: 'Identity', name: copy, input: [name], output: [copy] }));
     this.output(copy);
   }
+}
+
+const FP16_TAP = 'loupe_fp16:';
+
+/**
+ * A tap of `tensor` converted to float16 inside the graph, for captures stored as fp16: the
+ * runtime converts (ORT's Cast: MLAS vector code on CPU, on the device with a GPU provider), so
+ * the tensor leaves the runtime at half the bytes and the store only gathers rows and writes.
+ * ORT's Cast rounds to nearest-even exactly as `f32ToF16` (src-shared/tensor/half.ts) does on
+ * every non-NaN float32 (tests/integration/fp16-cast-taps.test.ts); NaNs stay NaN (payload kept
+ * as the hardware keeps it, where f32ToF16 writes the canonical 0x7e00).
+ * `tensor` may itself be any tap name (a branch tap of a merged decoder included).
+ */
+export function fp16TapName(tensor: string): string {
+  return `${FP16_TAP}${tensor}`;
+}
+
+function parseFp16Tap(name: string): string | undefined {
+  return name.startsWith(FP16_TAP) ? name.slice(FP16_TAP.length) : undefined;
+}
+
+/** Cast(tensor → float16) as output `name`; an Identity where the tensor is fp16 already (fp16 exports). */
+function addFp16Tap(main: TapScope, tensor: string, name: string): void {
+  const elemType = elemTypeOf(main.ix, tensor, { graph: main.graph, label: main.graph.name, depth: 0 });
+  const node =
+    elemType === TensorProto_DataType.FLOAT16
+      ? create(NodeProtoSchema, { opType: 'Identity', name: `${name}/loupe_identity`, input: [tensor], output: [name] })
+      : create(NodeProtoSchema, { opType: 'Cast', name: `${name}/loupe_cast`, input: [tensor], output: [name], attribute: [{ name: 'to', type: AttributeProto_AttributeType.INT, i: BigInt(TensorProto_DataType.FLOAT16) }] });
+  main.graph.node.push(node);
+  main.graph.output.push(create(ValueInfoProtoSchema, { name, type: { value: { case: 'tensorType', value: { elemType: TensorProto_DataType.FLOAT16 } } } }));
+  main.ix.graphOutputs.add(name);
 }
 
 /**

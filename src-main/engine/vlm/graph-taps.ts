@@ -9,6 +9,7 @@ import type { VlmSessionFiles } from '../../compute/vlm/types.ts';
 import { buildCatalogue } from '../graph/catalogue.ts';
 import { readModel } from '../graph/model-proto.ts';
 import { rewrittenModelPath } from '../graph/ablation.ts';
+import { fp16TapName } from '../graph/taps.ts';
 import type { ModelFolder } from '../model-folder.ts';
 import type { NamedTap } from './tap-sets.ts';
 
@@ -33,23 +34,31 @@ async function tapsOf(path: string, prefix: 'vision' | 'text', selection: TapSel
   return taps;
 }
 
+/** Outputs converted to fp16 inside the graph (taps.ts fp16TapName), chosen once the taps are known. */
+export type Fp16Choice = (taps: { vision: NamedTap[]; decoder: NamedTap[] }) => { vision: string[]; decoder: string[] };
+
 export async function builtinTaps(
   folder: ModelFolder,
   selection: TapSelection,
   place: (file: string) => string,
   /** Also give these towers attention-bias inputs (engine/graph/ablation.ts), in the same rewritten file. */
   ablate: { vision: boolean; llm: boolean } = { vision: false, llm: false },
-): Promise<{ vision: NamedTap[]; decoder: NamedTap[]; files: Pick<VlmSessionFiles, 'vision' | 'decoder'> }> {
+  fp16?: Fp16Choice,
+): Promise<{ vision: NamedTap[]; decoder: NamedTap[]; fp16: Record<string, string>; files: Pick<VlmSessionFiles, 'vision' | 'decoder'> }> {
   const vision = selection.visionLayers || selection.attention ? await tapsOf(folder.files.vision_encoder, 'vision', selection, selection.visionLayers) : [];
   const decoder = selection.llmLayers || selection.attention ? await tapsOf(folder.files.decoder_model_merged, 'text', selection, selection.llmLayers) : [];
-  const file = async (original: string, taps: NamedTap[], ablation: boolean) =>
-    taps.length || ablation ? rewrittenModelPath(place(original), { taps: taps.map((t) => t.tensor), ablation }) : original;
+  const cast = fp16?.({ vision, decoder }) ?? { vision: [], decoder: [] };
+  const fp16Names: Record<string, string> = {};
+  for (const t of [...cast.vision, ...cast.decoder]) fp16Names[t] = fp16TapName(t);
+  const file = async (original: string, taps: NamedTap[], casts: string[], ablation: boolean) =>
+    taps.length || casts.length || ablation ? rewrittenModelPath(place(original), { taps: [...taps.map((t) => t.tensor), ...casts.map(fp16TapName)], ablation }) : original;
   return {
     vision,
     decoder,
+    fp16: fp16Names,
     files: {
-      vision: await file(folder.files.vision_encoder, vision, ablate.vision),
-      decoder: await file(folder.files.decoder_model_merged, decoder, ablate.llm),
+      vision: await file(folder.files.vision_encoder, vision, cast.vision, ablate.vision),
+      decoder: await file(folder.files.decoder_model_merged, decoder, cast.decoder, ablate.llm),
     },
   };
 }
