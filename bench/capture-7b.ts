@@ -203,9 +203,11 @@ async function forwardAndStore(work: string, conversion: 'runtime' | 'worker') {
     const res = await tapped.forward(PROMPT, img, {
       capture: ({ inputIds, imageTokens }) => {
         seqLen = inputIds.length;
-        const plan = withFp16Sources(planCapture({ taps: SELECTION }, taps, d, { imagePositions: imageTokens.map((t) => t.position) }, inputIds.length), taps.fp16);
+        const planned = planCapture({ taps: SELECTION }, taps, d, { imagePositions: imageTokens.map((t) => t.position) }, inputIds.length);
         const extra = { image_token_map: { dtype: 'int32' as const, shape: [imageTokens.length, 5], data: Int32Array.from(imageTokens.flatMap((t) => [t.position, t.image, t.tile, t.row, t.col])) } };
-        estimate = estimateItemBytes(plan, configShapes(d, inputIds.length, taps), 'float16', extra).bytes;
+        // The estimate sizes the sources as the model names them (jobs/estimate knows no fp16 copies).
+        estimate = estimateItemBytes(planned, configShapes(d, inputIds.length, taps), 'float16', extra).bytes;
+        const plan = withFp16Sources(planned, taps.fp16);
         return { request: { blobRoot: blobs.root, chunkBytes: blobs.chunkBytes, dtype: 'float16', ops: plan.ops, extra }, visionFetches: plan.visionFetches, decoderFetches: plan.decoderFetches };
       },
     });

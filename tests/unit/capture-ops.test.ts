@@ -33,6 +33,18 @@ describe('capture ops', () => {
     expect(applyCapture({ name: 'r', source: 's', layout: 'raw' }, attn, 'float16').r!.data).toBe(attn.data);
   });
 
+  it('rows in runs (0,1,2 · 5,6 · 3) are gathered as a row-by-row copy would, fp32 and fp16, fp32 and fp16 sources', () => {
+    const rows = [0, 1, 2, 5, 6, 3];
+    const src = iota([1, 2, 8, 3]); // kv: 2 heads × 8 positions × 3
+    const want = [1, 0].flatMap((h) => rows.flatMap((r) => [0, 1, 2].map((x) => (h * 8 + r) * 3 + x)));
+    const op = { name: 'k', source: 's', layout: 'kv' as const, heads: [1, 0], rows };
+    expect(vals(applyCapture(op, src, 'float32').k)).toEqual(want);
+    const halves = Array.from(f32ToF16(Float32Array.from(want)));
+    expect(Array.from(applyCapture(op, src, 'float16').k!.data as Uint16Array)).toEqual(halves);
+    const src16: HostTensor = { dtype: 'float16', shape: src.shape, data: f32ToF16(src.data as Float32Array) };
+    expect(Array.from(applyCapture(op, src16, 'float16').k!.data as Uint16Array)).toEqual(halves);
+  });
+
   it('withFp16Sources: ops read the runtime\'s fp16 copies where the graph has them, and only those are fetched', () => {
     const plan = {
       visionFetches: ['v.h0'],
