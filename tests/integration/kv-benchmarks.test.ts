@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src-main/engine/engine.ts';
 import { imageSize, readMask } from '../../src-main/experiments/inside-the-llm/images.ts';
+import type { ResultOf } from '../../src-shared/contract/methods.ts';
 import type { DatasetItem, Label } from '../../src-shared/dataset/format.ts';
 import { type PixelImage, davisSequence } from '../../src-shared/metrics/davis.ts';
 import { type HostTensor, toFloat32 } from '../../src-shared/tensor/dtype.ts';
@@ -28,21 +29,8 @@ beforeAll(async () => {
 afterAll(() => engine?.close());
 const call = <T>(method: string, params: unknown): Promise<T> => callEngine<T>(engine, method, params);
 
-interface Row {
-  probe: string;
-  metric: string;
-  layer: number;
-  kind: 'key' | 'value';
-  items: number;
-  value: number;
-  low: number | null;
-  high: number | null;
-  control: number;
-  p: number;
-  permutations: number;
-  encoding: string;
-  notes: string[];
-}
+/** A kv/probes result row, as the contract types it. */
+type Row = ResultOf<'kv/probes'>[number];
 
 const GRID = 8;
 const VIEW = 64;
@@ -139,7 +127,7 @@ function expectStatistics(rows: Row[]): void {
 }
 
 const show = (rows: Row[]) =>
-  console.log(rows.map((r) => `${r.probe} ${r.metric} L${r.layer}.${r.kind} n=${r.items} ${r.value.toFixed(4)} [${r.low?.toFixed(3)}, ${r.high?.toFixed(3)}] control ${r.control.toFixed(4)} p=${r.p.toFixed(3)} (${r.permutations} perms)`).join('\n'));
+  console.log(rows.map((r) => `${r.probe} ${r.metric} L${r.layer}.${r.kind} n=${r.items} ${r.value.toFixed(4)} [${r.low?.toFixed(3)}, ${r.high?.toFixed(3)}] control ${r.control!.toFixed(4)} p=${r.p.toFixed(3)} (${r.permutations} perms)`).join('\n'));
 
 describe('K/V probes on SPair-71k (PCK@α_bbox)', () => {
   it('reports PCK per keypoint and per image over every keypoint, equal to a hand recomputation', async () => {

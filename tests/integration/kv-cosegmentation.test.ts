@@ -13,6 +13,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src-main/engine/engine.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
+import type { ResultOf } from '../../src-shared/contract/methods.ts';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { callEngine, startTestEngine } from '../helpers/engine.ts';
 import { tempDir } from '../helpers/fixtures.ts';
@@ -32,21 +33,8 @@ interface Item {
   answer: string;
   labels: MaskLabel[];
 }
-interface Row {
-  probe: string;
-  metric: string;
-  layer: number;
-  kind: 'key' | 'value';
-  items: number;
-  value: number;
-  low: number | null;
-  high: number | null;
-  control: number;
-  p: number;
-  permutations: number;
-  encoding: string;
-  notes: string[];
-}
+/** A kv/probes result row, as the contract types it. */
+type Row = ResultOf<'kv/probes'>[number];
 
 const source = join(RESOURCES_DIR, 'datasets', 'shape-at-point');
 const GRID = 8;
@@ -212,7 +200,7 @@ function textSegmentationRef(layer: number, kind: string): { miou: number; items
 }
 
 const LAYERS = [0, 3];
-const show = (rows: Row[]) => console.log(rows.map((r) => `${r.probe} ${r.metric} ${r.layer}.${r.kind} n=${r.items} ${r.value.toFixed(4)} [${r.low?.toFixed(3)}, ${r.high?.toFixed(3)}] (control ${r.control.toFixed(4)}, p ${r.p.toFixed(3)})`).join('\n'));
+const show = (rows: Row[]) => console.log(rows.map((r) => `${r.probe} ${r.metric} ${r.layer}.${r.kind} n=${r.items} ${r.value.toFixed(4)} [${r.low?.toFixed(3)}, ${r.high?.toFixed(3)}] (control ${r.control!.toFixed(4)}, p ${r.p.toFixed(3)})`).join('\n'));
 
 describe('K/V co-segmentation and class-name segmentation', () => {
   it('co-segments each set of one class from its image K/V as an independent 2-means recomputation does, with controls and intervals', async () => {
@@ -223,7 +211,7 @@ describe('K/V co-segmentation and class-name segmentation', () => {
     );
     // The layer-0 value tokens find the common object well above the shuffled control (p = 1/21: no permutation reached it).
     const v0 = rows.find((r) => r.layer === 0 && r.kind === 'value' && r.metric.startsWith('Jaccard'))!;
-    expect(v0.value).toBeGreaterThan(3 * v0.control);
+    expect(v0.value).toBeGreaterThan(3 * v0.control!);
     expect(v0.p).toBeCloseTo(1 / 21, 12);
     for (const layer of LAYERS) {
       for (const kind of ['key', 'value'] as const) {
@@ -235,7 +223,7 @@ describe('K/V co-segmentation and class-name segmentation', () => {
         for (const r of [j, p]) {
           expect(r).toMatchObject({ items: 8, permutations: 20, encoding: 'each image alone', notes: [] });
           expect(r.low! <= r.value && r.value <= r.high!).toBe(true);
-          expect(r.control >= 0 && r.control <= 1).toBe(true);
+          expect(r.control! >= 0 && r.control! <= 1).toBe(true);
           expect(r.p > 0 && r.p <= 1).toBe(true);
         }
       }
@@ -247,7 +235,7 @@ describe('K/V co-segmentation and class-name segmentation', () => {
     show(rows);
     expect(rows.map((r) => `${r.layer}.${r.kind}`)).toEqual(['0.key', '0.value', '3.key', '3.value']);
     const v0 = rows.find((r) => r.layer === 0 && r.kind === 'value')!;
-    expect(v0.value).toBeGreaterThan(3 * v0.control);
+    expect(v0.value).toBeGreaterThan(3 * v0.control!);
     expect(v0.p).toBeCloseTo(1 / 21, 12);
     for (const r of rows) {
       const ref = textSegmentationRef(r.layer, r.kind);
@@ -255,7 +243,7 @@ describe('K/V co-segmentation and class-name segmentation', () => {
       expect(r).toMatchObject({ metric: 'class-wise mIoU (pixels, class-name tokens)', items: 20, permutations: 20 });
       expect(r.value).toBeCloseTo(ref.miou, 6);
       expect(r.low! <= r.value && r.value <= r.high!).toBe(true);
-      expect(r.control >= 0 && r.control <= 1).toBe(true);
+      expect(r.control! >= 0 && r.control! <= 1).toBe(true);
       expect(r.notes).toEqual(['1 item(s) left out: its class name "circle" is not in its prompt', '1 item(s) left out: its class name "diamond" is not in its prompt']);
     }
   });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src-main/engine/engine.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
+import type { ResultOf } from '../../src-shared/contract/methods.ts';
 import type { DatasetManifest } from '../../src-shared/dataset/format.ts';
 import { toFloat32 } from '../../src-shared/tensor/dtype.ts';
 import { callEngine, startTestEngine } from '../helpers/engine.ts';
@@ -22,21 +23,8 @@ afterAll(() => engine?.close());
 
 const call = <T>(method: string, params: unknown): Promise<T> => callEngine<T>(engine, method, params);
 
-interface Row {
-  probe: string;
-  metric: string;
-  layer: number;
-  kind: 'key' | 'value';
-  items: number;
-  value: number;
-  low: number | null;
-  high: number | null;
-  control: number;
-  p: number;
-  permutations: number;
-  encoding: string;
-  notes: string[];
-}
+/** A kv/probes result row, as the contract types it. */
+type Row = ResultOf<'kv/probes'>[number];
 
 async function forward(datasetId: string, limit: number, taps: object): Promise<string> {
   const run = await call<{ id: string }>('jobs/start', { kind: 'vlm-forward', modelId: 'micro-llava', datasetId, spec: { limit, storeDtype: 'float32', taps } });
@@ -45,7 +33,7 @@ async function forward(datasetId: string, limit: number, taps: object): Promise<
   return run.id;
 }
 
-const show = (rows: Row[]) => console.log(rows.map((r) => `${r.probe} ${r.metric} ${r.layer}.${r.kind} n=${r.items} ${r.value.toFixed(3)} (control ${r.control.toFixed(3)})`).join('\n'));
+const show = (rows: Row[]) => console.log(rows.map((r) => `${r.probe} ${r.metric} ${r.layer}.${r.kind} n=${r.items} ${r.value.toFixed(3)} (control ${r.control!.toFixed(3)})`).join('\n'));
 const pick = (rows: Row[], probe: string, layer: number, kind: string, metric?: string) => rows.find((r) => r.probe === probe && r.layer === layer && r.kind === kind && (!metric || r.metric === metric))!;
 
 describe('KV-token segmentation', () => {
@@ -72,11 +60,11 @@ describe('KV-token segmentation', () => {
     expect(rows.map((r) => `${r.layer}.${r.kind}`)).toEqual(['0.key', '0.value', '1.key', '1.value']);
     for (const r of rows) {
       expect(r).toMatchObject({ metric: 'class-wise mIoU (pixels, 8-shot)', items: 40, permutations: 20 });
-      for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
+      for (const x of [r.value, r.control!]) expect(x >= 0 && x <= 1).toBe(true);
     }
     const v0 = pick(rows, 'segmentation-few-shot', 0, 'value');
-    expect(v0.value).toBeGreaterThan(v0.control + 0.2);
-    expect(v0.value).toBeGreaterThan(2 * v0.control);
+    expect(v0.value).toBeGreaterThan(v0.control! + 0.2);
+    expect(v0.value).toBeGreaterThan(2 * v0.control!);
     // shots is a parameter: 4 training items leave 44 to evaluate.
     const four = pick(await call<Row[]>('kv/probes', { runId, shots: 4, layers: [0] }), 'segmentation-few-shot', 0, 'value');
     expect(four).toMatchObject({ metric: 'class-wise mIoU (pixels, 4-shot)', items: 44 });
@@ -103,11 +91,11 @@ describe('KV-token correspondence and propagation', () => {
     expect(pick(rows, 'correspondence', 0, 'value', 'PCK@0.1 (image size, per image)').value).toBe(v0.value);
     expect(v0).toMatchObject({ items: 32, permutations: 20, encoding: 'one prompt' });
     expect(v0.notes.join(' ')).toMatch(/joint encoding.*imagesAlone/);
-    expect(v0.value).toBeGreaterThan(v0.control + 0.25);
-    expect(v0.value).toBeGreaterThan(3 * v0.control);
+    expect(v0.value).toBeGreaterThan(v0.control! + 0.25);
+    expect(v0.value).toBeGreaterThan(3 * v0.control!);
     expect(v0.p).toBeCloseTo(1 / 21, 12); // no permutation reached the observed PCK
     expect(v0.low! <= v0.value && v0.value <= v0.high!).toBe(true);
-    for (const r of rows) for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
+    for (const r of rows) for (const x of [r.value, r.control!]) expect(x >= 0 && x <= 1).toBe(true);
     // The default α list, per keypoint and per image.
     expect(rows.filter((r) => r.probe === 'correspondence' && r.layer === 0 && r.kind === 'value').map((r) => r.metric)).toEqual(
       [0.05, 0.1, 0.15].flatMap((a) => [`PCK@${a} (image size, per image)`, `PCK@${a} (image size, per keypoint)`]).sort((x, y) => x.localeCompare(y)),
@@ -126,11 +114,11 @@ describe('KV-token correspondence and propagation', () => {
     const f = pick(rows, 'propagation', 0, 'value', 'F-Mean (DAVIS)');
     expect(jf.items).toBe(32); // 4 frames with masks on each: every item is a sequence
     expect(jf.value).toBeCloseTo((j.value + f.value) / 2, 12);
-    expect(jf.value).toBeGreaterThan(jf.control + 0.1);
-    expect(jf.value).toBeGreaterThan(3 * jf.control);
+    expect(jf.value).toBeGreaterThan(jf.control! + 0.1);
+    expect(jf.value).toBeGreaterThan(3 * jf.control!);
     expect(jf.p).toBeCloseTo(1 / 21, 12);
     const pck = pick(rows, 'correspondence', 0, 'value', 'PCK@0.1 (image size, per keypoint)');
-    expect(pck.value).toBeGreaterThan(pck.control + 0.25);
+    expect(pck.value).toBeGreaterThan(pck.control! + 0.25);
   });
 });
 
@@ -210,7 +198,7 @@ describe('KV-token referring expressions', () => {
     expect(rows).toHaveLength(4 * 2 * 4);
     for (const r of rows) {
       expect(r.items).toBe(12);
-      for (const x of [r.value, r.control]) expect(x >= 0 && x <= 1).toBe(true);
+      for (const x of [r.value, r.control!]) expect(x >= 0 && x <= 1).toBe(true);
     }
     // Every row is the mean of the per-item scores recomputed here from the stored tensors.
     for (const layer of [0, 1, 2, 3]) {
