@@ -6,13 +6,11 @@
  * progress, a renamed column and a truncated file refused by name with nothing left behind.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readFileSync, readdirSync, symlinkSync, truncateSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, symlinkSync, truncateSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetManifest } from '../../src-shared/dataset/format.ts';
-import type { Engine } from '../../src-main/engine/engine.ts';
+import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/fixtures.ts';
-import { callEngine, startTestEngine } from '../helpers/engine.ts';
+import { importHarness } from '../helpers/import-harness.ts';
 
 const FIXTURE = resolve(__dirname, '../fixtures/benchmarks/blink');
 const HUB = join(FIXTURE, 'hub');
@@ -35,25 +33,8 @@ const truth = (JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) 
 /** The importer's order: files sorted by path (<Subtask>/<split>-…), rows in file order. */
 const fileOrder = [...truth].sort((a, b) => (a.subtask + '/' + a.split < b.subtask + '/' + b.split ? -1 : a.subtask + '/' + a.split > b.subtask + '/' + b.split ? 1 : 0));
 
-let engine: Engine;
-const events: { format: string; phase: string; done: number; total: number | null }[] = [];
-beforeAll(async () => {
-  engine = await startTestEngine();
-  engine.onEvent((name, payload) => {
-    if (name === 'import/progress') events.push(payload as (typeof events)[number]);
-  });
-});
-afterAll(() => engine?.close());
-
-interface Imported {
-  dataset: { id: string; path: string; itemCount: number; task: string };
-  items: number;
-  labels: number;
-  warnings: string[];
-}
-const importBlink = (path: string, options: Record<string, unknown> = {}) => callEngine<Imported>(engine, 'datasets/import-benchmark', { format: 'blink', path, options });
-const datasetsDir = () => readdirSync(join(engine.options.dataDir, 'datasets')).sort();
-const manifestOf = (r: Imported) => DatasetManifest.parse(JSON.parse(readFileSync(join(r.dataset.path, 'dataset.json'), 'utf8')));
+const h = importHarness('blink');
+const { events, manifestOf, importBenchmark: importBlink } = h;
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 describe('BLINK import', () => {
@@ -117,12 +98,10 @@ describe('BLINK import', () => {
   });
 
   it('refuses a renamed column by file, column and the columns found, leaving no dataset folder', async () => {
-    const before = datasetsDir();
-    await expect(importBlink(join(FIXTURE, 'renamed-column'))).rejects.toThrow(
+    await h.expectRefused(
+      () => importBlink(join(FIXTURE, 'renamed-column')),
       'Counting/val-00000-of-00001.parquet: column "choices" missing for a BLINK subtask file (columns found: idx, question, sub_task, image_1, image_2, image_3, image_4, options, answer, prompt, explanation)',
     );
-    expect(datasetsDir()).toEqual(before);
-    expect(datasetsDir().filter((n) => n.startsWith('.import-'))).toEqual([]);
   });
 
   it('refuses a truncated parquet naming it, leaving no dataset folder', async () => {
@@ -130,8 +109,6 @@ describe('BLINK import', () => {
     cpSync(HUB, copy, { recursive: true });
     const victim = join(copy, 'Visual_Correspondence', 'val-00000-of-00001.parquet');
     truncateSync(victim, Math.floor(readFileSync(victim).length / 2));
-    const before = datasetsDir();
-    await expect(importBlink(copy)).rejects.toThrow(/^Visual_Correspondence\/val-00000-of-00001\.parquet is not a readable parquet file \(truncated or incomplete download\?\)/);
-    expect(datasetsDir()).toEqual(before);
+    await h.expectRefused(() => importBlink(copy), /^Visual_Correspondence\/val-00000-of-00001\.parquet is not a readable parquet file \(truncated or incomplete download\?\)/);
   });
 });

@@ -6,13 +6,11 @@
  * subsets, limit, progress, a missing column and a truncated file refused by name, nothing left behind.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, readFileSync, readdirSync, truncateSync } from 'node:fs';
+import { copyFileSync, readFileSync, truncateSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetManifest } from '../../src-shared/dataset/format.ts';
-import type { Engine } from '../../src-main/engine/engine.ts';
+import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/fixtures.ts';
-import { callEngine, startTestEngine } from '../helpers/engine.ts';
+import { importHarness } from '../helpers/import-harness.ts';
 
 const FIXTURE = resolve(__dirname, '../fixtures/benchmarks/cv-bench');
 const HUB = join(FIXTURE, 'hub');
@@ -39,24 +37,8 @@ interface Expected {
 }
 const truth = (JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as { items: Expected[] }).items;
 
-let engine: Engine;
-const events: { format: string; phase: string; done: number; total: number | null }[] = [];
-beforeAll(async () => {
-  engine = await startTestEngine();
-  engine.onEvent((name, payload) => {
-    if (name === 'import/progress') events.push(payload as (typeof events)[number]);
-  });
-});
-afterAll(() => engine?.close());
-
-interface Imported {
-  dataset: { id: string; path: string; itemCount: number; task: string };
-  items: number;
-  warnings: string[];
-}
-const importCvBench = (path: string, options: Record<string, unknown> = {}) => callEngine<Imported>(engine, 'datasets/import-benchmark', { format: 'cv-bench', path, options });
-const datasetsDir = () => readdirSync(join(engine.options.dataDir, 'datasets')).sort();
-const manifestOf = (r: Imported) => DatasetManifest.parse(JSON.parse(readFileSync(join(r.dataset.path, 'dataset.json'), 'utf8')));
+const h = importHarness('cv-bench');
+const { events, manifestOf, importBenchmark: importCvBench } = h;
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 describe('CV-Bench import', () => {
@@ -107,11 +89,10 @@ describe('CV-Bench import', () => {
   });
 
   it('refuses a file without a column it reads, naming file, column and columns found; nothing left behind', async () => {
-    const before = datasetsDir();
-    await expect(importCvBench(join(FIXTURE, 'missing-column'))).rejects.toThrow(
+    await h.expectRefused(
+      () => importCvBench(join(FIXTURE, 'missing-column')),
       'test_2d.parquet: column "answer" missing for a CV-Bench file (columns found: idx, type, task, image, question, choices, prompt, filename, source, source_dataset, source_filename, target_class, target_size, bbox)',
     );
-    expect(datasetsDir()).toEqual(before);
   });
 
   it('refuses a truncated parquet naming it; nothing left behind', async () => {
@@ -119,9 +100,6 @@ describe('CV-Bench import', () => {
     copyFileSync(join(HUB, 'test_2d.parquet'), join(copy, 'test_2d.parquet'));
     copyFileSync(join(HUB, 'test_3d.parquet'), join(copy, 'test_3d.parquet'));
     truncateSync(join(copy, 'test_3d.parquet'), 9000);
-    const before = datasetsDir();
-    await expect(importCvBench(copy)).rejects.toThrow(/^test_3d\.parquet is not a readable parquet file/);
-    expect(datasetsDir()).toEqual(before);
-    expect(datasetsDir().filter((n) => n.startsWith('.import-'))).toEqual([]);
+    await h.expectRefused(() => importCvBench(copy), /^test_3d\.parquet is not a readable parquet file/);
   });
 });

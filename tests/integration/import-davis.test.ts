@@ -4,16 +4,15 @@
  * mask pixels, ids and meta compared with the builder's truth (expected.json, written from the
  * arrays it drew); split/subset/limit, progress, and refusals that leave nothing behind.
  */
-import { copyFileSync, cpSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LoupeError } from '../../src-shared/contract/errors.ts';
-import { DatasetManifest, type Label } from '../../src-shared/dataset/format.ts';
+import type { Label } from '../../src-shared/dataset/format.ts';
 import { dispatch } from '../../src-main/engine/dispatcher.ts';
-import type { Engine } from '../../src-main/engine/engine.ts';
 import { tempDir } from '../helpers/fixtures.ts';
-import { callEngine, startTestEngine } from '../helpers/engine.ts';
+import { type Imported, importHarness } from '../helpers/import-harness.ts';
 
 const FIXTURE = resolve(__dirname, '../fixtures/benchmarks/davis-2017');
 const ROOT = join(FIXTURE, 'DAVIS');
@@ -27,28 +26,11 @@ interface Truth {
 const truth = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as Truth;
 const [W, H] = truth.frameSize;
 
-let engine: Engine;
-const events: { format: string; phase: string; done: number; total: number | null }[] = [];
-beforeAll(async () => {
-  engine = await startTestEngine();
-  engine.onEvent((name, payload) => {
-    if (name === 'import/progress') events.push(payload as (typeof events)[number]);
-  });
-});
-afterAll(() => engine?.close());
-
-const call = <T>(method: string, params: unknown): Promise<T> => callEngine<T>(engine, method, params);
-
-interface Imported {
-  dataset: { id: string; path: string; itemCount: number };
-  items: number;
-  labels: number;
-  warnings: string[];
-}
-const importDavis = (path: string, options: Record<string, unknown>) => call<Imported>('datasets/import-benchmark', { format: 'davis-2017', path, options });
+const h = importHarness('davis-2017');
+const { events, call, manifestOf, importBenchmark: importDavis } = h;
 
 async function maskPixels(id: number): Promise<{ shape: number[]; pixels: number[] }> {
-  const { response, tensor } = await dispatch(engine.handlers, { t: 'req', id: 9, method: 'labels/mask', params: { id } });
+  const { response, tensor } = await dispatch(h.engine.handlers, { t: 'req', id: 9, method: 'labels/mask', params: { id } });
   if (!response.ok) throw LoupeError.from(response.error);
   return { shape: tensor!.header.shape, pixels: Array.from(tensor!.data as ArrayLike<number>) };
 }
@@ -58,7 +40,7 @@ type Stored = { id: number; label: Label };
 /** Every frame, mask label, mask pixel and meta field of `seq` against the builder's truth. */
 async function expectSequence(imported: Imported, seq: string): Promise<void> {
   const t = truth.sequences[seq]!;
-  const manifest = DatasetManifest.parse(JSON.parse(readFileSync(join(imported.dataset.path, 'dataset.json'), 'utf8')));
+  const manifest = manifestOf(imported);
   const item = manifest.items.find((i) => i.id === seq)!;
   expect(item.images).toHaveLength(t.frames.length);
   item.images.forEach((rel, k) => expect(readFileSync(join(imported.dataset.path, rel)).equals(readFileSync(join(ROOT, 'JPEGImages/480p', seq, `${t.frames[k]}.jpg`)))).toBe(true));
@@ -100,7 +82,7 @@ describe('DAVIS-2017 importer', () => {
     const frames = seqs.reduce((n, s) => n + truth.sequences[s]!.frames.length, 0);
     const masks = seqs.reduce((n, s) => n + Object.keys(truth.sequences[s]!.annotated).length, 0);
     expect(r).toMatchObject({ items: seqs.length, labels: masks, warnings: [], dataset: { itemCount: seqs.length } });
-    expect(r.dataset.path.startsWith(join(engine.options.dataDir, 'datasets'))).toBe(true);
+    expect(r.dataset.path.startsWith(join(h.engine.options.dataDir, 'datasets'))).toBe(true);
     for (const seq of seqs) await expectSequence(r, seq);
     // blackswan's last frame is annotated with no object in it.
     expect(truth.sequences.blackswan!.annotated['00002']!.ids).toEqual([]);
@@ -146,9 +128,6 @@ describe('DAVIS-2017 importer', () => {
   });
 
   it('refuses broken folders by file name and leaves nothing under <data>/datasets/', async () => {
-    const dataDir = engine.options.dataDir;
-    const before = (await call<unknown[]>('datasets/list', {})).length;
-    const folders = readdirSync(join(dataDir, 'datasets'));
     const broken = (edit: (root: string) => void): string => {
       const copy = tempDir('loupe-davis-bad-');
       cpSync(FIXTURE, copy, { recursive: true });
@@ -167,16 +146,7 @@ describe('DAVIS-2017 importer', () => {
       [tempDir('loupe-empty-'), {}, /is not a DAVIS-2017 folder/],
       [broken((r) => renameSync(join(r, 'JPEGImages/480p'), join(r, 'JPEGImages/Full-Resolution'))), {}, /JPEGImages has no 480p\/ folder \(it has Full-Resolution\); the importer reads the 480p release/],
     ];
-    for (const [path, options, message] of cases) {
-      const err = await importDavis(path, options).then(
-        () => null,
-        (e: LoupeError) => e,
-      );
-      expect(err, `${path} ${JSON.stringify(options)}`).toMatchObject({ code: 'bad-input' });
-      expect(err!.message).toMatch(message);
-      // the writer's abort removed the staging folder (some cases fail after frames were copied)
-      expect(readdirSync(join(dataDir, 'datasets'))).toEqual(folders);
-    }
-    expect((await call<unknown[]>('datasets/list', {})).length).toBe(before);
+    // the writer's abort must remove the staging folder (some cases fail after frames were copied)
+    for (const [path, options, message] of cases) await h.expectRefused(() => importDavis(path, options), message, `${path} ${JSON.stringify(options)}`);
   });
 });

@@ -7,14 +7,13 @@
  * subsets, limit across row groups and shards, progress, and refusals that leave nothing behind.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, readFileSync, readdirSync, truncateSync } from 'node:fs';
+import { cpSync, readFileSync, truncateSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetManifest, type Label } from '../../src-shared/dataset/format.ts';
-import type { Engine } from '../../src-main/engine/engine.ts';
+import { describe, expect, it } from 'vitest';
+import type { Label } from '../../src-shared/dataset/format.ts';
 import { tempDir } from '../helpers/fixtures.ts';
-import { callEngine, startTestEngine } from '../helpers/engine.ts';
+import { importHarness } from '../helpers/import-harness.ts';
 
 const FIXTURE = resolve(__dirname, '../fixtures/benchmarks/refcoco');
 
@@ -33,25 +32,8 @@ interface Expected {
 }
 const truth = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as { lmms: Expected[]; jxu124: Expected[] };
 
-let engine: Engine;
-const events: { format: string; phase: string; done: number; total: number | null }[] = [];
-beforeAll(async () => {
-  engine = await startTestEngine();
-  engine.onEvent((name, payload) => {
-    if (name === 'import/progress') events.push(payload as (typeof events)[number]);
-  });
-});
-afterAll(() => engine?.close());
-
-interface Imported {
-  dataset: { id: string; path: string; itemCount: number; task: string };
-  items: number;
-  labels: number;
-  warnings: string[];
-}
-const importRefcoco = (path: string, options: Record<string, unknown> = {}) => callEngine<Imported>(engine, 'datasets/import-benchmark', { format: 'refcoco', path, options });
-const datasetsDir = () => readdirSync(join(engine.options.dataDir, 'datasets')).sort();
-const manifestOf = (r: Imported) => DatasetManifest.parse(JSON.parse(readFileSync(join(r.dataset.path, 'dataset.json'), 'utf8')));
+const h = importHarness('refcoco');
+const { events, manifestOf, importBenchmark: importRefcoco } = h;
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 /** Non-zero pixels of a greyscale mask PNG and its size. */
@@ -109,21 +91,17 @@ describe('RefCOCO import (lmms-lab layout, images embedded)', () => {
   });
 
   it('refuses a renamed column by file, column and the columns found; nothing left behind', async () => {
-    const before = datasetsDir();
-    await expect(importRefcoco(join(FIXTURE, 'renamed-column'))).rejects.toThrow(
+    await h.expectRefused(
+      () => importRefcoco(join(FIXTURE, 'renamed-column')),
       'RefCOCO/data/val-00000-of-00001.parquet: column "bbox" missing for a RefCOCO file (lmms-lab layout) (columns found: question_id, image, question, answer, segmentation, box, iscrowd, file_name)',
     );
-    expect(datasetsDir()).toEqual(before);
   });
 
   it('refuses a truncated shard naming it; nothing left behind', async () => {
     const copy = join(tempDir('loupe-refcoco-'), 'RefCOCO');
     cpSync(join(FIXTURE, 'lmms-lab', 'RefCOCO'), copy, { recursive: true });
     truncateSync(join(copy, 'data', 'val-00001-of-00002.parquet'), 4000);
-    const before = datasetsDir();
-    await expect(importRefcoco(copy)).rejects.toThrow(/^data\/val-00001-of-00002\.parquet is not a readable parquet file/);
-    expect(datasetsDir()).toEqual(before);
-    expect(datasetsDir().filter((n) => n.startsWith('.import-'))).toEqual([]);
+    await h.expectRefused(() => importRefcoco(copy), /^data\/val-00001-of-00002\.parquet is not a readable parquet file/);
   });
 });
 
@@ -140,8 +118,6 @@ describe('RefCOCO import (jxu124 refs layout, COCO images beside it)', () => {
   it('says which COCO image is missing when the train2014 folder is not there; nothing left behind', async () => {
     const copy = join(tempDir('loupe-refcoco-'), 'refcoco');
     cpSync(join(FIXTURE, 'jxu124', 'refcoco'), copy, { recursive: true });
-    const before = datasetsDir();
-    await expect(importRefcoco(copy)).rejects.toThrow(/COCO image COCO_train2014_000000000009\.jpg not found in .*needs the COCO train2014 images beside it/);
-    expect(datasetsDir()).toEqual(before);
+    await h.expectRefused(() => importRefcoco(copy), /COCO image COCO_train2014_000000000009\.jpg not found in .*needs the COCO train2014 images beside it/);
   });
 });

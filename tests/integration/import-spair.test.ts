@@ -6,12 +6,10 @@
  */
 import { cpSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LoupeError } from '../../src-shared/contract/errors.ts';
-import { DatasetManifest, type Label } from '../../src-shared/dataset/format.ts';
-import type { Engine } from '../../src-main/engine/engine.ts';
+import { describe, expect, it } from 'vitest';
+import type { Label } from '../../src-shared/dataset/format.ts';
 import { tempDir } from '../helpers/fixtures.ts';
-import { callEngine, startTestEngine } from '../helpers/engine.ts';
+import { type Imported, importHarness } from '../helpers/import-harness.ts';
 
 const FIXTURE = resolve(__dirname, '../fixtures/benchmarks/spair-71k');
 const ROOT = join(FIXTURE, 'SPair-71k');
@@ -38,24 +36,8 @@ interface Pair {
 }
 const truth = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as { splits: Record<string, string[]>; pairs: Record<string, Pair> };
 
-let engine: Engine;
-const events: { format: string; phase: string; done: number; total: number | null }[] = [];
-beforeAll(async () => {
-  engine = await startTestEngine();
-  engine.onEvent((name, payload) => {
-    if (name === 'import/progress') events.push(payload as (typeof events)[number]);
-  });
-});
-afterAll(() => engine?.close());
-
-const call = <T>(method: string, params: unknown): Promise<T> => callEngine<T>(engine, method, params);
-interface Imported {
-  dataset: { id: string; path: string; itemCount: number };
-  items: number;
-  labels: number;
-  warnings: string[];
-}
-const importSpair = (path: string, options: Record<string, unknown>) => call<Imported>('datasets/import-benchmark', { format: 'spair-71k', path, options });
+const h = importHarness('spair-71k');
+const { events, call, manifestOf, importBenchmark: importSpair } = h;
 
 /** The published item of `name` in `split`: labels in kps_ids order, then the two boxes. */
 function expectedLabels(p: Pair): Label[] {
@@ -68,7 +50,7 @@ function expectedLabels(p: Pair): Label[] {
 
 /** Items of the imported dataset equal the truth of `split`'s `names`, in order, in the manifest and in the store. */
 async function expectPairs(r: Imported, split: string, names: string[]): Promise<void> {
-  const manifest = DatasetManifest.parse(JSON.parse(readFileSync(join(r.dataset.path, 'dataset.json'), 'utf8')));
+  const manifest = manifestOf(r);
   expect(manifest.items.map((i) => i.id)).toEqual(names);
   const images = new Set<string>();
   for (const item of manifest.items) {
@@ -142,9 +124,6 @@ describe('SPair-71k importer', () => {
   });
 
   it('refuses broken folders by file name and leaves nothing under <data>/datasets/', async () => {
-    const dataDir = engine.options.dataDir;
-    const before = (await call<unknown[]>('datasets/list', {})).length;
-    const folders = readdirSync(join(dataDir, 'datasets'));
     const [first, second, third] = truth.splits.test!;
     const rel = (name: string) => `PairAnnotation/test/${name}.json`;
     const broken = (edit: (root: string) => void): string => {
@@ -181,16 +160,7 @@ describe('SPair-71k importer', () => {
       [FIXTURE, { subset: ['cat', 'dinosaur'] }, /SPair-71k has no category dinosaur/],
       [tempDir('loupe-empty-'), {}, /is not a SPair-71k folder/],
     ];
-    for (const [path, options, message] of cases) {
-      const err = await importSpair(path, options).then(
-        () => null,
-        (e: LoupeError) => e,
-      );
-      expect(err, `${path} ${JSON.stringify(options)} → ${message}`).toMatchObject({ code: 'bad-input' });
-      expect(err!.message).toMatch(message);
-      // the writer's abort removed the staging folder (most cases fail after images were copied)
-      expect(readdirSync(join(dataDir, 'datasets'))).toEqual(folders);
-    }
-    expect((await call<unknown[]>('datasets/list', {})).length).toBe(before);
+    // the writer's abort must remove the staging folder (most cases fail after images were copied)
+    for (const [path, options, message] of cases) await h.expectRefused(() => importSpair(path, options), message, `${path} ${JSON.stringify(options)} → ${message}`);
   });
 });
