@@ -8,12 +8,10 @@
  * map (src-shared/vision/pixel-map.ts: the processor's resize and centre crop), so a part the
  * processor crops away has no tokens and is reported, not ranked.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import type { DatasetItem, Label } from '../../../src-shared/dataset/format.ts';
 import { type Grid, type PixelMap, type Size, cellCoverage, mapForRaster } from '../../../src-shared/vision/pixel-map.ts';
-import { imageSize } from '../inside-the-llm/images.ts';
+import { imageSize, readMask } from '../inside-the-llm/images.ts';
 import { imageGrids } from '../inside-the-llm/tokens.ts';
 
 export type MaskLabel = Extract<Label, { kind: 'mask' }>;
@@ -66,17 +64,6 @@ export function partSelected(part: PartName, wanted?: readonly string[]): boolea
   return !wanted || wanted.includes(part.name) || wanted.includes(part.name.slice(part.name.lastIndexOf('/') + 1));
 }
 
-/**
- * An instance-id mask PNG, 8- or 16-bit (importers write 16-bit layers when an image has more than
- * 255 masks in one layer): ids from the first channel, never rescaled to 8 bits.
- */
-export function readIdMask(path: string): { width: number; height: number; ids: Uint16Array } {
-  const png = PNG.sync.read(readFileSync(path), { skipRescale: true });
-  const ids = new Uint16Array(png.width * png.height);
-  for (let i = 0; i < ids.length; i++) ids[i] = png.data[i * 4]!;
-  return { width: png.width, height: png.height, ids };
-}
-
 export interface PartTokens {
   part: PartName;
   image: number;
@@ -112,7 +99,8 @@ export function partTokens(
       skipped.push({ part: part.name, reason: `the run has no complete token grid for image ${label.image}` });
       continue;
     }
-    const mask = readIdMask(join(datasetRoot, label.file));
+    // 8- or 16-bit ids (importers write 16-bit layers when an image has more than 255 masks in one layer), through the mask limits.
+    const mask = readMask(join(datasetRoot, label.file));
     const map = mapForRaster(view(imageSize(join(datasetRoot, item.images[label.image]!)), tokens.grid), mask);
     const ids = new Set(label.ids ?? [...new Set(mask.ids)].filter((v) => v > 0));
     const coverage = cellCoverage(map, mask.ids, ids);

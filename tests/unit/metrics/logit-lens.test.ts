@@ -97,7 +97,8 @@ describe('part masks', () => {
     const { writeFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { readIdMask } = await import('../../../src-main/experiments/compensation/part-masks.ts');
+    // The reader part-masks.ts partTokens uses (engine/image-decode.ts decodeMaskPng behind the mask limits).
+    const { readMask } = await import('../../../src-main/experiments/inside-the-llm/images.ts');
     const [w, h, ids] = [3, 2, [0, 300, 65535, 1, 2, 256]];
     const chunk = (type: string, body: Buffer) => {
       const head = Buffer.alloc(4);
@@ -114,7 +115,7 @@ describe('part masks', () => {
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.writeUInt16BE(ids[y * w + x]!, y * (1 + 2 * w) + 1 + 2 * x);
     const file = join(tmpdir(), `loupe-mask16-${process.pid}.png`);
     writeFileSync(file, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]));
-    const m = readIdMask(file);
+    const m = readMask(file);
     expect([m.width, m.height, ...m.ids]).toEqual([3, 2, ...ids]);
   });
 });
