@@ -191,7 +191,7 @@ async function forwardAndStore(work: string, conversion: 'runtime' | 'worker') {
   const storeMs: number[] = [];
   const rawMs: number[] = [];
   const sizes: number[] = [];
-  const parts: Record<string, number[]> = { produceMs: [], hashMs: [], writeWaitMs: [], syncMs: [], totalMs: [] };
+  const parts: Record<string, number[]> = { produceMs: [], hashMs: [], writeWaitMs: [], syncMs: [], digestMs: [], totalMs: [] };
   let estimate = 0;
   let seqLen = 0;
   for (let r = 0; r < reps + 1; r++) {
