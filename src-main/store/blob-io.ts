@@ -70,7 +70,7 @@ export function writePiecesSync(target: string, dir: string, pieces: Uint8Array[
 }
 
 /** Streamed blobs are flushed to the disk every this many bytes while they are written (see streamPieces). */
-const FLUSH_EVERY_BYTES = 32 << 20;
+const FLUSH_EVERY_BYTES = 16 << 20;
 
 /** A piece of a streamed blob: bytes now, or a function producing them just before they are written. */
 export type Piece = Uint8Array | (() => Uint8Array);
