@@ -72,8 +72,8 @@ export function writePiecesSync(target: string, dir: string, pieces: Uint8Array[
 /** Streamed blobs are flushed to the disk every this many bytes while they are written (see streamPieces). */
 const FLUSH_EVERY_BYTES = 16 << 20;
 
-/** A piece of a streamed blob: bytes now, or a function producing them just before they are written. */
-export type Piece = Uint8Array | (() => Uint8Array);
+/** A piece of a streamed blob: bytes now, or a function producing them just before they are written (one buffer, or parts written back to back — views of a capture's source, not copies). */
+export type Piece = Uint8Array | (() => Uint8Array | Uint8Array[]);
 
 export interface StreamedBlob {
   sha: string;
@@ -98,12 +98,45 @@ export interface StreamTimings {
   totalMs: number;
 }
 
-async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, position + done);
+/** Most buffers in one writev call (Linux IOV_MAX is 1024). */
+const MAX_WRITEV_BUFFERS = 512;
+
+/**
+ * Groups a piece's parts into write batches of at most `chunkBytes` bytes and MAX_WRITEV_BUFFERS
+ * buffers, in order; a part larger than a chunk is split. A capture's parts can be views of the
+ * runtime's own output (a K/V head's rows), written with one writev each batch — no copy first.
+ */
+export function* writeBatches(parts: Uint8Array[], chunkBytes: number): Generator<Uint8Array[]> {
+  let batch: Uint8Array[] = [];
+  let bytes = 0;
+  for (const part of parts) {
+    for (let at = 0; at < part.byteLength; ) {
+      const take = Math.min(part.byteLength - at, chunkBytes - bytes);
+      batch.push(part.subarray(at, at + take));
+      bytes += take;
+      at += take;
+      if (bytes === chunkBytes || batch.length === MAX_WRITEV_BUFFERS) {
+        yield batch;
+        batch = [];
+        bytes = 0;
+      }
+    }
+  }
+  if (batch.length) yield batch;
+}
+
+/** Writes the buffers back to back at `position`, looping on short writes. */
+async function writeAllv(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  const rest = buffers.filter((b) => b.byteLength > 0);
+  let at = position;
+  while (rest.length) {
+    const { bytesWritten } = rest.length === 1 ? await fh.write(rest[0]!, 0, rest[0]!.byteLength, at) : await fh.writev(rest, at);
     if (!(bytesWritten > 0)) throw Object.assign(new Error(`write returned ${bytesWritten} bytes`), { code: 'EIO' });
-    done += bytesWritten;
+    at += bytesWritten;
+    // Drop what was written: whole buffers, then the head of a partly written one.
+    let left = bytesWritten;
+    while (rest.length && left >= rest[0]!.byteLength) left -= rest.shift()!.byteLength;
+    if (left > 0) rest[0] = rest[0]!.subarray(left);
   }
 }
 
@@ -133,23 +166,25 @@ export async function streamPieces(dir: string, pieces: Piece[], total: number, 
     let unflushed = 0;
     for (const piece of pieces) {
       t0 = performance.now();
-      const bytes = typeof piece === 'function' ? piece() : piece;
+      const produced = typeof piece === 'function' ? piece() : piece;
       t.produceMs += performance.now() - t0;
-      for (let at = 0; at < bytes.byteLength; at += options.chunkBytes) {
-        const chunk = bytes.subarray(at, Math.min(bytes.byteLength, at + options.chunkBytes));
+      for (const batch of writeBatches(Array.isArray(produced) ? produced : [produced], options.chunkBytes)) {
+        const bytes = batch.reduce((n, b) => n + b.byteLength, 0);
         t0 = performance.now();
-        if (off) await off.update(chunk);
-        else here!.update(chunk);
+        for (const b of batch) {
+          if (off) await off.update(b);
+          else here!.update(b);
+        }
         t.hashMs += performance.now() - t0;
         t0 = performance.now();
-        await inflight; // the previous chunk is on its way while this one was hashed
+        await inflight; // the previous batch is on its way while this one was hashed
         t.writeWaitMs += performance.now() - t0;
         if (options.write) {
-          writeAllSync(fd, chunk, options.chunkBytes, options.write, (n) => (written += n));
+          for (const b of batch) writeAllSync(fd, b, options.chunkBytes, options.write, (n) => (written += n));
         } else {
           const at0 = position;
-          inflight = writeAll(fh, chunk, at0).then(() => void (written += chunk.byteLength));
-          unflushed += chunk.byteLength;
+          inflight = writeAllv(fh, batch, at0).then(() => void (written += bytes));
+          unflushed += bytes;
           if (unflushed >= FLUSH_EVERY_BYTES) {
             const handle = fh;
             const flush = inflight.then(() => handle.datasync());
@@ -158,7 +193,7 @@ export async function streamPieces(dir: string, pieces: Piece[], total: number, 
             unflushed = 0;
           }
         }
-        position += chunk.byteLength;
+        position += bytes;
       }
     }
     t0 = performance.now();

@@ -47,7 +47,8 @@ export interface BlobEntry {
 
 /** A tensor to stream into a blob: its header entry now, its bytes when `data()` is called (once, in file order). */
 export interface LazyTensor extends TensorLayoutMeta {
-  data: () => HostTensor['data'];
+  /** The tensor's bytes: one array, or parts stored back to back (views of a source, e.g. one K/V head's image rows each). */
+  data: () => HostTensor['data'] | { parts: Uint8Array[] };
 }
 
 export class BlobStore {
@@ -125,8 +126,9 @@ export class BlobStore {
       ...layout.entries.map((e) => () => {
         const t = tensors[e.name]!;
         const data = t.data();
-        if (data.byteLength !== e.end - e.begin) throw new LoupeError('internal', `tensor ${e.name}: shape [${t.shape.join(', ')}] needs ${e.end - e.begin} bytes, its data has ${data.byteLength}`);
-        return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        const bytes = 'parts' in data ? data.parts.reduce((n, p) => n + p.byteLength, 0) : data.byteLength;
+        if (bytes !== e.end - e.begin) throw new LoupeError('internal', `tensor ${e.name}: shape [${t.shape.join(', ')}] needs ${e.end - e.begin} bytes, its data has ${bytes}`);
+        return 'parts' in data ? data.parts : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       }),
     ];
     const blob = await streamPieces(this.root, pieces, layout.size, { chunkBytes: this.chunkBytes, hashOnThisThread: this.hashOnThisThread, ...(this.write && { write: this.write }) });

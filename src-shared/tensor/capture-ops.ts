@@ -266,6 +266,39 @@ function gatherF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
   }
 }
 
+/**
+ * An fp16 capture of an fp16 source in shared memory, as views of the source: one per (head or
+ * batch, run of consecutive rows). The store writes and hashes them in place — no gathered copy —
+ * so the source must not change until the blob's digest (the worker drops it only afterwards).
+ * Null where the values must be gathered or computed (other memory, top-k, head sums, float32).
+ */
+export function captureViews(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Uint8Array[] | null {
+  if (dtype !== 'float16' || t.dtype !== 'float16' || typeof SharedArrayBuffer !== 'function' || !(t.data.buffer instanceof SharedArrayBuffer)) return null;
+  const src = t.data as Uint16Array;
+  const view = (from: number, n: number) => new Uint8Array(src.buffer, src.byteOffset + from * 2, n * 2);
+  const blocks = (outer: number[], rows: number[], rowN: number, block: number) => {
+    const runs = rowRuns(rows);
+    return outer.flatMap((o) => runs.map(([r, len]) => view((o * rowN + r) * block, len * block)));
+  };
+  switch (op.layout) {
+    case 'raw':
+      return [view(0, src.length)];
+    case 'kv': {
+      const [, h = 0, s = 0, d = 0] = t.shape;
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      return blocks(op.heads ?? range(h), op.rows ?? range(s), s, d);
+    }
+    case 'hidden': {
+      const [b = 1, s = 0, w = 0] = t.shape;
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      return blocks(range(b), op.rows ?? range(s), s, w);
+    }
+    case 'attention':
+      return null;
+  }
+}
+
 export function applyCapture(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Record<string, HostTensor> {
   const shapes = captureShape(op, t.shape, dtype);
   if (dtype === 'float16') {

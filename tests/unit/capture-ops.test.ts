@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyCapture, captureShape } from '../../src-shared/tensor/capture-ops.ts';
+import { applyCapture, captureShape, captureViews } from '../../src-shared/tensor/capture-ops.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
 import { storeCapture } from '../../src-main/compute/capture/store-capture.ts';
 import { estimateItemBytes, keptLayers, planCapture, withFp16Sources } from '../../src-main/jobs/capture-plan.ts';
@@ -43,6 +43,27 @@ describe('capture ops', () => {
     expect(Array.from(applyCapture(op, src, 'float16').k!.data as Uint16Array)).toEqual(halves);
     const src16: HostTensor = { dtype: 'float16', shape: src.shape, data: f32ToF16(src.data as Float32Array) };
     expect(Array.from(applyCapture(op, src16, 'float16').k!.data as Uint16Array)).toEqual(halves);
+  });
+
+  it('captureViews: fp16 sources in shared memory become views of their runs, byte-equal to the gathered copy; other memory is gathered', () => {
+    const f32 = iota([1, 2, 8, 3]);
+    const bits = f32ToF16(f32.data as Float32Array);
+    const shared = new Uint16Array(new SharedArrayBuffer(bits.byteLength));
+    shared.set(bits);
+    const src: HostTensor = { dtype: 'float16', shape: f32.shape, data: shared };
+    for (const op of [
+      { name: 'k', source: 's', layout: 'kv' as const, heads: [1, 0], rows: [0, 1, 2, 5, 6, 3] },
+      { name: 'k', source: 's', layout: 'kv' as const },
+      { name: 'k', source: 's', layout: 'raw' as const },
+    ]) {
+      const views = captureViews(op, src, 'float16')!;
+      expect(views.every((v) => v.buffer === shared.buffer)).toBe(true); // no copy
+      const joined = views.flatMap((v) => Array.from(new Uint16Array(v.buffer, v.byteOffset, v.byteLength / 2)));
+      expect(joined).toEqual(Array.from(applyCapture(op, src, 'float16').k!.data as Uint16Array));
+    }
+    expect(captureViews({ name: 'k', source: 's', layout: 'kv' }, { ...src, data: bits }, 'float16')).toBeNull(); // not shared: gathered
+    expect(captureViews({ name: 'k', source: 's', layout: 'kv' }, src, 'float32')).toBeNull();
+    expect(() => captureViews({ name: 'k', source: 's', layout: 'kv', rows: [8] }, src, 'float16')).toThrow(/position 8 is outside 0\.\.7/);
   });
 
   it('withFp16Sources: ops read the runtime\'s fp16 copies where the graph has them, and only those are fetched', () => {

@@ -5,7 +5,7 @@
  * bytes are written and dropped after, and the engine only records the blob (BlobStore.adopt).
  */
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
-import { type CaptureOp, type CapturedShape, type StoreFloat, applyCapture, captureShape } from '../../../src-shared/tensor/capture-ops.ts';
+import { type CaptureOp, type CapturedShape, type StoreFloat, applyCapture, captureShape, captureViews } from '../../../src-shared/tensor/capture-ops.ts';
 import { BlobStore, type LazyTensor } from '../../store/blob-store.ts';
 import type { StreamTimings } from '../../store/blob-io.ts';
 import { type StreamRequest, accumulateStream, streamSources } from './stream-stats.ts';
@@ -57,7 +57,7 @@ export async function storeCapture(req: CaptureRequest, outputs: (name: string) 
     const src = outputs(op.source);
     if (!src) throw new Error(`capture ${op.name}: the forward pass produced no ${op.source}`);
     const produced = captureShape(op, src.shape, req.dtype);
-    let memo: Record<string, HostTensor> | null = null;
+    let memo: Record<string, LazyTensor['data'] extends () => infer D ? D : never> | null = null;
     let left = produced.length;
     for (const s of produced) {
       shapes.push(s);
@@ -66,12 +66,15 @@ export async function storeCapture(req: CaptureRequest, outputs: (name: string) 
         shape: s.shape,
         data: () => {
           if (!memo) {
-            memo = applyCapture(op, outputs(op.source)!, req.dtype);
+            const source = outputs(op.source)!;
+            // fp16 from the runtime in shared memory: written and hashed as views of the source, no copy.
+            const views = captureViews(op, source, req.dtype);
+            memo = views ? { [s.name]: { parts: views } } : Object.fromEntries(Object.entries(applyCapture(op, source, req.dtype)).map(([k, v]) => [k, v.data]));
             const n = uses.get(op.source)! - 1;
             uses.set(op.source, n);
             if (n === 0) release(op.source);
           }
-          const d = memo[s.name]!.data;
+          const d = memo[s.name]!;
           if (--left === 0) memo = null;
           return d;
         },

@@ -20,6 +20,32 @@ export interface OpenVlm {
   vision: Session;
   embed: Session;
   decoder: Session;
+  /** Why captured outputs are no longer given shared buffers for this model (the runtime refused one), if it did. */
+  noSharedOutputs?: string;
+}
+
+/**
+ * Shared-memory buffers for the runtime to write captured fp16 K/V into (ORT fills pre-allocated
+ * outputs in place): the store then writes and hashes the image rows as views of them, with no
+ * copy for the hashing thread (capture-ops captureViews). Only `loupe_fp16:present.N.key|value`,
+ * whose shape [1, kv heads, seq, head dim] is known before the run — checked against the
+ * decoder's own metadata for present.N.*; anything else is left to the runtime to allocate.
+ */
+function sharedCaptureOutputs(vlm: OpenVlm, names: string[], seq: number): Map<string, ort.Tensor> {
+  const out = new Map<string, ort.Tensor>();
+  if (vlm.noSharedOutputs || typeof SharedArrayBuffer !== 'function') return out;
+  const { numKeyValueHeads: heads, headDim } = vlm.open;
+  for (const name of names) {
+    const m = /^loupe_fp16:(present\.\d+\.(?:key|value))$/.exec(name);
+    if (!m) continue;
+    const meta = vlm.decoder.outputMetadata.find((x) => x.name === m[1]);
+    if (!meta?.isTensor || meta.shape.length !== 4) continue;
+    const fits = (dim: unknown, n: number) => typeof dim !== 'number' || dim === n;
+    if (!fits(meta.shape[0], 1) || !fits(meta.shape[1], heads) || !fits(meta.shape[3], headDim)) continue;
+    const n = heads * seq * headDim;
+    out.set(name, new ort.Tensor('float16', new Uint16Array(new SharedArrayBuffer(n * 2)), [1, heads, seq, headDim]));
+  }
+  return out;
 }
 
 function meta(s: Session, name: string): ort.InferenceSession.TensorValueMetadata {
@@ -205,9 +231,21 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const fetch = [...new Set([...outNames, ...(generating ? presentNames : [])])];
   const llmEdit = req.ablation?.llm && { spec: req.ablation.spec, heads: req.ablation.llm.heads };
   const prefillBias = biasFeeds(vlm.decoder, llmStepLayout(req.ablation, seq, seq, 0), llmEdit, 'decoder');
-  const prefill = await vlm.decoder.run({ inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm), ...prefillBias }, fetch);
+  const prefillFeeds = { inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm), ...prefillBias };
+  const shared = sharedCaptureOutputs(vlm, fetch.filter((n) => captured.has(n)), seq);
+  let prefill: ort.InferenceSession.ReturnType;
+  try {
+    prefill = await vlm.decoder.run(prefillFeeds, shared.size ? Object.fromEntries(fetch.map((n) => [n, shared.get(n) ?? null])) : fetch);
+  } catch (e) {
+    if (!shared.size) throw e;
+    // The runtime refused an output buffer (a layout the metadata did not tell): run as before, and stop trying for this model.
+    vlm.noSharedOutputs = `${(e as Error).message}`;
+    console.error(`loupe: the decoder refused shared output buffers for captured K/V (${vlm.noSharedOutputs}); copying them instead`);
+    shared.clear();
+    prefill = await vlm.decoder.run(prefillFeeds, fetch);
+  }
   const t2 = performance.now();
-  for (const n of req.decoderFetches) if (captured.has(n)) held.set(n, prefill[n]!);
+  for (const n of req.decoderFetches) if (captured.has(n)) held.set(n, shared.get(n) ?? prefill[n]!);
   else taps[n] = toHost(prefill[n]!);
   const lastLogits = lastRow(prefill.logits!);
 

@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { writeBatches } from '../../../src-main/store/blob-io.ts';
 import { BlobStore } from '../../../src-main/store/blob-store.ts';
 import { sliceRuns } from '../../../src-main/store/tensor-slice.ts';
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
@@ -55,6 +56,36 @@ describe('chunked blob store', () => {
     // The same content again: deduplicated, still no temp file.
     await store.streamTensors(lazy);
     expect(readdirSync(root).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('streams a tensor given as parts (views of a shared source, as captures of runtime fp16 are) to the same bytes and sha, on both hashing paths', async () => {
+    // The K/V tensor's bytes as 13 uneven views into a SharedArrayBuffer copy, so parts cross chunk and batch boundaries.
+    const bytes = new Uint8Array(new SharedArrayBuffer(kv.data.byteLength));
+    bytes.set(new Uint8Array(kv.data.buffer, kv.data.byteOffset, kv.data.byteLength));
+    const cuts = [0, 1, 9, 10, 100, 333, 334, 700, 701, 702, 1000, 1200, 1439, 1440];
+    const parts = cuts.slice(1).map((end, i) => bytes.subarray(cuts[i]!, end));
+    const reference = encodeSafetensors(tensors);
+    for (const hashOnThisThread of [false, true]) {
+      const store = new BlobStore(tmp(), null, { chunkBytes: 7, hashOnThisThread });
+      const lazy = Object.fromEntries(Object.entries(tensors).map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: () => (n === 'image_kv.0.key' ? { parts } : t.data) }]));
+      const { sha } = await store.streamTensors(lazy);
+      expect(sha).toBe(createHash('sha256').update(reference).digest('hex'));
+      expect(new Uint8Array(readFileSync(store.pathOf(sha)))).toEqual(reference);
+    }
+    // A part list whose bytes do not add up to the tensor's size is refused, naming the tensor.
+    const store = new BlobStore(tmp(), null, { chunkBytes: 7 });
+    const short = Object.fromEntries(Object.entries(tensors).map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: () => (n === 'image_kv.0.key' ? { parts: parts.slice(1) } : t.data) }]));
+    await expect(store.streamTensors(short)).rejects.toThrow(/tensor image_kv\.0\.key: shape \[3, 4, 5, 6\] needs 1440 bytes, its data has 1439/);
+  });
+
+  it('writeBatches: parts in order, split at chunk size, at most 512 buffers a batch', () => {
+    const parts = [new Uint8Array(5), new Uint8Array(0), new Uint8Array(12), new Uint8Array(3)];
+    parts.forEach((p, k) => p.fill(k + 1));
+    const batches = [...writeBatches(parts, 7)];
+    expect(batches.map((b) => b.reduce((n, x) => n + x.byteLength, 0))).toEqual([7, 7, 6]);
+    expect(batches.flatMap((b) => b.flatMap((x) => Array.from(x)))).toEqual(parts.flatMap((p) => Array.from(p)));
+    const many = Array.from({ length: 1030 }, () => new Uint8Array(1));
+    expect([...writeBatches(many, 1 << 20)].map((b) => b.length)).toEqual([512, 512, 6]);
   });
 
   it('reads one layer, one head or one token of a stored tensor, and only those bytes', () => {
