@@ -79,6 +79,7 @@ const FORMAT_NOTES: Record<(typeof BENCHMARK_FORMATS)[number], string> = {
   refcoco: '--subset refcoco, refcoco+, refcocog; --split val|testA|testB|…',
   'pascal-part': '--split a VOC2010 list; --subset object classes',
   coco: '--split the image folder name; --subset category names',
+  'imagenet-s': '--split validation (default) or train-semi; --subset 50|300|919 (when the folder name does not tell) and/or wnids or class names',
 };
 
 export const COMMANDS: readonly CommandSpec[] = [

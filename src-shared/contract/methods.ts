@@ -134,7 +134,7 @@ export const methods = {
   },
   /**
    * A new dataset from a benchmark folder in its published format (BLINK, CV-Bench, SPair-71k, DAVIS-2017,
-   * RefCOCO, PASCAL-Part, COCO); streams `import/progress`; a failed import leaves no dataset behind.
+   * RefCOCO, PASCAL-Part, COCO, ImageNet-S); streams `import/progress`; a failed import leaves no dataset behind.
    */
   'datasets/import-benchmark': {
     params: z.object({ format: BenchmarkFormat, path: z.string().min(1), options: BenchmarkImportOptions.default({ limit: 0 }) }).strict(),

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-export const BENCHMARK_FORMATS = ['blink', 'cv-bench', 'spair-71k', 'davis-2017', 'refcoco', 'pascal-part', 'coco'] as const;
+export const BENCHMARK_FORMATS = ['blink', 'cv-bench', 'spair-71k', 'davis-2017', 'refcoco', 'pascal-part', 'coco', 'imagenet-s'] as const;
 export const BenchmarkFormat = z.enum(BENCHMARK_FORMATS);
 export type BenchmarkFormat = z.infer<typeof BenchmarkFormat>;
 
@@ -17,6 +17,7 @@ export const BENCHMARK_SOURCES: Record<BenchmarkFormat, string> = {
   refcoco: 'a RefCOCO/RefCOCO+/RefCOCOg download from the Hugging Face hub (parquet or refs JSON) beside the COCO train2014 images',
   'pascal-part': 'the PASCAL-Part folder (Annotations_Part/*.mat) beside VOC2010 JPEGImages/',
   coco: 'a COCO annotation JSON (instances_* / person_keypoints_*) and its image folder',
+  'imagenet-s': 'an ImageNet-S folder as the LUSSeg toolbox prepares it (ImageNetS50|300|919/ with validation/<wnid>/*.JPEG and validation-segmentation/<wnid>/*.png), or the folder holding those',
 };
 
 /** Options every importer understands; each importer documents what `subset` selects. */

@@ -14,6 +14,7 @@ import { importSpair } from './spair.ts';
 import { importBlink } from './blink.ts';
 import { importCvBench } from './cv-bench.ts';
 import { importRefcoco } from './refcoco.ts';
+import { importImagenetS } from './imagenet-s.ts';
 
 export type BenchmarkImporter = (source: string, out: DatasetWriter, options: BenchmarkImportOptions) => Promise<DatasetMeta & { warnings?: string[] }>;
 
@@ -26,6 +27,7 @@ const importers: Partial<Record<BenchmarkFormat, BenchmarkImporter>> = {
   blink: importBlink,
   'cv-bench': importCvBench,
   refcoco: importRefcoco,
+  'imagenet-s': importImagenetS,
 };
 
 export interface ImportedBenchmark {
