@@ -87,6 +87,7 @@ const cases: BadInputCase[] = [
   { name: 'import: SPair-71k at an empty folder', send: importAt('spair-71k'), code: 'bad-input', message: /SPair|PairAnnotation/ },
   { name: 'import: DAVIS at an empty folder', send: importAt('davis-2017'), code: 'bad-input', message: /DAVIS|JPEGImages/ },
   { name: 'import: PASCAL-Part at an empty folder', send: importAt('pascal-part'), code: 'bad-input', message: /Annotations_Part|PASCAL/ },
+  { name: 'import: ImageNet-S at an empty folder', send: importAt('imagenet-s'), code: 'bad-input', message: /ImageNet-S|ImageNetS/ },
   { name: 'import: COCO at a folder, not a JSON', send: importAt('coco'), code: 'bad-input', message: /COCO|JSON|json/ },
   { name: 'import: COCO JSON that is not JSON', send: importAt('coco', file('instances.json', '{"images": [')), code: 'bad-input', message: 'not valid JSON' },
   { name: 'import: COCO JSON without images', send: importAt('coco', file('instances.json', '{"annotations": []}')), code: 'bad-input', message: /images/ },

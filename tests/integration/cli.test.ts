@@ -64,7 +64,7 @@ describe('help', () => {
   it('import-benchmark’s help lists every format and what each expects', () => {
     const help = loupe('import-benchmark', '--help').stdout;
     expect(help).toMatch(/^usage: loupe import-benchmark PATH --format FORMAT \[--split SPLIT\] \[--subset A,B,…\] \[--limit N\]/m);
-    for (const f of ['blink', 'cv-bench', 'spair-71k', 'davis-2017', 'refcoco', 'pascal-part', 'coco']) expect(help).toMatch(new RegExp(`^ {2}${f}: \\S`, 'm'));
+    for (const f of ['blink', 'cv-bench', 'spair-71k', 'davis-2017', 'refcoco', 'pascal-part', 'coco', 'imagenet-s']) expect(help).toMatch(new RegExp(`^ {2}${f}: \\S`, 'm'));
     expect(help).toContain('SPair-71k folder (PairAnnotation/');
   });
 });
