@@ -39,6 +39,11 @@ export const Label = z.discriminatedUnion('kind', [
     file: z.string().min(1).max(MAX_PATH_CHARS),
     /** Instance ids this label refers to; all non-zero ids when absent. */
     ids: z.array(z.number().int().positive()).optional(),
+    /**
+     * Ids of pixels that are not scored either way (the benchmark's "ignore": ImageNet-S 1000):
+     * metrics leave them out of intersection and union, as the benchmark's evaluator does.
+     */
+    ignoreIds: z.array(z.number().int().positive()).max(16).optional(),
     /** The object this mask outlines (a category name in COCO exports). */
     name: Name.optional(),
     /**

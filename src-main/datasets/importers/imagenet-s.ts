@@ -11,7 +11,7 @@
  * Class ids (README Q&A; data/data.py and mmseg LoadImageNetSAnnotations read them the same way):
  * 0 = "other category" (background: none of the 50/300/919), 1000 = ignored, k = the k-th wnid of
  * the sorted category list (imagenet-s-categories.ts). The official evaluator drops ignored pixels
- * from both truth and prediction.
+ * from both truth and prediction; every label lists 1000 in `ignoreIds`, so Loupe's IoU does too.
  *
  * One item per image (id = file stem, ImageNet's `ILSVRC2012_val_…`): the image, its mask stored
  * with the class ids as they are (0, 1…N, 1000; 16-bit when 1000 is present), and one `mask` label
@@ -185,7 +185,7 @@ export const importImagenetS: BenchmarkImporter = async (source, out, options) =
     if (!present.has(cat.id)) absent.push(stem);
     const file = out.writeMask(map.ids, map.width, map.height, stem);
     const order = present.has(cat.id) ? [cat.id, ...ids.filter((id) => id !== cat.id)] : ids;
-    const labels: Label[] = order.map((id) => ({ kind: 'mask', image: 0, file, ids: [id], name: categories[id - 1]!.name }));
+    const labels: Label[] = order.map((id) => ({ kind: 'mask', image: 0, file, ids: [id], ignoreIds: [IMAGENET_S_IGNORE], name: categories[id - 1]!.name }));
     out.addItem({
       id: stem,
       images: [out.copyImage(imagePath, stem)],
@@ -197,7 +197,7 @@ export const importImagenetS: BenchmarkImporter = async (source, out, options) =
     if (done % 16 === 15) await tick();
   }
   out.progress('images', selected.length, selected.length, true);
-  if (ignored) warnings.push(`${ignored} ignored pixels (class ${IMAGENET_S_IGNORE}) kept as id ${IMAGENET_S_IGNORE} in the masks; no label refers to them (the official evaluator leaves them out of the scores)`);
+  if (ignored) warnings.push(`${ignored} ignored pixels (class ${IMAGENET_S_IGNORE}) kept as id ${IMAGENET_S_IGNORE} in the masks and listed as ignoreIds on every label: left out of the scores, as the official evaluator does`);
   if (absent.length) warnings.push(`${absent.length} image${absent.length === 1 ? '' : 's'} without a pixel of their folder's class: ${absent.slice(0, 10).join(', ')}${absent.length > 10 ? ' …' : ''}`);
   const names = new Map<string, number>();
   for (const c of categories) if (seen.has(c.id)) names.set(c.name, (names.get(c.name) ?? 0) + 1);

@@ -146,11 +146,15 @@ export function maskClass(label: Extract<Label, { kind: 'mask' }>): string {
   return label.name?.split('/')[0]?.trim() || 'object';
 }
 
-/** Intersection and union pixels of a predicted and a true binary pixel mask, under class `cls`. */
+/** A truth pixel that is scored neither way (a label's `ignoreIds`). */
+export const IGNORED_PIXEL = 255;
+
+/** Intersection and union pixels of a predicted and a true binary pixel mask (IGNORED_PIXEL = left out), under class `cls`. */
 export function iouStat(pred: ArrayLike<number>, truth: ArrayLike<number>, cls: string): Stat {
   let inter = 0;
   let union = 0;
   for (let i = 0; i < truth.length; i++) {
+    if (truth[i] === IGNORED_PIXEL) continue;
     if (pred[i] && truth[i]) inter++;
     if (pred[i] || truth[i]) union++;
   }

@@ -11,7 +11,7 @@
  *    is the cells above the midpoint of the mean and the maximum similarity — the zero-shot
  *    segmentation probe's threshold (src-shared/metrics/segmentation.ts `segmentBySimilarity`).
  * 3. Cells → pixels (pixels.ts) → intersection and union with the named mask's pixels (its ids,
- *    or every non-zero id) under the class: class-wise mIoU, Pascal-5i convention as the
+ *    or every non-zero id; pixels of its `ignoreIds` left out) under the class: class-wise mIoU, Pascal-5i convention as the
  *    segmentation probe (per class ΣI/ΣU over the dataset, mean over classes).
  *
  * Control s: the similarity map permuted over the grid with permutation s (as referring).
@@ -22,7 +22,7 @@ import { dotRows, unitRows } from '../../../src-shared/metrics/correspondence.ts
 import { segmentBySimilarity } from '../../../src-shared/metrics/segmentation.ts';
 import { namedMasks } from './cosegmentation.ts';
 import { cellsToPixels } from './pixels.ts';
-import { type ProbeItem, type ProbeOptions, type Score, expressionSpan, iouStat, maskClass, permutations } from './probes.ts';
+import { IGNORED_PIXEL, type ProbeItem, type ProbeOptions, type Score, expressionSpan, iouStat, maskClass, permutations } from './probes.ts';
 import { classMeanIoU } from './statistics.ts';
 import { gatherTokens, kvTensors } from './tokens.ts';
 
@@ -52,13 +52,15 @@ export function textSegmentationScores(p: ProbeItem, o: ProbeOptions): Score[] {
     const span = expressionSpan(words(p.item.prompt!), className)!;
     const m = p.mask(label);
     const ids = label.ids ? new Set(label.ids) : null;
+    const ignored = new Set(label.ignoreIds ?? []);
     const grid = p.tokens.images.get(image)!.grid;
     return {
       image,
       className,
       n: grid.rows * grid.cols,
       rows: tokenRows.filter((r) => map[r * 3 + 2]! >= span[0] && map[r * 3 + 2]! < span[1]),
-      truth: Uint8Array.from(m.ids, (v) => (ids ? (ids.has(v) ? 1 : 0) : v !== 0 ? 1 : 0)),
+      // Ignored pixels (ImageNet-S 1000) are out of intersection and union, as the official evaluator drops them.
+      truth: Uint8Array.from(m.ids, (v) => (ignored.has(v) ? IGNORED_PIXEL : ids ? (ids.has(v) ? 1 : 0) : v !== 0 ? 1 : 0)),
       cells: p.pixelCells(image, m),
     };
   });

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { argmaxChannels, propagateVariants } from '../../../src-main/experiments/inside-the-llm/label-propagation.ts';
+import { IGNORED_PIXEL, iouStat } from '../../../src-main/experiments/inside-the-llm/probes.ts';
 import { bilinearAtPixels, bilinearTable, cellsToPixels, pixelCells } from '../../../src-main/experiments/inside-the-llm/pixels.ts';
 import { type ItemStat, classMeanIoU, davisJandF, figure, meanOf, pairedDifference } from '../../../src-main/experiments/inside-the-llm/statistics.ts';
 import { clipViewMap, wholeImageMap } from '../../../src-shared/vision/pixel-map.ts';
@@ -40,6 +41,14 @@ describe('figures from summed counts', () => {
     expect(pairedDifference(s, s, meanOf(), O)).toEqual({ delta: 0, low: 0, high: 0 });
     const d = pairedDifference(s, [{ x: 2, n: 2 }, { x: 4, n: 4 }], meanOf(), O);
     expect(d.delta).toBeCloseTo(1 - 4 / 6, 15);
+  });
+});
+
+describe('IoU counts', () => {
+  it('ignored truth pixels (a label\'s ignoreIds, e.g. ImageNet-S 1000) count in neither intersection nor union', () => {
+    // pixel: 0 both, 1 predicted on an ignored pixel, 2 neither, 3 predicted only, 4 truth only
+    expect(iouStat([1, 1, 0, 1, 0], [1, IGNORED_PIXEL, 0, 0, 1], 'dog')).toEqual({ 'I:dog': 1, 'U:dog': 3 });
+    expect(iouStat([1, 1, 0, 1, 0], [1, 1, 0, 0, 1], 'dog')).toEqual({ 'I:dog': 2, 'U:dog': 4 });
   });
 });
 
