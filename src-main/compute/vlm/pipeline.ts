@@ -27,23 +27,29 @@ export interface OpenVlm {
 /**
  * Shared-memory buffers for the runtime to write captured fp16 K/V into (ORT fills pre-allocated
  * outputs in place): the store then writes and hashes the image rows as views of them, with no
- * copy for the hashing thread (capture-ops captureViews). Only `loupe_fp16:present.N.key|value`,
- * whose shape [1, kv heads, seq, head dim] is known before the run — checked against the
- * decoder's own metadata for present.N.*; anything else is left to the runtime to allocate.
+ * copy for the hashing thread (capture-ops captureViews). Only outputs whose shape is known before
+ * the run: `loupe_fp16:present.N.key|value` ([1, kv heads, seq, head dim], checked against the
+ * decoder's metadata for present.N.*) and fp16 hidden-state taps ([1, seq, hidden]); anything else
+ * is left to the runtime to allocate.
  */
-function sharedCaptureOutputs(vlm: OpenVlm, names: string[], seq: number): Map<string, ort.Tensor> {
+function sharedCaptureOutputs(vlm: OpenVlm, names: string[], seq: number, hiddenStates: { sources: Set<string>; width: number }): Map<string, ort.Tensor> {
   const out = new Map<string, ort.Tensor>();
   if (vlm.noSharedOutputs || typeof SharedArrayBuffer !== 'function') return out;
   const { numKeyValueHeads: heads, headDim } = vlm.open;
+  const shared = (dims: number[]) => new ort.Tensor('float16', new Uint16Array(new SharedArrayBuffer(dims.reduce((a, b) => a * b, 1) * 2)), dims);
   for (const name of names) {
+    // Residual-stream taps stored as fp16 ([1, seq, hidden] as the embeddings): a wrong guess is refused by ORT and falls back.
+    if (name.startsWith('loupe_fp16:') && hiddenStates.sources.has(name)) {
+      out.set(name, shared([1, seq, hiddenStates.width]));
+      continue;
+    }
     const m = /^loupe_fp16:(present\.\d+\.(?:key|value))$/.exec(name);
     if (!m) continue;
     const meta = vlm.decoder.outputMetadata.find((x) => x.name === m[1]);
     if (!meta?.isTensor || meta.shape.length !== 4) continue;
     const fits = (dim: unknown, n: number) => typeof dim !== 'number' || dim === n;
     if (!fits(meta.shape[0], 1) || !fits(meta.shape[1], heads) || !fits(meta.shape[3], headDim)) continue;
-    const n = heads * seq * headDim;
-    out.set(name, new ort.Tensor('float16', new Uint16Array(new SharedArrayBuffer(n * 2)), [1, heads, seq, headDim]));
+    out.set(name, shared([1, heads, seq, headDim]));
   }
   return out;
 }
@@ -232,7 +238,8 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const llmEdit = req.ablation?.llm && { spec: req.ablation.spec, heads: req.ablation.llm.heads };
   const prefillBias = biasFeeds(vlm.decoder, llmStepLayout(req.ablation, seq, seq, 0), llmEdit, 'decoder');
   const prefillFeeds = { inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm), ...prefillBias };
-  const shared = sharedCaptureOutputs(vlm, fetch.filter((n) => captured.has(n)), seq);
+  const hiddenSources = new Set((req.capture?.ops ?? []).filter((o) => o.layout === 'hidden').map((o) => o.source));
+  const shared = sharedCaptureOutputs(vlm, fetch.filter((n) => captured.has(n)), seq, { sources: hiddenSources, width: hidden });
   let prefill: ort.InferenceSession.ReturnType;
   try {
     prefill = await vlm.decoder.run(prefillFeeds, shared.size ? Object.fromEntries(fetch.map((n) => [n, shared.get(n) ?? null])) : fetch);
