@@ -79,7 +79,12 @@ describe('COCO export', () => {
       'c = COCO(sys.argv[1])',
       'print(json.dumps({str(k): [len(c.getAnnIds(catIds=[k])), c.loadCats(k)[0].get("keypoints")] for k in c.getCatIds()}))',
     ].join('\n');
-    const out = execFileSync('python3', ['-c', py, path], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+    let out: string;
+    try {
+      out = execFileSync('python3', ['-c', py, path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n').at(-1)!;
+    } catch (e) {
+      throw new Error(`pycocotools could not read the export (python3 -m pip install pycocotools; .ci/run installs it): ${(e as { stderr?: string }).stderr?.slice(-400) ?? e}`);
+    }
     expect(JSON.parse(out)).toEqual({ '1': [2, ['a', 'b']], '2': [2, null], '3': [1, ['a', 'b']], '4': [1, null] });
 
     // And Loupe's own COCO reader takes it back: each visible keypoint a point, the class annotations kept as unused.
