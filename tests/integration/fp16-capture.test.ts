@@ -120,4 +120,21 @@ describe('vlm-forward stores the runtime-converted fp16 captures', () => {
     }
     expect(floats).toBeGreaterThan(100_000);
   });
+
+  it('a shared output buffer the runtime refuses (wrong shape) falls back to copying: the run completes with the same bits', async () => {
+    const want = await stored({ storeDtype: 'float16', taps });
+    // Read by the compute worker when it starts (a worker thread copies the environment then): a second engine.
+    process.env.LOUPE_TEST_SHARED_WIDTH_OFFSET = '1';
+    const main = engine;
+    try {
+      engine = await startTestEngine();
+      const got = await stored({ storeDtype: 'float16', taps });
+      expect(got.size).toBe(want.size);
+      for (const [key, t] of want) expect(Array.from(got.get(key)!.data as Uint16Array), key).toEqual(Array.from(t.data as Uint16Array));
+    } finally {
+      delete process.env.LOUPE_TEST_SHARED_WIDTH_OFFSET;
+      await engine.close();
+      engine = main;
+    }
+  });
 });

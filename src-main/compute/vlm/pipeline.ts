@@ -239,7 +239,9 @@ export async function runVlm(vlm: OpenVlm, req: VlmRunRequest): Promise<VlmRunRe
   const prefillBias = biasFeeds(vlm.decoder, llmStepLayout(req.ablation, seq, seq, 0), llmEdit, 'decoder');
   const prefillFeeds = { inputs_embeds: floatTensor(embedsType, embeds, [1, seq, hidden]), ...positionFeeds(vlm, 0, seq, seq, req.mrope), ...emptyPast(vlm), ...prefillBias };
   const hiddenSources = new Set((req.capture?.ops ?? []).filter((o) => o.layout === 'hidden').map((o) => o.source));
-  const shared = sharedCaptureOutputs(vlm, fetch.filter((n) => captured.has(n)), seq, { sources: hiddenSources, width: hidden });
+  // LOUPE_TEST_SHARED_WIDTH_OFFSET (tests only) mis-sizes the hidden-state buffers, so the fallback below is exercised.
+  const width = hidden + Number(process.env.LOUPE_TEST_SHARED_WIDTH_OFFSET ?? 0);
+  const shared = sharedCaptureOutputs(vlm, fetch.filter((n) => captured.has(n)), seq, { sources: hiddenSources, width });
   let prefill: ort.InferenceSession.ReturnType;
   try {
     prefill = await vlm.decoder.run(prefillFeeds, shared.size ? Object.fromEntries(fetch.map((n) => [n, shared.get(n) ?? null])) : fetch);
