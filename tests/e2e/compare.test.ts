@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src-shared/contract/client.ts';
 import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
-import { connectNode } from '../helpers/node-ws-transport.ts';
-import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { type ServerProcess, connectEngine, startServer } from '../helpers/server-process.ts';
+import { waitForRun } from '../helpers/runs.ts';
 
 const SHOTS = join(import.meta.dirname, 'screenshots');
 const DATASET_ID = 'shape-at-point';
@@ -21,22 +21,15 @@ let client: EngineClient;
 let intact: string;
 let ablated: string;
 
-async function finished(runId: string): Promise<void> {
-  for (let t0 = Date.now(); (await client.call('runs/get', { runId })).run.status !== 'done'; ) {
-    if (Date.now() - t0 > 240_000) throw new Error(`run ${runId} did not finish in 240 s`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
+  client = await connectEngine(server);
   intact = (await client.call('jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: DATASET_ID, spec: { limit: 24 } })).id;
   const ablation = { edits: [{ op: 'block' as const, part: 'llm' as const, layers: [1, 2], queries: { kind: 'text' as const }, keys: { kind: 'image' as const } }] };
   ablated = (await client.call('jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: DATASET_ID, spec: { limit: 24, ablation } })).id;
-  await finished(intact);
-  await finished(ablated);
+  await waitForRun(client, intact, 240_000, 500);
+  await waitForRun(client, ablated, 240_000, 500);
 }, 300_000);
 afterAll(async () => {
   client?.close();

@@ -12,8 +12,8 @@ import type { EngineClient } from '../../src-shared/contract/client.ts';
 import type { ResultOf } from '../../src-shared/contract/methods.ts';
 import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
-import { connectNode } from '../helpers/node-ws-transport.ts';
-import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { type ServerProcess, connectEngine, startServer } from '../helpers/server-process.ts';
+import { waitForRun } from '../helpers/runs.ts';
 
 const SHOTS = join(import.meta.dirname, 'screenshots');
 let browser: Browser;
@@ -29,13 +29,10 @@ const ABLATION = { edits: [{ op: 'block' as const, part: 'llm' as const, layers:
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
+  client = await connectEngine(server);
   const run = await client.call('jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: DATASET_ID, spec: { limit: 48, ablation: ABLATION } });
   runId = run.id;
-  for (let t0 = Date.now(); (await client.call('runs/get', { runId })).run.status !== 'done'; ) {
-    if (Date.now() - t0 > 240_000) throw new Error('the readout run did not finish in 240 s');
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitForRun(client, runId, 240_000, 500);
   summary = await client.call('readout/summary', { runId });
 }, 300_000);
 afterAll(async () => {

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src-shared/contract/client.ts';
 import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
-import { connectNode } from '../helpers/node-ws-transport.ts';
-import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { type ServerProcess, connectEngine, startServer } from '../helpers/server-process.ts';
+import { waitForRun } from '../helpers/runs.ts';
 
 const SHOTS = join(import.meta.dirname, 'screenshots');
 const DATASET_ID = 'object-parts';
@@ -25,12 +25,8 @@ let client: EngineClient;
 
 async function run(spec: object): Promise<string> {
   const id = (await client.call('jobs/start', { kind: 'vlm-forward', modelId: MODEL_ID, datasetId: DATASET_ID, spec: { limit: ITEMS, taps: { llmLayers: true }, ...spec } })).id;
-  for (let t0 = Date.now(); ; ) {
-    const r = (await client.call('runs/get', { runId: id })).run;
-    if (r.status === 'done') return id;
-    if (r.status === 'failed' || r.status === 'partial' || Date.now() - t0 > 150_000) throw new Error(`run ${id} is ${r.status}: ${r.error ?? 'did not finish in time'}`);
-    await new Promise((res) => setTimeout(res, 300));
-  }
+  await waitForRun(client, id, 150_000);
+  return id;
 }
 
 /** Wilson score interval at 95 % (z = 1.959964), from its definition. */
@@ -45,7 +41,7 @@ function wilson(hits: number, n: number): [number, number] {
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
+  client = await connectEngine(server);
 }, 60_000);
 afterAll(async () => {
   client?.close();

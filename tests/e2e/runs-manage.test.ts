@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineClient } from '../../src-shared/contract/client.ts';
 import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
-import { connectNode } from '../helpers/node-ws-transport.ts';
-import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { type ServerProcess, connectEngine, startServer } from '../helpers/server-process.ts';
+import { waitForRun } from '../helpers/runs.ts';
 
 const SHOTS = join(import.meta.dirname, 'screenshots');
 const DATASET_ID = 'colour-at-point';
@@ -23,10 +23,7 @@ let dataDir: string;
 
 async function run(spec: object): Promise<string> {
   const id = (await client.call('jobs/start', { kind: 'vlm-forward', modelId: MODEL_ID, datasetId: DATASET_ID, spec })).id;
-  for (let t0 = Date.now(); (await client.call('runs/get', { runId: id })).run.status !== 'done'; ) {
-    if (Date.now() - t0 > 120_000) throw new Error(`run ${id} did not finish`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await waitForRun(client, id, 120_000);
   return id;
 }
 const blobPath = (sha: string) => join(dataDir, 'blobs', sha.slice(0, 2), `${sha}.safetensors`);
@@ -36,7 +33,7 @@ beforeAll(async () => {
   browser = await launchChromium();
   dataDir = tempDir();
   server = await startServer(dataDir);
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
+  client = await connectEngine(server);
 }, 60_000);
 afterAll(async () => {
   client?.close();

@@ -13,8 +13,7 @@ import type { EngineClient } from '../../src-shared/contract/client.ts';
 import { RESOURCES_DIR } from '../../src-main/paths.ts';
 import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
-import { connectNode } from '../helpers/node-ws-transport.ts';
-import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { type ServerProcess, connectEngine, startServer } from '../helpers/server-process.ts';
 
 const LIMIT = 8;
 /** Two choices (left/right-of), so 8 items give the probes something to read. */
@@ -26,7 +25,7 @@ let client: EngineClient;
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
+  client = await connectEngine(server);
 });
 afterAll(async () => {
   client?.close();

@@ -14,8 +14,8 @@ import { type AttentionSource, type HeadSelect, type ImageToken, parseTokenMap, 
 import { argmax, cosineMap, listStages, patchVector, stageGrid } from '../../src-renderer/src/scene/similarity.ts';
 import { launchChromium, openWorkbench } from '../helpers/browser.ts';
 import { MODEL_ID, tempDir } from '../helpers/fixtures.ts';
-import { connectNode } from '../helpers/node-ws-transport.ts';
-import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { type ServerProcess, connectEngine, startServer } from '../helpers/server-process.ts';
+import { waitForRun } from '../helpers/runs.ts';
 
 const SHOTS = join(import.meta.dirname, 'screenshots');
 let browser: Browser;
@@ -32,7 +32,7 @@ type Canvas = { width: number; height: number; getContext(kind: '2d'): { getImag
 beforeAll(async () => {
   browser = await launchChromium();
   server = await startServer(tempDir());
-  client = await connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
+  client = await connectEngine(server);
   const run = await client.call('jobs/start', {
     kind: 'vlm-forward',
     modelId: MODEL_ID,
@@ -40,16 +40,10 @@ beforeAll(async () => {
     spec: { limit: 2, storeDtype: 'float32', taps: { imageKV: true, visionLayers: true, llmLayers: true, attention: true, projector: true } },
   });
   runId = run.id;
-  for (let t0 = Date.now(); (await client.call('runs/get', { runId })).run.status !== 'done'; ) {
-    if (Date.now() - t0 > 120_000) throw new Error('the vlm-forward run did not finish in 120 s');
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await waitForRun(client, runId, 120_000);
   result = (await client.call('runs/get', { runId })).results[0]!;
   plainRunId = (await client.call('jobs/start', { kind: 'vlm-forward', modelId: MODEL_ID, datasetId: 'correspondence', name: 'no attention', spec: { limit: 1 } })).id;
-  for (let t0 = Date.now(); (await client.call('runs/get', { runId: plainRunId })).run.status !== 'done'; ) {
-    if (Date.now() - t0 > 120_000) throw new Error('the plain vlm-forward run did not finish in 120 s');
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await waitForRun(client, plainRunId, 120_000);
 });
 afterAll(async () => {
   client?.close();
@@ -333,10 +327,7 @@ describe('attention flow view', () => {
 describe('readout stage curve', () => {
   it('labels the right-edge lines without overlap, has a legend entry per series, draws the shuffled control as a line', async () => {
     const run = await client.call('jobs/start', { kind: 'readout', modelId: MODEL_ID, datasetId: 'shape-at-point', spec: { limit: 16 } });
-    for (let t0 = Date.now(); (await client.call('runs/get', { runId: run.id })).run.status !== 'done'; ) {
-      if (Date.now() - t0 > 180_000) throw new Error('the readout run did not finish in 180 s');
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await waitForRun(client, run.id, 180_000, 500);
     const summary = await client.call('readout/summary', { runId: run.id });
     const page = await openWorkbench(browser, `${server.url}#/runs`, { width: 1360, height: 1100 });
     await page.locator(`[data-testid="run-row"][data-run="${run.id}"]`).click();

@@ -3,6 +3,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { REPO_ROOT } from '../../src-main/paths.ts';
+import type { EngineClient } from '../../src-shared/contract/client.ts';
+import { connectNode } from './node-ws-transport.ts';
 
 export interface ServerProcess {
   /** The first-visit URL (`/?token=…`), as printed. */
@@ -46,4 +48,9 @@ export async function startServer(dataDir: string, token = E2E_TOKEN, opts: { ba
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** A contract client on the server's WebSocket, authenticated with its token, from its own origin. */
+export function connectEngine(server: ServerProcess): Promise<EngineClient> {
+  return connectNode(`${server.origin.replace('http', 'ws')}/engine?token=${server.token}`, server.origin);
 }
