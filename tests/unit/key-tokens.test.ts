@@ -2,14 +2,15 @@
 import { describe, expect, it } from 'vitest';
 import { AblationSpec } from '../../src-shared/ablation/spec.ts';
 import type { HostTensor } from '../../src-shared/tensor/dtype.ts';
-import { KeyVariance, blockingSpec, keyTokens, layerStats, median, tokenVector } from '../../src-main/experiments/inside-the-llm/key-tokens.ts';
+import { blockingSpec, keyTokens, layerStats, median, tokenVector } from '../../src-main/experiments/inside-the-llm/key-tokens.ts';
 import type { Store } from '../../src-main/store/store.ts';
+import { RunningVariance } from '../../src-shared/metrics/running-variance.ts';
 
 const f32 = (shape: number[], data: number[]): HostTensor => ({ dtype: 'float32', shape, data: Float32Array.from(data) });
 
-describe('KeyVariance', () => {
+describe('RunningVariance (the key-token statistic)', () => {
   it('is (1/N) Σ ‖k − k̄‖², summed over dimensions, and tracks the mean norm', () => {
-    const w = new KeyVariance(2);
+    const w = new RunningVariance(2);
     for (const v of [
       [1, 0],
       [3, 0],
@@ -22,8 +23,18 @@ describe('KeyVariance', () => {
     expect(() => w.add([1])).toThrow(/expected 2/);
   });
 
+  it('addAt reads a row of a larger array (the streamed path) exactly as add reads the vector, and refuses a row past the end', () => {
+    const rows = new RunningVariance(2);
+    const vectors = new RunningVariance(2);
+    const flat = [9, 1, 0, 3, 0, 2, 3];
+    for (const at of [1, 3, 5]) rows.addAt(flat, at);
+    for (const v of [[1, 0], [3, 0], [2, 3]]) vectors.add(v);
+    expect([rows.n, rows.variance(), rows.meanNorm()]).toEqual([vectors.n, vectors.variance(), vectors.meanNorm()]);
+    expect(() => rows.addAt(flat, 6)).toThrow(/runs past the 7 given/);
+  });
+
   it('keeps a tiny variance on top of a huge mean (no sum-of-squares cancellation)', () => {
-    const w = new KeyVariance(1);
+    const w = new RunningVariance(1);
     for (const v of [1e8 + 1, 1e8 - 1, 1e8 + 1, 1e8 - 1]) w.add([v]);
     expect(w.variance()).toBeCloseTo(1, 9);
   });

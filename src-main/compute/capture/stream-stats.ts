@@ -7,7 +7,8 @@
  *  - keyVariance: per LLM layer l and image-token place j (image, tile, row, col — the same place
  *    in every item), Welford's running mean and sum of squared deviations of the key vector
  *    (every KV head concatenated), in float64; variance = Σ_d M2_d / n, the population variance
- *    summed over dimensions — key-tokens.ts's statistic. Also the same for the VALUE at the first
+ *    summed over dimensions — key-tokens.ts's statistic, through the same accumulator
+ *    (src-shared/metrics/running-variance.ts). Also the same for the VALUE at the first
  *    layer (the token's input, key-tokens' `inputNormalised`), and the mean key norm.
  *  - features: the mean hidden state per layer and place over items (probe features' means).
  *  - gram: per layer, the mean over items of Xᵀ X / T, X = the image tokens' hidden states [T, width].
@@ -16,6 +17,7 @@
  * resumed in the same engine goes on accumulating; a worker restart loses them, and the flushed
  * result's item count then says so (streamed-key-variance.ts compares it with the run's).
  */
+import { RunningVariance } from '../../../src-shared/metrics/running-variance.ts';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type HostTensor, toFloat32 } from '../../../src-shared/tensor/dtype.ts';
@@ -50,40 +52,6 @@ export function streamSources(s: StreamRequest): string[] {
   return [...kv.map((l) => `present.${l}.key`), ...(kv.length ? [`present.${Math.min(...kv)}.value`] : []), ...(s.features ?? []).map((f) => f.source), ...(s.gram ?? []).map((g) => g.source)];
 }
 
-/** Welford's running mean / M2 per dimension, float64. */
-export class Running {
-  n = 0;
-  readonly mean: Float64Array;
-  readonly m2: Float64Array;
-  normSum = 0;
-  constructor(width: number) {
-    this.mean = new Float64Array(width);
-    this.m2 = new Float64Array(width);
-  }
-  /** Adds `src[from .. from + width)`. */
-  add(src: Float32Array, from: number): void {
-    const w = this.mean.length;
-    this.n++;
-    let sq = 0;
-    for (let x = 0; x < w; x++) {
-      const v = src[from + x]!;
-      const d = v - this.mean[x]!;
-      this.mean[x]! += d / this.n;
-      this.m2[x]! += d * (v - this.mean[x]!);
-      sq += v * v;
-    }
-    this.normSum += Math.sqrt(sq);
-  }
-  variance(): number {
-    let s = 0;
-    for (let x = 0; x < this.m2.length; x++) s += this.m2[x]!;
-    return this.n ? s / this.n : NaN;
-  }
-  get bytes(): number {
-    return this.mean.byteLength + this.m2.byteLength;
-  }
-}
-
 interface Place {
   slot: Omit<StreamSlot, 'position'>;
 }
@@ -93,11 +61,11 @@ export class StreamStats {
   items = 0;
   readonly places = new Map<string, Place>();
   /** layer → place key → running key statistics. */
-  readonly keys = new Map<number, Map<string, Running>>();
+  readonly keys = new Map<number, Map<string, RunningVariance>>();
   inputLayer: number | null = null;
-  readonly input = new Map<string, Running>();
+  readonly input = new Map<string, RunningVariance>();
   /** layer → place key → running mean of the hidden state (Welford's mean; M2 unused). */
-  readonly features = new Map<number, Map<string, Running>>();
+  readonly features = new Map<number, Map<string, RunningVariance>>();
   readonly gram = new Map<number, { n: number; width: number; sum: Float64Array }>();
 
   /** Bytes held by the accumulators (the bounded-memory check counts these, not RSS). */
@@ -116,7 +84,7 @@ export class StreamStats {
       if (!t) throw new Error(`streamed statistics: the forward pass produced no ${name}`);
       return t;
     };
-    const perToken = (t: HostTensor, into: Map<string, Running>) => {
+    const perToken = (t: HostTensor, into: Map<string, RunningVariance>) => {
       // [1, kvHeads, seq, headDim] → one vector per image token, heads concatenated.
       const [, heads = 1, seq = 0, dim = 0] = t.shape;
       const f = toFloat32(t);
@@ -124,9 +92,9 @@ export class StreamStats {
       for (const s of req.slots) {
         for (let h = 0; h < heads; h++) v.set(f.subarray((h * seq + s.position) * dim, (h * seq + s.position + 1) * dim), h * dim);
         let r = into.get(s.key);
-        if (!r) into.set(s.key, (r = new Running(v.length)));
-        if (r.mean.length !== v.length) throw new Error(`streamed statistics: ${v.length} values per token, earlier items had ${r.mean.length}`);
-        r.add(v, 0);
+        if (!r) into.set(s.key, (r = new RunningVariance(v.length)));
+        if (r.width !== v.length) throw new Error(`streamed statistics: ${v.length} values per token, earlier items had ${r.width}`);
+        r.add(v);
       }
     };
     if (req.keyVariance?.layers.length) {
@@ -147,8 +115,8 @@ export class StreamStats {
       if (!m) this.features.set(layer, (m = new Map()));
       for (const s of req.slots) {
         let r = m.get(s.key);
-        if (!r) m.set(s.key, (r = new Running(width)));
-        r.add(f, s.position * width);
+        if (!r) m.set(s.key, (r = new RunningVariance(width)));
+        r.addAt(f, s.position * width);
       }
     }
     for (const { layer, source } of req.gram ?? []) {
@@ -178,7 +146,7 @@ export class StreamStats {
   result(): { tensors: Record<string, HostTensor>; metadata: Record<string, string> } {
     const order = [...this.places.keys()];
     const tensors: Record<string, HostTensor> = {};
-    const summary = (m: Map<string, Running>) => order.filter((k) => m.has(k)).map((k) => ({ key: k, n: m.get(k)!.n, variance: m.get(k)!.variance(), meanNorm: m.get(k)!.n ? m.get(k)!.normSum / m.get(k)!.n : NaN }));
+    const summary = (m: Map<string, RunningVariance>) => order.filter((k) => m.has(k)).map((k) => ({ key: k, n: m.get(k)!.n, variance: m.get(k)!.variance(), meanNorm: m.get(k)!.meanNorm() }));
     const keyVariance = this.keys.size
       ? { layers: [...this.keys.entries()].sort((a, b) => a[0] - b[0]).map(([layer, m]) => ({ layer, slots: summary(m) })), input: this.inputLayer === null ? null : { layer: this.inputLayer, slots: summary(this.input) } }
       : null;

@@ -37,6 +37,8 @@
  * every image; flagged prefix tokens (a kept CLS, row −1) are blocked as `cls` (every prefix token).
  * Layers with the same flagged set share one edit.
  */
+import type { RunInfo } from '../../../src-shared/contract/domain.ts';
+import { RunningVariance } from '../../../src-shared/metrics/running-variance.ts';
 import type { AblationSpec, TokenSet } from '../../../src-shared/ablation/spec.ts';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import { type VlmForwardSpec, VlmForwardSpec as VlmForwardSpecSchema } from '../../../src-shared/jobs/specs.ts';
@@ -49,48 +51,6 @@ export const DEFAULT_MAX_PER_LAYER = 5;
 
 export const FLAG_RULE =
   'flagged: variance < threshold × the layer\'s median token variance, and inputNormalised ≥ inputFloor when inputFloor > 0 (variance = mean over items of ‖key − mean key‖², all KV heads; normalised = variance / layer mean variance; z = (variance − layer mean) / layer sd; inputNormalised = the same normalised variance of the slot\'s first-layer value, i.e. of its input embedding)';
-
-/** Running mean and sum of squared deviations per dimension (Welford), in float64. */
-export class KeyVariance {
-  readonly width: number;
-  n = 0;
-  readonly mean: Float64Array;
-  readonly m2: Float64Array;
-  normSum = 0;
-
-  constructor(width: number) {
-    this.width = width;
-    this.mean = new Float64Array(width);
-    this.m2 = new Float64Array(width);
-  }
-
-  /** One item's key vector (all KV heads concatenated). */
-  add(v: ArrayLike<number>): void {
-    if (v.length !== this.width) throw new Error(`key vector of ${v.length} values, expected ${this.width}`);
-    this.n++;
-    let sq = 0;
-    for (let x = 0; x < this.width; x++) {
-      const val = v[x]!;
-      const d = val - this.mean[x]!;
-      this.mean[x]! += d / this.n;
-      this.m2[x]! += d * (val - this.mean[x]!);
-      sq += val * val;
-    }
-    this.normSum += Math.sqrt(sq);
-  }
-
-  /** (1/N) Σ ‖k − k̄‖²: population variance summed over dimensions. */
-  variance(): number {
-    if (this.n === 0) return NaN;
-    let s = 0;
-    for (let x = 0; x < this.width; x++) s += this.m2[x]!;
-    return s / this.n;
-  }
-
-  meanNorm(): number {
-    return this.n ? this.normSum / this.n : NaN;
-  }
-}
 
 export function median(values: readonly number[]): number {
   if (!values.length) return NaN;
@@ -241,8 +201,8 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
   if ((run.spec as { imagesAlone?: boolean }).imagesAlone) {
     throw new LoupeError('bad-input', `run ${runId} took each image's K/V from its own pass (imagesAlone); key tokens and the text → token blocking they propose need the one prompt's K/V and positions: run without imagesAlone`);
   }
-  const acc = new Map<number, Map<string, { slot: Slot; w: KeyVariance; att: number; attItems: number }>>();
-  const input = new Map<string, KeyVariance>();
+  const acc = new Map<number, Map<string, { slot: Slot; w: RunningVariance; att: number; attItems: number }>>();
+  const input = new Map<string, RunningVariance>();
   let inputLayer: number | undefined;
   let items = 0;
   let withAttention = false;
@@ -262,7 +222,7 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
       const f = toFloat32(v0);
       slots.forEach(({ key }, j) => {
         let w = input.get(key);
-        if (!w) input.set(key, (w = new KeyVariance(v0.shape[0]! * v0.shape[2]!)));
+        if (!w) input.set(key, (w = new RunningVariance(v0.shape[0]! * v0.shape[2]!)));
         w.add(tokenVector(v0, j, f));
       });
     }
@@ -280,7 +240,7 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
       if (attData) withAttention = true;
       slots.forEach(({ key, slot, position }, j) => {
         let a = perLayer.get(key);
-        if (!a) perLayer.set(key, (a = { slot, w: new KeyVariance(width), att: 0, attItems: 0 }));
+        if (!a) perLayer.set(key, (a = { slot, w: new RunningVariance(width), att: 0, attItems: 0 }));
         if (a.w.width !== width) throw new LoupeError('bad-input', `${name} of item ${result.itemId} has ${width} key values per token, other items ${a.w.width}`);
         a.w.add(tokenVector(t, j, f));
         if (attData) {
@@ -311,30 +271,45 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
   const inputKeys = [...input.entries()].filter(([, w]) => w.n >= 2);
   const inputStats = layerStats(inputKeys.map(([, w]) => w.variance()));
   const inputNormalised = new Map(inputKeys.map(([k], i) => [k, inputStats.normalised[i]!]));
+  const perLayer = [...acc.keys()]
+    .sort((a, b) => a - b)
+    .map((layer) => {
+      const entries = [...acc.get(layer)!.entries()].filter(([, a]) => a.w.n >= 2);
+      const variances = entries.map(([, a]) => a.w.variance());
+      const stats = layerStats(variances, threshold);
+      const rows: KeyTokenRow[] = entries.map(([key, a], i) => ({
+        layer,
+        ...a.slot,
+        items: a.w.n,
+        variance: variances[i]!,
+        normalised: stats.normalised[i]!,
+        z: stats.z[i]!,
+        meanNorm: a.w.meanNorm(),
+        inputNormalised: inputNormalised.get(key) ?? null,
+        attention: withAttention && a.attItems ? a.att / a.attItems : null,
+        flagged: stats.flagged[i]! && (inputFloor <= 0 || (inputNormalised.get(key) ?? Infinity) >= inputFloor),
+      }));
+      return { layer, rows, stats };
+    });
+  return { runId, items, threshold, inputFloor, rule: FLAG_RULE, ...rankLayers(run, perLayer, maxPerLayer) };
+}
+
+/**
+ * From each layer's rows (any order) to the result both paths report (stored K/V above, streamed
+ * statistics in streamed-key-variance.ts): rows sorted by variance (ties by place), the layer
+ * summaries, the rows shown (at least `maxPerLayer`, and every flagged one), the blocking spec of
+ * the flagged places and the run that applies it.
+ */
+export function rankLayers(run: RunInfo, perLayer: readonly { layer: number; rows: KeyTokenRow[]; stats: LayerStats }[], maxPerLayer: number): Pick<KeyTokensResult, 'layers' | 'tokens' | 'ablation' | 'blockingRun'> {
   const layers: KeyTokenLayer[] = [];
-  const rows: KeyTokenRow[] = [];
-  const flagged = new Map<number, Slot[]>();
-  for (const layer of [...acc.keys()].sort((a, b) => a - b)) {
-    const entries = [...acc.get(layer)!.entries()].filter(([, a]) => a.w.n >= 2);
-    const variances = entries.map(([, a]) => a.w.variance());
-    const s = layerStats(variances, threshold);
-    const all: KeyTokenRow[] = entries.map(([key, a], i) => ({
-      layer,
-      ...a.slot,
-      items: a.w.n,
-      variance: variances[i]!,
-      normalised: s.normalised[i]!,
-      z: s.z[i]!,
-      meanNorm: a.w.meanNorm(),
-      inputNormalised: inputNormalised.get(key) ?? null,
-      attention: withAttention && a.attItems ? a.att / a.attItems : null,
-      flagged: s.flagged[i]! && (inputFloor <= 0 || (inputNormalised.get(key) ?? Infinity) >= inputFloor),
-    }));
-    all.sort((x, y) => x.variance - y.variance || x.image - y.image || x.tile - y.tile || x.row - y.row || x.col - y.col);
+  const tokens: KeyTokenRow[] = [];
+  const flagged = new Map<number, KeyTokenRow[]>();
+  for (const { layer, rows, stats } of perLayer) {
+    const all = [...rows].sort((x, y) => x.variance - y.variance || x.image - y.image || x.tile - y.tile || x.row - y.row || x.col - y.col);
     const nFlagged = all.filter((r) => r.flagged).length;
-    rows.push(...all.slice(0, Math.max(maxPerLayer, nFlagged)));
+    tokens.push(...all.slice(0, Math.max(maxPerLayer, nFlagged)));
     flagged.set(layer, all.filter((r) => r.flagged));
-    layers.push({ layer, tokens: all.length, meanVariance: s.mean, medianVariance: s.median, flagged: nFlagged });
+    layers.push({ layer, tokens: all.length, meanVariance: stats.mean, medianVariance: stats.median, flagged: nFlagged });
   }
   const ablation = blockingSpec(flagged);
   let blockingRun: KeyTokensResult['blockingRun'] = null;
@@ -342,8 +317,8 @@ export function keyTokens(store: Store, runId: string, options: KeyTokenOptions 
     const spec = VlmForwardSpecSchema.parse(run.spec);
     // Edits the run already had stay: the blocking run differs from this one by the key-token block alone.
     const edits = [...(spec.ablation?.edits ?? []), ...ablation.edits];
-    if (edits.length > 64) throw new LoupeError('bad-input', `run ${runId} already has ${spec.ablation!.edits.length} ablation edits; adding ${ablation.edits.length} exceeds the 64 a spec holds`);
+    if (edits.length > 64) throw new LoupeError('bad-input', `run ${run.id} already has ${spec.ablation!.edits.length} ablation edits; adding ${ablation.edits.length} exceeds the 64 a spec holds`);
     blockingRun = { kind: 'vlm-forward', modelId: run.modelId, datasetId: run.datasetId, name: `${run.name} · key tokens blocked`, spec: { ...spec, ablation: { edits } } };
   }
-  return { runId, items, threshold, inputFloor, rule: FLAG_RULE, layers, tokens: rows, ablation, blockingRun };
+  return { layers, tokens, ablation, blockingRun };
 }

@@ -9,12 +9,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LoupeError } from '../../../src-shared/contract/errors.ts';
-import { VlmForwardSpec } from '../../../src-shared/jobs/specs.ts';
 import { decodeSafetensors } from '../../../src-shared/tensor/safetensors.ts';
 import type { StreamSlot } from '../../compute/capture/stream-stats.ts';
 import { streamedStatsPath } from '../../jobs/stream-request.ts';
 import type { Store } from '../../store/store.ts';
-import { DEFAULT_MAX_PER_LAYER, DEFAULT_THRESHOLD, FLAG_RULE, type KeyTokenLayer, type KeyTokenOptions, type KeyTokenRow, type KeyTokensResult, blockingSpec, layerStats } from './key-tokens.ts';
+import { DEFAULT_MAX_PER_LAYER, DEFAULT_THRESHOLD, FLAG_RULE, type KeyTokenOptions, type KeyTokenRow, type KeyTokensResult, layerStats, rankLayers } from './key-tokens.ts';
 
 interface SlotStat {
   key: string;
@@ -63,16 +62,13 @@ export function streamedKeyTokens(store: Store, runId: string, options: KeyToken
   const inputKeys = (s.input?.slots ?? []).filter((x) => x.n >= 2);
   const inputStats = layerStats(inputKeys.map((x) => x.variance));
   const inputNormalised = new Map(inputKeys.map((x, i) => [x.key, inputStats.normalised[i]!]));
-  const layers: KeyTokenLayer[] = [];
-  const rows: KeyTokenRow[] = [];
-  const flagged = new Map<number, { image: number; tile: number; row: number; col: number; patch: number }[]>();
-  for (const { layer, slots } of s.layers) {
+  const perLayer = s.layers.map(({ layer, slots }) => {
     const entries = slots.filter((x) => x.n >= 2);
-    const st = layerStats(
+    const stats = layerStats(
       entries.map((x) => x.variance),
       threshold,
     );
-    const all: KeyTokenRow[] = entries.map((x, i) => {
+    const rows: KeyTokenRow[] = entries.map((x, i) => {
       const p = place.get(x.key)!;
       return {
         layer,
@@ -83,27 +79,15 @@ export function streamedKeyTokens(store: Store, runId: string, options: KeyToken
         patch: patchOf(p),
         items: x.n,
         variance: x.variance,
-        normalised: st.normalised[i]!,
-        z: st.z[i]!,
+        normalised: stats.normalised[i]!,
+        z: stats.z[i]!,
         meanNorm: x.meanNorm,
         inputNormalised: inputNormalised.get(x.key) ?? null,
         attention: null,
-        flagged: st.flagged[i]! && (inputFloor <= 0 || (inputNormalised.get(x.key) ?? Infinity) >= inputFloor),
+        flagged: stats.flagged[i]! && (inputFloor <= 0 || (inputNormalised.get(x.key) ?? Infinity) >= inputFloor),
       };
     });
-    all.sort((x, y) => x.variance - y.variance || x.image - y.image || x.tile - y.tile || x.row - y.row || x.col - y.col);
-    const nFlagged = all.filter((r) => r.flagged).length;
-    rows.push(...all.slice(0, Math.max(maxPerLayer, nFlagged)));
-    flagged.set(layer, all.filter((r) => r.flagged));
-    layers.push({ layer, tokens: all.length, meanVariance: st.mean, medianVariance: st.median, flagged: nFlagged });
-  }
-  const ablation = blockingSpec(flagged);
-  let blockingRun: KeyTokensResult['blockingRun'] = null;
-  if (ablation) {
-    const spec = VlmForwardSpec.parse(run.spec);
-    const edits = [...(spec.ablation?.edits ?? []), ...ablation.edits];
-    if (edits.length > 64) throw new LoupeError('bad-input', `run ${runId} already has ${spec.ablation!.edits.length} ablation edits; adding ${ablation.edits.length} exceeds the 64 a spec holds`);
-    blockingRun = { kind: 'vlm-forward', modelId: run.modelId, datasetId: run.datasetId, name: `${run.name} · key tokens blocked`, spec: { ...spec, ablation: { edits } } };
-  }
-  return { runId, items: s.items, threshold, inputFloor, rule: `${FLAG_RULE} — from the run's streamed statistics (no stored K/V)`, layers, tokens: rows, ablation, blockingRun };
+    return { layer, rows, stats };
+  });
+  return { runId, items: s.items, threshold, inputFloor, rule: `${FLAG_RULE} — from the run's streamed statistics (no stored K/V)`, ...rankLayers(run, perLayer, maxPerLayer) };
 }
