@@ -97,33 +97,72 @@ function captureBuffer(bytes: number): ArrayBufferLike {
 }
 
 /**
- * Runs of consecutive row indices in `rows` as [first row, length] pairs: image tokens are one
- * contiguous run per image, so a K/V head is copied (or converted) in one call, not row by row
- * (at 7B shapes: 32 calls per tensor instead of 18,432).
+ * What a copy-like op keeps of its source, with its indices checked once: for each `outer` block
+ * (a K/V head, a batch × attention head, a batch) the `rows` (in order) of `block` elements, rows
+ * numbered 0..rowN−1 within a block. `all` when nothing is dropped. Null for `raw` (the source as it is).
  */
-function rowRuns(rows: readonly number[]): [number, number][] {
-  const runs: [number, number][] = [];
-  for (let j = 0; j < rows.length; ) {
-    let n = 1;
-    while (j + n < rows.length && rows[j + n] === rows[j]! + n) n++;
-    runs.push([rows[j]!, n]);
-    j += n;
-  }
-  return runs;
+interface Selection {
+  outer: number[];
+  rows: number[];
+  rowN: number;
+  block: number;
+  all: boolean;
 }
 
-/** Copies rows of [outer, inner-blocks] data: out[o][j] = src[o][sel[j]], each a `block`-element run (float32 values or fp16 bits). */
-function gatherBlocks<T extends Float32Array | Uint16Array>(src: T, outerSel: number[], rowSel: number[], rowN: number, block: number): T {
-  const n = outerSel.length * rowSel.length * block;
-  const out = (src instanceof Uint16Array ? new Uint16Array(captureBuffer(n * 2), 0, n) : new Float32Array(captureBuffer(n * 4), 0, n)) as T;
-  const runs = rowRuns(rowSel);
-  let at = 0;
-  for (const o of outerSel) {
-    for (const [r, len] of runs) {
-      const from = (o * rowN + r) * block;
-      out.set(src.subarray(from, from + len * block) as never, at);
-      at += len * block;
+function selectionOf(op: CaptureOp, shape: readonly number[]): Selection | null {
+  switch (op.layout) {
+    case 'raw':
+      return null;
+    case 'kv': {
+      const [, h = 0, s = 0, d = 0] = shape;
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      return { outer: op.heads ?? range(h), rows: op.rows ?? range(s), rowN: s, block: d, all: !op.heads && !op.rows };
     }
+    case 'hidden': {
+      const [b = 1, s = 0, w = 0] = shape;
+      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
+      return { outer: range(b), rows: op.rows ?? range(s), rowN: s, block: w, all: !op.rows };
+    }
+    case 'attention': {
+      const [b = 1, h = 0, q = 0, k = 0] = attentionShape(shape, op.attentionHeads ?? shape[1] ?? 1);
+      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
+      (op.rows ?? []).forEach((i) => checkIndex('query row', i, q, op));
+      const outer = range(b).flatMap((bi) => (op.heads ?? range(h)).map((hi) => bi * h + hi));
+      return { outer, rows: op.rows ?? range(q), rowN: q, block: k, all: !op.heads && !op.rows };
+    }
+  }
+}
+
+/** Ops whose stored values are source elements as they are (full attention included); top-k and head sums compute theirs. */
+function copiesElements(op: CaptureOp): boolean {
+  return op.layout !== 'attention' || (op.attention ?? { mode: 'full' }).mode === 'full';
+}
+
+/**
+ * The kept elements as [first element, count] runs in stored order, consecutive rows merged:
+ * image tokens are one contiguous run per image, so a K/V head is one run, not one per row
+ * (at 7B shapes: 32 copies per tensor instead of 18,432).
+ */
+function elementRuns(sel: Selection): [number, number][] {
+  const rowRuns: [number, number][] = [];
+  for (let j = 0; j < sel.rows.length; ) {
+    let n = 1;
+    while (j + n < sel.rows.length && sel.rows[j + n] === sel.rows[j]! + n) n++;
+    rowRuns.push([sel.rows[j]!, n]);
+    j += n;
+  }
+  return sel.outer.flatMap((o) => rowRuns.map(([r, n]): [number, number] => [(o * sel.rowN + r) * sel.block, n * sel.block]));
+}
+
+/** The runs copied into one new (shared where possible) array of the source's type: float32 values or fp16 bits. */
+function copyRuns<T extends Float32Array | Uint16Array>(src: T, runs: [number, number][]): T {
+  const n = runs.reduce((a, [, len]) => a + len, 0);
+  const out = (src instanceof Uint16Array ? new Uint16Array(captureBuffer(n * 2), 0, n) : new Float32Array(captureBuffer(n * 4), 0, n)) as T;
+  let at = 0;
+  for (const [from, len] of runs) {
+    out.set(src.subarray(from, from + len) as never, at);
+    at += len;
   }
   return out;
 }
@@ -133,187 +172,97 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** The float32 values an op keeps (before the store dtype), and int32 indices for top-k. */
 function captureFloats(op: CaptureOp, t: HostTensor): { values: Float32Array; index?: Int32Array } {
   const src = toFloat32(t);
-  switch (op.layout) {
-    case 'raw':
-      return { values: src };
-    case 'kv': {
-      const [, h = 0, s = 0, d = 0] = t.shape;
-      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
-      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-      if (!op.heads && !op.rows) return { values: src };
-      return { values: gatherBlocks(src, op.heads ?? range(h), op.rows ?? range(s), s, d) };
+  const sel = selectionOf(op, t.shape);
+  if (!sel) return { values: src };
+  if (copiesElements(op)) return { values: sel.all ? src : copyRuns(src, elementRuns(sel)) };
+  const [b = 1, h = 0, q = 0, k = 0] = attentionShape(t.shape, op.attentionHeads ?? t.shape[1] ?? 1);
+  const mode = op.attention as { mode: 'headsum' } | { mode: 'topk'; k: number };
+  if (mode.mode === 'headsum') {
+    const out = new Float32Array(b * sel.rows.length * k);
+    // outer is batch-major (bi · h + head), so each batch's heads are summed in the kept order.
+    for (const o of sel.outer) {
+      const bi = Math.floor(o / h);
+      sel.rows.forEach((r, j) => {
+        const from = (o * q + r) * k;
+        const to = (bi * sel.rows.length + j) * k;
+        for (let x = 0; x < k; x++) out[to + x]! += src[from + x]!;
+      });
     }
-    case 'hidden': {
-      const [b = 1, s = 0, w = 0] = t.shape;
-      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-      if (!op.rows) return { values: src };
-      return { values: gatherBlocks(src, range(b), op.rows, s, w) };
-    }
-    case 'attention': {
-      const [b = 1, h = 0, q = 0, k = 0] = attentionShape(t.shape, op.attentionHeads ?? t.shape[1] ?? 1);
-      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
-      (op.rows ?? []).forEach((i) => checkIndex('query row', i, q, op));
-      const heads = op.heads ?? range(h);
-      const rows = op.rows ?? range(q);
-      const mode = op.attention ?? { mode: 'full' };
-      const outer = range(b).flatMap((bi) => heads.map((hi) => bi * h + hi));
-      if (mode.mode === 'full') return { values: op.heads || op.rows ? gatherBlocks(src, outer, rows, q, k) : src };
-      if (mode.mode === 'headsum') {
-        const out = new Float32Array(b * rows.length * k);
-        for (let bi = 0; bi < b; bi++)
-          for (const hi of heads)
-            rows.forEach((r, j) => {
-              const from = ((bi * h + hi) * q + r) * k;
-              const to = (bi * rows.length + j) * k;
-              for (let x = 0; x < k; x++) out[to + x]! += src[from + x]!;
-            });
-        return { values: out };
+    return { values: out };
+  }
+  // Top-k per row: largest first, ties to the lower key index (a stable order anyone can recompute).
+  const kk = Math.min(mode.k, k);
+  const values = new Float32Array(sel.outer.length * sel.rows.length * kk);
+  const index = new Int32Array(values.length);
+  const order = new Int32Array(k);
+  let at = 0;
+  for (const o of sel.outer) {
+    for (const r of sel.rows) {
+      const from = (o * q + r) * k;
+      for (let x = 0; x < k; x++) order[x] = x;
+      const row = src.subarray(from, from + k);
+      const sorted = Array.from(order).sort((x, y) => row[y]! - row[x]! || x - y);
+      for (let j = 0; j < kk; j++) {
+        index[at + j] = sorted[j]!;
+        values[at + j] = row[sorted[j]!]!;
       }
-      // Top-k per row: largest first, ties to the lower key index (a stable order anyone can recompute).
-      const kk = Math.min(mode.k, k);
-      const values = new Float32Array(outer.length * rows.length * kk);
-      const index = new Int32Array(values.length);
-      const order = new Int32Array(k);
-      let at = 0;
-      for (const o of outer) {
-        for (const r of rows) {
-          const from = (o * q + r) * k;
-          for (let x = 0; x < k; x++) order[x] = x;
-          const row = src.subarray(from, from + k);
-          const sorted = Array.from(order).sort((x, y) => row[y]! - row[x]! || x - y);
-          for (let j = 0; j < kk; j++) {
-            index[at + j] = sorted[j]!;
-            values[at + j] = row[sorted[j]!]!;
-          }
-          at += kk;
-        }
-      }
-      return { values, index };
+      at += kk;
     }
   }
+  return { values, index };
+}
+
+/**
+ * The fp16 bits a copy-like op stores, without a float32 copy of the kept elements first: an fp16
+ * source's bits copied as they are (an fp16 export, or a float32 output the runtime converted:
+ * taps.ts fp16TapName), a float32 source's converted run by run (half.ts, bit-equal to f32ToF16) —
+ * the store's hot path at 7B sizes. Null where values must be computed (top-k, head sums: ranked
+ * and summed in float32) or for a float32 `raw` source (the general path converts it whole).
+ */
+function copyToF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
+  if (!copiesElements(op) || (t.dtype !== 'float16' && t.dtype !== 'float32')) return null;
+  const sel = selectionOf(op, t.shape);
+  if (t.dtype === 'float16') {
+    const src = t.data as Uint16Array;
+    return !sel || sel.all ? src : copyRuns(src, elementRuns(sel));
+  }
+  if (!sel) return null;
+  const runs = elementRuns(sel);
+  const bits = floatBits(t.data as Float32Array);
+  const out = new Uint16Array(captureBuffer(runs.reduce((a, [, len]) => a + len, 0) * 2));
+  let at = 0;
+  for (const [from, len] of runs) {
+    f32BitsToF16Range(bits, from, len, out, at);
+    at += len;
+  }
+  return out;
+}
+
+/**
+ * An fp16 capture of an fp16 source in shared memory, as views of the source: one per run of kept
+ * elements. The store writes and hashes them in place — no gathered copy — so the source must not
+ * change until the blob's digest (the worker drops it only afterwards). Null where the values must
+ * be gathered or computed (other memory, top-k, head sums, float32).
+ */
+export function captureViews(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Uint8Array[] | null {
+  if (dtype !== 'float16' || t.dtype !== 'float16' || !copiesElements(op) || typeof SharedArrayBuffer !== 'function' || !(t.data.buffer instanceof SharedArrayBuffer)) return null;
+  const src = t.data as Uint16Array;
+  const sel = selectionOf(op, t.shape);
+  const runs: [number, number][] = !sel || sel.all ? [[0, src.length]] : elementRuns(sel);
+  return runs.map(([from, len]) => new Uint8Array(src.buffer, src.byteOffset + from * 2, len * 2));
 }
 
 /**
  * Applies an op to a runtime output: the stored tensors, in the store dtype (fp16 through the
  * fast converter). Callers producing one op at a time keep one op's data alive at a time.
  */
-/**
- * K/V and hidden-state rows stored as fp16, gathered and converted in one pass (no float32
- * copy of the rows first): the store's hot path at 7B sizes. Null for other ops (general path).
- */
-function gatherToF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
-  if (t.dtype !== 'float32' || (op.layout !== 'kv' && op.layout !== 'hidden')) return null;
-  const src = t.data as Float32Array;
-  let outer: number[];
-  let rows: number[];
-  let rowN: number;
-  let block: number;
-  if (op.layout === 'kv') {
-    const [, h = 0, s = 0, d = 0] = t.shape;
-    (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
-    (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-    [outer, rows, rowN, block] = [op.heads ?? range(h), op.rows ?? range(s), s, d];
-  } else {
-    const [b = 1, s = 0, w = 0] = t.shape;
-    (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-    [outer, rows, rowN, block] = [range(b), op.rows ?? range(s), s, w];
-  }
-  const bits = floatBits(src);
-  const n = outer.length * rows.length * block;
-  const out = new Uint16Array(captureBuffer(n * 2), 0, n);
-  const runs = rowRuns(rows);
-  let at = 0;
-  for (const o of outer) {
-    for (const [r, len] of runs) {
-      f32BitsToF16Range(bits, (o * rowN + r) * block, len * block, out, at);
-      at += len * block;
-    }
-  }
-  return out;
-}
-
-/**
- * fp16 sources stored as fp16 (an fp16 export, or a float32 output the runtime converted: taps.ts
- * fp16TapName): rows and heads are copied as bits, never through float32. Null where values must
- * be computed (top-k, head sums: ranked and summed in float32 from the fp32 source instead).
- */
-function gatherF16(op: CaptureOp, t: HostTensor): Uint16Array | null {
-  if (t.dtype !== 'float16') return null;
-  const src = t.data as Uint16Array;
-  switch (op.layout) {
-    case 'raw':
-      return src;
-    case 'kv': {
-      const [, h = 0, s = 0, d = 0] = t.shape;
-      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
-      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-      return op.heads || op.rows ? gatherBlocks(src, op.heads ?? range(h), op.rows ?? range(s), s, d) : src;
-    }
-    case 'hidden': {
-      const [b = 1, s = 0, w = 0] = t.shape;
-      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-      return op.rows ? gatherBlocks(src, range(b), op.rows, s, w) : src;
-    }
-    case 'attention': {
-      if ((op.attention ?? { mode: 'full' }).mode !== 'full') return null;
-      const [b = 1, h = 0, q = 0, k = 0] = attentionShape(t.shape, op.attentionHeads ?? t.shape[1] ?? 1);
-      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
-      (op.rows ?? []).forEach((i) => checkIndex('query row', i, q, op));
-      if (!op.heads && !op.rows) return src;
-      const outer = range(b).flatMap((bi) => (op.heads ?? range(h)).map((hi) => bi * h + hi));
-      return gatherBlocks(src, outer, op.rows ?? range(q), q, k);
-    }
-  }
-}
-
-/**
- * An fp16 capture of an fp16 source in shared memory, as views of the source: one per (head or
- * batch, run of consecutive rows). The store writes and hashes them in place — no gathered copy —
- * so the source must not change until the blob's digest (the worker drops it only afterwards).
- * Null where the values must be gathered or computed (other memory, top-k, head sums, float32).
- */
-export function captureViews(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Uint8Array[] | null {
-  if (dtype !== 'float16' || t.dtype !== 'float16' || typeof SharedArrayBuffer !== 'function' || !(t.data.buffer instanceof SharedArrayBuffer)) return null;
-  const src = t.data as Uint16Array;
-  const view = (from: number, n: number) => new Uint8Array(src.buffer, src.byteOffset + from * 2, n * 2);
-  const blocks = (outer: number[], rows: number[], rowN: number, block: number) => {
-    const runs = rowRuns(rows);
-    return outer.flatMap((o) => runs.map(([r, len]) => view((o * rowN + r) * block, len * block)));
-  };
-  switch (op.layout) {
-    case 'raw':
-      return [view(0, src.length)];
-    case 'kv': {
-      const [, h = 0, s = 0, d = 0] = t.shape;
-      (op.heads ?? []).forEach((i) => checkIndex('head', i, h, op));
-      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-      return blocks(op.heads ?? range(h), op.rows ?? range(s), s, d);
-    }
-    case 'hidden': {
-      const [b = 1, s = 0, w = 0] = t.shape;
-      (op.rows ?? []).forEach((i) => checkIndex('position', i, s, op));
-      return blocks(range(b), op.rows ?? range(s), s, w);
-    }
-    case 'attention':
-      return null;
-  }
-}
-
 export function applyCapture(op: CaptureOp, t: HostTensor, dtype: StoreFloat): Record<string, HostTensor> {
   const shapes = captureShape(op, t.shape, dtype);
-  if (dtype === 'float16') {
-    const bits = gatherF16(op, t);
-    if (bits) {
-      const s = shapes[0]!;
-      if (bits.length !== elementCount(s.shape)) throw new Error(`capture ${s.name}: ${bits.length} values for shape [${s.shape.join(', ')}]`);
-      return { [s.name]: { dtype: s.dtype, shape: s.shape, data: bits } };
-    }
-    const fused = gatherToF16(op, t);
-    if (fused) {
-      const s = shapes[0]!;
-      if (fused.length !== elementCount(s.shape)) throw new Error(`capture ${s.name}: ${fused.length} values for shape [${s.shape.join(', ')}]`);
-      return { [s.name]: { dtype: s.dtype, shape: s.shape, data: fused } };
-    }
+  const bits = dtype === 'float16' ? copyToF16(op, t) : null;
+  if (bits) {
+    const s = shapes[0]!;
+    if (bits.length !== elementCount(s.shape)) throw new Error(`capture ${s.name}: ${bits.length} values for shape [${s.shape.join(', ')}]`);
+    return { [s.name]: { dtype: s.dtype, shape: s.shape, data: bits } };
   }
   const { values, index } = captureFloats(op, t);
   const toStore = (v: Float32Array): TypedArray => (dtype === 'float16' ? f32ToF16(v) : v);
