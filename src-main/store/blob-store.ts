@@ -46,9 +46,11 @@ export interface BlobEntry {
 }
 
 /** A tensor to stream into a blob: its header entry now, its bytes when `data()` is called (once, in file order). */
+/** A tensor's bytes: one array, or parts stored back to back (views of a source, e.g. one K/V head's image rows each). */
+export type TensorBytes = HostTensor['data'] | { parts: Uint8Array[] };
+
 export interface LazyTensor extends TensorLayoutMeta {
-  /** The tensor's bytes: one array, or parts stored back to back (views of a source, e.g. one K/V head's image rows each). */
-  data: () => HostTensor['data'] | { parts: Uint8Array[] };
+  data: () => TensorBytes;
 }
 
 export class BlobStore {

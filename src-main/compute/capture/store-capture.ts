@@ -6,7 +6,7 @@
  */
 import type { HostTensor } from '../../../src-shared/tensor/dtype.ts';
 import { type CaptureOp, type CapturedShape, type StoreFloat, applyCapture, captureShape, captureViews } from '../../../src-shared/tensor/capture-ops.ts';
-import { BlobStore, type LazyTensor } from '../../store/blob-store.ts';
+import { BlobStore, type LazyTensor, type TensorBytes } from '../../store/blob-store.ts';
 import type { StreamTimings } from '../../store/blob-io.ts';
 import { type StreamRequest, accumulateStream, streamSources } from './stream-stats.ts';
 
@@ -57,7 +57,7 @@ export async function storeCapture(req: CaptureRequest, outputs: (name: string) 
     const src = outputs(op.source);
     if (!src) throw new Error(`capture ${op.name}: the forward pass produced no ${op.source}`);
     const produced = captureShape(op, src.shape, req.dtype);
-    let memo: Record<string, LazyTensor['data'] extends () => infer D ? D : never> | null = null;
+    let memo: Record<string, TensorBytes> | null = null;
     let left = produced.length;
     for (const s of produced) {
       shapes.push(s);
