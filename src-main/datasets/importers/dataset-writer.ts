@@ -29,6 +29,9 @@ export interface DatasetMeta {
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
 
+/** Lets the event loop run (progress events, other requests) between batches of a long synchronous import. */
+export const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 /**
  * A file path named by a benchmark's annotations, resolved inside `root`; `..`, absolute paths and
  * symlinks that lead out of the downloaded folder are refused (annotations are data, not a licence

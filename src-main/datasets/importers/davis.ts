@@ -20,7 +20,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { BenchmarkImportOptions } from '../../../src-shared/dataset/benchmarks.ts';
 import type { Label } from '../../../src-shared/dataset/format.ts';
 import { imageSize } from '../../experiments/inside-the-llm/images.ts';
-import { type DatasetMeta, type DatasetWriter, resolveInside } from './dataset-writer.ts';
+import { type DatasetMeta, type DatasetWriter, resolveInside, tick } from './dataset-writer.ts';
 import { readIdPng } from './palette-png.ts';
 
 const SPLITS = ['train', 'val', 'test-dev', 'test-challenge'];
@@ -28,7 +28,6 @@ const RESOLUTION = '480p';
 /** DAVIS marks pixels to ignore with 255; davis2017-evaluation zeroes them before scoring. */
 const VOID = 255;
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** The folder holding JPEGImages/: the one the user named, or its DAVIS/ child (the zips unpack into DAVIS/). */
 function davisRoot(source: string): string {

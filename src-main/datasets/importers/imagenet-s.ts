@@ -35,7 +35,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { Label } from '../../../src-shared/dataset/format.ts';
 import { readCheckedImage } from '../../engine/image-decode.ts';
 import { imageSize } from '../../experiments/inside-the-llm/images.ts';
-import { resolveInside } from './dataset-writer.ts';
+import { resolveInside, tick } from './dataset-writer.ts';
 import { IMAGENET_S_VARIANTS, type ImageNetSCategory, type ImageNetSVariant, imagenetSCategories } from './imagenet-s-categories.ts';
 import type { BenchmarkImporter } from './registry.ts';
 
@@ -44,7 +44,6 @@ const SPLITS = ['validation', 'train-semi'];
 export const IMAGENET_S_IGNORE = 1000;
 const IMAGE_EXTENSIONS = new Set(['.jpeg', '.jpg', '.png']);
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 const isDir = (p: string): boolean => existsSync(p) && statSync(p).isDirectory();
 const variantOf = (s: string): ImageNetSVariant | null => {
   const m = /^(?:ImageNetS)?(50|300|919)$/i.exec(s.trim());

@@ -25,7 +25,7 @@ import { LoupeError } from '../../../src-shared/contract/errors.ts';
 import type { BenchmarkImportOptions } from '../../../src-shared/dataset/benchmarks.ts';
 import type { Label } from '../../../src-shared/dataset/format.ts';
 import { imageSize } from '../../experiments/inside-the-llm/images.ts';
-import { type DatasetMeta, type DatasetWriter, resolveInside } from './dataset-writer.ts';
+import { type DatasetMeta, type DatasetWriter, resolveInside, tick } from './dataset-writer.ts';
 
 const SPLITS = ['trn', 'val', 'test'];
 const CATEGORIES = ['aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'train', 'tvmonitor'];
@@ -61,7 +61,6 @@ const PairFile = z.object({
 });
 type PairFile = z.infer<typeof PairFile>;
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function spairRoot(source: string): string {
   for (const root of [join(source, 'SPair-71k'), source]) if (existsSync(join(root, 'PairAnnotation'))) return root;
