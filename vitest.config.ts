@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
 // e2e (the served workbench in Debian's Chromium through playwright-core).
 export default defineConfig({
   test: {
+    // Both cores of a 2-core CI machine (vitest's default leaves one idle): integration files spend much
+    // of their time in child processes and disk waits, so two at a time finish sooner. e2e stays serial.
+    maxWorkers: 2,
     projects: [
       { test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' } },
       { test: { name: 'integration', include: ['tests/integration/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 120_000 } },
